@@ -1,0 +1,67 @@
+"""Fitting the regression models by maximum likelihood, recording what the dip analysis needs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probnn.guides.regression import MaximumLikelihoodGuide
+from probnn.models.regression import REGRESSION_MODELS
+
+from .train import fit
+
+COURSEWORK_EPOCHS = 50_000
+COURSEWORK_SEED = 309
+
+
+@dataclass
+class RegressionFit:
+    """A fitted regression model with its training record (see :func:`fit_regression`)."""
+    name: str
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    history: pd.DataFrame  # epoch, loss (= -mean log-likelihood), loglik, seconds
+    f: np.ndarray          # (epochs, n) f(x_i) at each epoch, at the parameters its loss used
+    sigma: np.ndarray      # (epochs, n) sigma(x_i), likewise
+
+    def pointwise_loglik(self) -> np.ndarray:
+        """(epochs, n) log N(y_i | f(x_i), sigma(x_i)^2) at each epoch; rows sum to n * loglik."""
+        y = self.y[:, 0].numpy()[None, :].astype(np.float64)
+        s = self.sigma.astype(np.float64)
+        return -0.5 * ((y - self.f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the per-epoch record as a compressed ``.npz``."""
+        path = Path(path)
+        np.savez_compressed(path, x=self.x[:, 0].numpy(), y=self.y[:, 0].numpy(), f=self.f,
+                            sigma=self.sigma, loglik=self.history["loglik"].to_numpy(),
+                            epoch=self.history["epoch"].to_numpy())
+        return path
+
+
+def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int = COURSEWORK_EPOCHS,
+                   seed: int = COURSEWORK_SEED, lr: float = 1e-3, elbo: str = "trace",
+                   record: bool = True, checkpoint=None, checkpoint_every: int = 5000,
+                   resume: bool = False, progress: bool = True, jit: bool = True) -> RegressionFit:
+    """Fit the ``homoscedastic`` or ``heteroscedastic`` model by maximum likelihood.
+
+    As in the coursework: Adam with ``lr``, full batch, ``epochs`` epochs, seeded with ``seed``
+    before the networks are initialised, so the same seed gives the same fit. ``jit`` compiles
+    the loss (the same Trace_ELBO objective; see :class:`~probnn.inference.train.TracedLoss`).
+    """
+    if name not in REGRESSION_MODELS:
+        raise ValueError(f"unknown regression model {name!r}; choose from {list(REGRESSION_MODELS)}")
+    torch.manual_seed(seed)
+    model, guide = REGRESSION_MODELS[name](), MaximumLikelihoodGuide()
+    result = fit(model, guide, (x, y), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
+                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                 progress=progress, desc=name, record=("f", "sigma") if record else (), jit=jit)
+    history = result.history.rename(columns={"elbo": "loglik"})
+    empty = np.empty((0, len(x)), np.float32)
+    f = result.records["f"][..., 0] if record else empty
+    s = result.records["sigma"][..., 0] if record else empty
+    return RegressionFit(name, model, x, y, history, f, s)

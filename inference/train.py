@@ -1,0 +1,306 @@
+"""A generic SVI training loop for any model/guide pair of this project.
+
+``fit`` minimises an ELBO of ``(model, guide)`` with a torch optimiser over the modules' own
+parameters (``module_local_params``, the PyTorch-style interface of :class:`pyro.infer.ELBO`),
+full batch or in mini-batches, with a per-epoch history, a progress bar, checkpoints and exact
+resume.
+
+Exact resume: a checkpoint stores weights, optimiser state, the position (epoch and batch),
+the RNG states at the start of the epoch and at the moment of saving, the loss accumulated so
+far in the epoch, the history and any recorded sites. Resuming replays the epoch's shuffle
+from the saved RNG state, skips the batches already done and continues with the saved RNG
+state, so an interrupted run ends with the same numbers as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyro
+import pyro.poutine as poutine
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .elbos import make_elbo
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after Ctrl-C once a checkpoint of the interrupted run has been written."""
+
+    def __init__(self, checkpoint: Path | None, epoch: int, batch: int):
+        self.checkpoint, self.epoch, self.batch = checkpoint, epoch, batch
+        where = (f"saved to {checkpoint}; run again with resume=True (--resume) to continue"
+                 if checkpoint else "no checkpoint path was given, so nothing was saved")
+        super().__init__(f"training interrupted in epoch {epoch + 1} after batch {batch}: {where}")
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame
+    """One row per epoch: ``epoch`` (1-based), ``loss`` (mean negative ELBO per data point over
+    the epoch's steps), ``elbo`` (its negative), ``seconds`` (cumulative training time), plus
+    any columns the callback returns."""
+    records: dict[str, np.ndarray] = field(default_factory=dict)
+    """For each site in ``record``: its value at every epoch, shape (epochs, *site_shape), taken
+    in the same pass that computed that epoch's loss (so at the same parameters)."""
+    checkpoint: Path | None = None
+    resumed_from_epoch: int = 0
+
+
+def _as_tuple(batch) -> tuple:
+    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors, reshuffled each epoch from torch's global RNG.
+
+    Slicing whole tensors is much faster than a ``DataLoader`` over a ``TensorDataset``,
+    which collates item by item.
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool = True):
+        self.tensors = _as_tuple(tensors)
+        n = len(self.tensors[0])
+        if any(len(t) != n for t in self.tensors):
+            raise ValueError("all data tensors must have the same length")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.shuffle = n, int(batch_size), shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        for i in range(0, self.n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+class LossModule(torch.nn.Module):
+    """``elbo.differentiable_loss(model, guide, *args)`` as a module, optionally also returning
+    the values of some of the model's sites from the same pass (detached)."""
+
+    def __init__(self, elbo: pyro.infer.ELBO, model, guide, record: Sequence[str] = ()):
+        super().__init__()
+        self.model, self.guide, self.elbo, self.record = model, guide, elbo, tuple(record)
+        self._traced_model = poutine.trace(model) if self.record else model
+
+    def forward(self, *args):
+        loss = self.elbo.differentiable_loss(self._traced_model, self.guide, *args)
+        if not self.record:
+            return loss
+        nodes = self._traced_model.msngr.trace.nodes
+        missing = [s for s in self.record if s not in nodes]
+        if missing:
+            raise KeyError(f"cannot record {missing}: the model has no such sites ({list(nodes)})")
+        return (loss,) + tuple(nodes[s]["value"].detach() for s in self.record)
+
+
+class TracedLoss:
+    """A :class:`LossModule` compiled with ``torch.jit.trace``, once per input shape.
+
+    This is what :class:`pyro.infer.JitTrace_ELBO` does, for module-local parameters (Pyro's
+    version reads parameters from the global param store and fails with
+    ``module_local_params``). Valid for models with static structure, which all models here
+    have: Python control flow and checks run once while tracing, random draws are recorded as
+    ops and drawn afresh on every call. Traced with validation off; ``fit`` runs the first
+    step eagerly with validation on, so bad shapes or values are still caught.
+    """
+
+    def __init__(self, loss_module: torch.nn.Module):
+        self.loss_module = loss_module
+        self._traced: dict = {}
+
+    def __call__(self, *args: torch.Tensor):
+        key = tuple((tuple(a.shape), a.dtype, a.device) for a in args)
+        traced = self._traced.get(key)
+        if traced is None:
+            with warnings.catch_warnings(), pyro.validation_enabled(False):
+                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", category=FutureWarning)  # jit.trace deprecation
+                traced = torch.jit.trace(self.loss_module, args, check_trace=False)
+            self._traced[key] = traced
+        return traced(*args)
+
+
+class _SigintFlag:
+    """Turns Ctrl-C into a flag checked between optimisation steps, so a step is never cut in half."""
+
+    def __init__(self):
+        self.hit = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit:  # a second Ctrl-C aborts at once
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+TRAIN_KEYS = ("elbo", "num_particles", "lr", "batch_size", "record")
+
+
+def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
+        elbo: str | pyro.infer.ELBO = "trace", num_particles: int = 1, lr: float = 1e-3,
+        optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+        batch_size: int | None = None, seed: int | None = None,
+        checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
+        progress: bool = True, desc: str = "train", callback=None, record: Sequence[str] = (),
+        jit: bool = False, max_plate_nesting: int = 1) -> FitResult:
+    """Train ``model``/``guide`` by SVI for ``epochs`` epochs (in total, counting resumed ones).
+
+    Args:
+        data: a tuple of tensors passed positionally to model and guide (full batch unless
+            ``batch_size`` is given), or any iterable of such tuples, e.g. a ``DataLoader``
+            whose shuffling draws from torch's global RNG (exact resume relies on that).
+        elbo: an ELBO name for :func:`~probnn.inference.elbos.make_elbo` or an ELBO instance.
+        optimizer: ``params -> torch.optim.Optimizer``; default ``torch.optim.Adam(lr=lr)``.
+        seed: seeds torch, numpy and random before training (when resuming, the checkpoint's
+            RNG states are restored instead).
+        checkpoint: file to save to every ``checkpoint_every`` epochs, at the end and on
+            Ctrl-C; with ``resume=True`` training continues from it when it exists.
+        callback: ``callback(epoch, loss) -> dict | None`` after each epoch; a returned dict
+            adds columns to the history.
+        record: model sites whose values to keep at every epoch (full batch only).
+        jit: compile the loss with :class:`TracedLoss` (models with static structure only).
+
+    The loss is the negative ELBO divided by the number of data points in the batch, so the
+    history is in nats per data point whatever the batch size.
+    """
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if isinstance(data, (tuple, list, torch.Tensor)):
+        data = _as_tuple(data)
+        loader = TensorBatches(data, batch_size) if batch_size else [data]
+    else:
+        loader = data
+    if record and not (isinstance(loader, list) and len(loader) == 1):
+        raise ValueError("record= needs full-batch training (tensors and no batch_size)")
+    elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
+    elbo_obj = make_elbo(elbo, num_particles, max_plate_nesting) if isinstance(elbo, str) else elbo
+    eager_loss = LossModule(elbo_obj, model, guide, record)
+    params = [p for p in eager_loss.parameters() if p.requires_grad]
+    opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr)
+    fast_loss = TracedLoss(eager_loss) if jit else eager_loss
+    train_config = dict(zip(TRAIN_KEYS, (elbo_name, num_particles, lr, batch_size, tuple(record))))
+
+    start_epoch, start_batch, acc = 0, 0, [0.0, 0]
+    rows: list[dict] = []
+    records: dict[str, list] = {s: [] for s in record}
+    epoch_rng, elapsed, resumed_from = None, 0.0, 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        saved = read_checkpoint(ckpt)["extra"].get("train_config", {})
+        diff = {k: (saved.get(k), v) for k, v in train_config.items() if saved.get(k) != v}
+        if diff:
+            raise CheckpointError(
+                f"{ckpt} was trained with other settings (checkpoint vs now: {diff}); "
+                "resume with the same settings, or start a new run without --resume")
+        extra = load_checkpoint(ckpt, model, guide, opt)
+        start_epoch, start_batch = extra["epoch"], extra["batch"]
+        acc, rows, elapsed = list(extra["acc"]), list(extra["history"]), extra["seconds"]
+        records = {s: list(v) for s, v in extra["records"].items()}
+        epoch_rng = extra["epoch_rng"]
+        set_rng_state(extra["rng_now"])
+        resumed_from = start_epoch
+    elif seed is not None:
+        pyro.set_rng_seed(seed)
+
+    def snapshot(epoch: int, batch: int) -> Path | None:
+        if ckpt is None:
+            return None
+        extra = {"epoch": epoch, "batch": batch, "acc": tuple(acc), "history": rows,
+                 "records": records, "seconds": elapsed, "epoch_rng": epoch_rng,
+                 "rng_now": rng_state(), "train_config": train_config}
+        return save_checkpoint(ckpt, model=model, guide=guide, optimizer=opt, extra=extra)
+
+    try:
+        n_batches = len(loader)
+    except TypeError:
+        n_batches = None
+    total = epochs * n_batches if n_batches else None
+    done = start_epoch * n_batches + start_batch if n_batches else 0
+    bar = tqdm(total=total, initial=done, desc=desc, disable=not progress, dynamic_ncols=True,
+               unit="step" if (n_batches or 0) > 1 else "epoch", mininterval=0.5)
+    last_post, validated = 0.0, False
+    model.train(), guide.train()
+    with _SigintFlag() as sigint:
+        try:
+            for epoch in range(start_epoch, epochs):
+                t0 = time.perf_counter()
+                if epoch == start_epoch and start_batch > 0:
+                    # replay this epoch's shuffle, skip what was done, then continue the RNG stream
+                    now = rng_state()
+                    set_rng_state(epoch_rng)
+                    it = iter(loader)
+                    for _ in range(start_batch):
+                        next(it)
+                    set_rng_state(now)
+                    first = start_batch
+                else:
+                    epoch_rng, acc, first = rng_state(), [0.0, 0], 0
+                    it = iter(loader)
+                for b, batch in enumerate(it, start=first):
+                    batch = _as_tuple(batch)
+                    n = len(batch[0]) if hasattr(batch[0], "__len__") else 1
+                    if validated:
+                        with pyro.validation_enabled(False):  # checked on the first step
+                            out = fast_loss(*batch)
+                    else:
+                        out = eager_loss(*batch)
+                        validated = True
+                    loss, sites = (out[0], out[1:]) if record else (out, ())
+                    loss = loss / n
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"{desc}: loss is {value} in epoch {epoch + 1}, batch {b + 1}; "
+                            "parameters were left at the previous step's values")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    for s, v in zip(record, sites):
+                        records[s].append(v.numpy().copy())
+                    acc[0] += value * n
+                    acc[1] += n
+                    bar.update(1)
+                    if progress and (now_t := time.monotonic()) - last_post > 0.5:
+                        bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} elbo {-acc[0] / acc[1]:.4g}",
+                                            refresh=False)
+                        last_post = now_t
+                    if sigint.hit:
+                        elapsed += time.perf_counter() - t0
+                        raise TrainingInterrupted(snapshot(epoch, b + 1), epoch, b + 1)
+                elapsed += time.perf_counter() - t0
+                mean_loss = acc[0] / max(acc[1], 1)
+                row = {"epoch": epoch + 1, "loss": mean_loss, "elbo": -mean_loss, "seconds": elapsed}
+                if callback is not None:
+                    row.update(callback(epoch + 1, mean_loss) or {})
+                rows.append(row)
+                start_batch = 0
+                if ckpt is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                    epoch_rng = None
+                    snapshot(epoch + 1, 0)
+        finally:
+            bar.close()
+            model.eval(), guide.eval()
+    arrays = {s: np.stack(v) if v else np.empty((0,)) for s, v in records.items()}
+    return FitResult(pd.DataFrame(rows), arrays, ckpt, resumed_from)
