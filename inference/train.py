@@ -125,12 +125,25 @@ class TracedLoss:
         key = tuple((tuple(a.shape), a.dtype, a.device) for a in args)
         traced = self._traced.get(key)
         if traced is None:
-            with warnings.catch_warnings(), pyro.validation_enabled(False):
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", category=FutureWarning)  # jit.trace deprecation
-                traced = torch.jit.trace(self.loss_module, args, check_trace=False)
+            # Tracing runs the loss once; put the RNG back so that compiling draws no random
+            # numbers (otherwise a stochastic model's draws would depend on when shapes are first
+            # seen, and a resumed run, which traces afresh, would diverge from an uninterrupted one).
+            state = rng_state()
+            try:
+                with warnings.catch_warnings(), pyro.validation_enabled(False):
+                    warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+                    warnings.simplefilter("ignore", category=FutureWarning)  # jit.trace deprecation
+                    traced = torch.jit.trace(self.loss_module, args, check_trace=False)
+            finally:
+                set_rng_state(state)
             self._traced[key] = traced
-        return traced(*args)
+        # TorchScript's optimising executor differentiates the graph itself once the first call has
+        # been profiled, with gradients that differ from autograd's in the last bits, so a resumed
+        # run (whose new trace is still on its first call) would drift from an uninterrupted one.
+        # With the plain executor every call is differentiated by autograd, as in eager mode: the
+        # gradients equal the eager ones on every call (and it is no slower for these models).
+        with torch.jit.optimized_execution(False):
+            return traced(*args)
 
 
 class _SigintFlag:

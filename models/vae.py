@@ -1,0 +1,132 @@
+"""Variational auto-encoders for 28x28 grey-level images (MNIST): the generative side.
+
+Networks follow the coursework's appendix (``BernoulliImageGenerator``) and the PyTorch
+example VAE (an MLP 784-400-20); the Pyro models wrap them.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import pyro
+import pyro.distributions as dist
+from pyro.nn import PyroModule
+
+IMAGE_SHAPE = (1, 28, 28)
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
+ARCHITECTURES = ("conv", "mlp")
+
+
+def _flat_batch(t: torch.Tensor, event_dims: int):
+    """Fold all leading batch dims (data, particles, ...) into one, for layers that need 2-D/4-D."""
+    batch = t.shape[:t.dim() - event_dims]
+    return t.reshape((-1,) + t.shape[t.dim() - event_dims:]), batch
+
+
+class BernoulliImageGenerator(nn.Module):
+    """The coursework's decoder: ``z`` (..., d) -> pixel logits (..., 1, 28, 28).
+
+    Conv weights are kept channels-last: the same layers and numbers, but oneDNN's
+    channels-last kernels run these few-channel convolutions several times faster on a CPU.
+    """
+
+    def __init__(self, d: int = 4):
+        super().__init__()
+        self.d = d
+        self.f = nn.Sequential(
+            nn.Linear(d, 128), nn.LeakyReLU(inplace=True),
+            nn.Linear(128, 1728), nn.LeakyReLU(inplace=True),
+            nn.Unflatten(1, (12, 12, 12)),
+            nn.Conv2d(12, 36, 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Flatten(1),
+            nn.Unflatten(1, (4, 30, 30)),
+            nn.Conv2d(4, 4, 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(4, 1, 1, 1),
+        )
+        self.f.to(memory_format=torch.channels_last)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        flat, batch = _flat_batch(z, 1)
+        return self.f(flat).reshape(batch + IMAGE_SHAPE)
+
+
+class MLPImageGenerator(nn.Module):
+    """The PyTorch example VAE's decoder: ``z`` (..., d) -> 400 ReLU -> 784 logits."""
+
+    def __init__(self, d: int = 20, hidden: int = 400):
+        super().__init__()
+        self.d = d
+        self.f = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.f(z).reshape(z.shape[:-1] + IMAGE_SHAPE)
+
+
+def make_decoder(architecture: str, d: int, extra_inputs: int = 0) -> nn.Module:
+    if architecture == "conv":
+        return BernoulliImageGenerator(d + extra_inputs)
+    if architecture == "mlp":
+        return MLPImageGenerator(d + extra_inputs)
+    raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
+
+
+def pixel_distribution(logits: torch.Tensor, likelihood: str) -> dist.TorchDistribution:
+    """The distribution of an image given its pixel logits, with the 3 image dims as event dims.
+
+    ``bernoulli`` scores grey levels x in [0, 1] with the Bernoulli cross-entropy
+    ``x log p + (1 - x) log(1 - p)`` computed from logits (stable at saturated pixels). That is
+    what the coursework does; it is a proper likelihood only for binary images, so its values
+    compare with the coursework's, not with the literature's binarised-MNIST numbers.
+    ``continuous_bernoulli`` is a normalised density on [0, 1] (Loaiza-Ganem & Cunningham 2019).
+    """
+    if likelihood == "bernoulli":
+        # validate_args=False: grey levels are outside {0, 1}, on purpose (see above)
+        return dist.Bernoulli(logits=logits, validate_args=False).to_event(3)
+    if likelihood == "continuous_bernoulli":
+        return dist.ContinuousBernoulli(logits=logits).to_event(3)
+    raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
+
+
+def check_images(x: torch.Tensor) -> None:
+    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+        raise ValueError(f"images must have shape (n, 1, 28, 28), got {tuple(x.shape)}")
+
+
+class VAE(PyroModule):
+    """Latent-variable model of images::
+
+        z ~ N(0, I_d)                      # site "z", shape (n, d)
+        x ~ Bernoulli(logits=f(z))         # site "x", the 1x28x28 pixels as one event
+
+    independently for each image in plate ``"data"``. ``f`` is the coursework's conv decoder
+    (``architecture="conv"``) or the PyTorch example's MLP (``"mlp"``). See
+    :func:`pixel_distribution` for ``likelihood``. ``forward(x=None, size=1)``: with images
+    ``x`` (n, 1, 28, 28) the model scores them; with ``x=None`` it generates ``size`` images,
+    so ``pyro.infer.Predictive`` can sample. ``binarize`` records that the model was trained on
+    dynamically binarised images (the literature's convention); the data pipeline applies it.
+    """
+
+    def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
+                 architecture: str = "conv", binarize: bool = False):
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
+        self.config = dict(latent_dim=latent_dim, likelihood=likelihood,
+                           architecture=architecture, binarize=binarize)
+        self.latent_dim, self.likelihood = latent_dim, likelihood
+        self.decoder = make_decoder(architecture, latent_dim)
+
+    def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
+        if x is not None:
+            check_images(x)
+            size = x.shape[0]
+        prior = dist.Normal(torch.zeros(self.latent_dim), 1.0).to_event(1)
+        with pyro.plate("data", size):
+            z = pyro.sample("z", prior)
+            return pyro.sample("x", pixel_distribution(self.decoder(z), self.likelihood), obs=x)
+
+    @torch.no_grad()
+    def pixel_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel means given ``z``: sigmoid of the logits (Bernoulli), or the mean of the
+        continuous Bernoulli."""
+        d = pixel_distribution(self.decoder(z), self.likelihood)
+        return d.base_dist.mean if self.likelihood == "continuous_bernoulli" else d.base_dist.probs

@@ -1,0 +1,153 @@
+"""The ``probnn`` command line: a thin layer over the library.
+
+Every command is a few library calls that a notebook can make directly; see README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, seed: int = 309) -> None:
+    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder (default: $PROBNN_DATA, then ~/.cache/probnn/data)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _device(name: str):
+    import torch
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("probnn: --device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+# ----------------------------------------------------------------------------- regression
+def _regression_worker(kw: dict):
+    import torch
+    torch.set_num_threads(1)  # one model per core
+    from probnn.datasets import load_xkcd
+    from probnn.inference.regression import fit_regression
+    x, y = load_xkcd(kw.pop("data_dir"))
+    return fit_regression(x=x, y=y, **kw)
+
+
+def cmd_regression(args) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    from probnn.analysis import regression as ra
+    from probnn.datasets import load_xkcd
+
+    out = Path(args.out or "out/regression")
+    out.mkdir(parents=True, exist_ok=True)
+    load_xkcd(args.data_dir)  # fail fast, with the data error, before starting workers
+    names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
+    jobs = [dict(name=n, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, lr=args.lr,
+                 progress=not args.quiet, jit=not args.no_jit, resume=args.resume,
+                 checkpoint=out / f"{n}.ckpt", checkpoint_every=args.checkpoint_every)
+            for n in names]
+    if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
+            fits = list(pool.map(_regression_worker, jobs))
+    else:
+        fits = [_regression_worker(dict(j)) for j in jobs]
+    written = ra.write_regression_outputs(fits, out)
+    print((out / "summary.txt").read_text())
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- vae
+def cmd_vae_train(args) -> int:
+    import torch
+    from probnn.inference.vae import build_vae, train_vae, vae_name
+
+    out = Path(args.out or "out/vae")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = vae_name(build_vae(args.latent_dim, args.likelihood, args.architecture, args.binarize)[0])
+    ckpt = out / f"{stem}.ckpt"
+    if ckpt.exists() and not args.resume and not args.force:
+        raise SystemExit(f"probnn: {ckpt} exists; pass --resume to continue it or --force to retrain")
+    if args.force and ckpt.exists():
+        ckpt.unlink()
+    result = train_vae(args.latent_dim, data_dir=args.data_dir, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, elbo=args.elbo,
+                       num_particles=args.particles, likelihood=args.likelihood,
+                       architecture=args.architecture, binarize=args.binarize, checkpoint=ckpt,
+                       resume=args.resume, progress=not args.quiet,
+                       holdout_split=args.holdout_split, device=_device(args.device))
+    result.history.to_csv(out / f"{stem}-history.csv", index=False)
+    last = result.history.iloc[-1]
+    print(f"{stem}: {int(last.epoch)} epochs, last-epoch mean train ELBO {last.elbo:.2f} nats/image, "
+          f"{last.seconds:.0f} s of training")
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("regression", help="fit the xkcd regression models (questions a-b)")
+    _common(p)
+    p.add_argument("--model", choices=["homoscedastic", "heteroscedastic", "both"], default="both")
+    p.add_argument("--epochs", type=int, default=50_000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--checkpoint-every", type=int, default=5000)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--no-jit", action="store_true", help="do not compile the loss")
+    p.set_defaults(func=cmd_regression)
+
+    vae = sub.add_parser("vae", help="Bernoulli-image VAE on MNIST (questions c-e)")
+    vsub = vae.add_subparsers(dest="vae_command", required=True)
+    p = vsub.add_parser("train", help="train a VAE by SVI")
+    _common(p)
+    _vae_model_options(p)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--elbo", choices=["trace", "meanfield", "iwae"], default="trace",
+                   help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); "
+                        "iwae: importance-weighted bound with --particles samples")
+    p.add_argument("--particles", type=int, default=1)
+    p.add_argument("--holdout-split", type=float, default=None,
+                   help="hold out this random fraction of the training set (coursework: 0.1) "
+                        "instead of using the official test set")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.set_defaults(func=cmd_vae_train)
+    return parser
+
+
+def _vae_model_options(p) -> None:
+    p.add_argument("--latent-dim", type=int, default=4)
+    p.add_argument("--likelihood", choices=["bernoulli", "continuous_bernoulli"], default="bernoulli")
+    p.add_argument("--architecture", choices=["conv", "mlp"], default="conv",
+                   help="conv: the coursework's networks; mlp: the PyTorch example VAE's")
+    p.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from probnn.datasets import DataFormatError, DataNotFoundError
+    from probnn.inference.checkpoint import CheckpointError
+    from probnn.inference.train import TrainingInterrupted
+    try:
+        return args.func(args)
+    except (DataNotFoundError, DataFormatError, CheckpointError) as e:
+        print(f"probnn: {e}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as e:
+        print(f"\nprobnn: {e}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
