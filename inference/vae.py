@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyro
 import torch
@@ -20,7 +21,7 @@ from probnn.guides.vae import VAEGuide
 from probnn.models.vae import VAE
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from .estimators import active_units, elbo_mc, iwae_bound, posterior_means
+from .estimators import active_units, elbo_mc, iwae_bound, pareto_k, posterior_means
 from .train import TensorBatches, fit
 
 COURSEWORK = dict(epochs=5, batch_size=100, lr=1e-3, seed=309)
@@ -176,4 +177,109 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
         row[f"iwae_{k}"] = float(res.bound.mean())
         row[f"unreliable_{k}"] = float(res.unreliable.mean())
     row["active_units"] = active_units(guide, data)[0]
+    return row
+
+
+# ----------------------------------------------------------------------------- coursework results
+FIGURE_IMAGES = (59289, 28001, 35508, 43876)
+NOISE_SDS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclass
+class VAEResults:
+    """Everything the VAE figures and tables of questions (c)-(e) need, computed from a
+    trained model; plotted by :func:`probnn.analysis.vae.write_vae_outputs`."""
+    name: str
+    originals: torch.Tensor          # (4, 1, 28, 28) training images FIGURE_IMAGES
+    recon_probs: torch.Tensor        # (3, 4, 1, 28, 28)
+    recon_samples: torch.Tensor
+    noise_sds: tuple
+    noisy: torch.Tensor              # (5, 1, 28, 28) image 35508 with noise
+    noisy_probs: torch.Tensor
+    noisy_samples: torch.Tensor
+    noisy_bounds: np.ndarray         # (5,) IWAE bound of each noisy image
+    clean_bound: float               # IWAE bound of image 35508 itself
+    prior_probs: torch.Tensor        # (12, 1, 28, 28)
+    prior_samples: torch.Tensor
+    interp_probs: torch.Tensor       # (12, 1, 28, 28) from 28001 to 43876
+    interp_samples: torch.Tensor
+    rank_index: np.ndarray           # training-image indices that were scored
+    rank_labels: np.ndarray
+    rank_bounds: np.ndarray          # their IWAE bound with rank_k samples
+    rank_k: int
+    shown_pareto_k: dict             # training index -> Pareto k, for the most/least likely shown
+    history: pd.DataFrame
+
+
+@torch.no_grad()
+def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, *,
+                    name: str = "vae", rank_subset: int | None = None, rank_k: int = 100,
+                    shown: int = 50, seed: int = 309, batch_size: int = 100,
+                    progress: bool = True, history: pd.DataFrame | None = None) -> VAEResults:
+    """Compute the coursework's VAE results: reconstructions, noisy inputs with their bounds,
+    prior samples, an interpolation, and the ``rank_k``-sample bound of every training image
+    (or of a random ``rank_subset`` of them) for the likely/unlikely analysis."""
+    pyro.set_rng_seed(seed)
+    idx = list(FIGURE_IMAGES)
+    originals = train_x[idx]
+    r_probs, r_samples = reconstruct(model, guide, originals, 3)
+    g = torch.Generator().manual_seed(seed)
+    base = train_x[35508]
+    noisy = torch.stack([add_noise(base, sd, g) for sd in NOISE_SDS])
+    n_probs, n_samples = reconstruct(model, guide, noisy, 1)
+    bounds = iwae_bound(model, guide, (torch.cat([noisy, base[None]]),), rank_k,
+                        diagnostics=False).bound
+    p_probs, p_samples = sample_prior(model, 12)
+    i_probs, i_samples = interpolate(model, guide, train_x[28001], train_x[43876], 12)
+
+    n = len(train_x)
+    if rank_subset and rank_subset < n:
+        rank_index = torch.randperm(n, generator=g)[:rank_subset].sort().values
+    else:
+        rank_index = torch.arange(n)
+    rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
+                      diagnostics=True, pareto=False, progress=progress)
+    order = np.argsort(rank.bound)
+    shown_rows = np.concatenate([order[:shown], order[-shown:]])
+    k = pareto_k(rank.log_weights[shown_rows])
+    shown_k = {int(rank_index[r]): float(v) for r, v in zip(shown_rows, k)}
+    return VAEResults(name, originals, r_probs, r_samples, NOISE_SDS,
+                      noisy, n_probs[0], n_samples[0], bounds[:-1], float(bounds[-1]),
+                      p_probs, p_samples, i_probs, i_samples, rank_index.numpy(),
+                      train_y[rank_index].numpy(), rank.bound, rank_k, shown_k,
+                      history if history is not None else pd.DataFrame())
+
+
+def _subset(n: int, size: int | None, seed: int) -> torch.Tensor:
+    if not size or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
+                   k: int = 100, large_k: int | None = 1000, large_k_images: int | None = 1000,
+                   holdout_images: int | None = None, train_images: int | None = 10_000,
+                   seed: int = 309, batch_size: int = 100) -> dict:
+    """One model's row of the comparison table (question e), in nats per image.
+
+    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``. The
+    ``large_k`` bound costs ``large_k / k`` times more, so it runs on a random subset of
+    ``large_k_images``, beside the K=``k`` bound of the same images (``iwae_<k>_subset``) for
+    a like-for-like comparison. ``train_elbo``: the one-sample ELBO on ``train_images``
+    training images, to show the train/holdout gap.
+    """
+    hx = holdout_x[_subset(len(holdout_x), holdout_images, seed)]
+    row = evaluate(model, guide, hx, ks=(k,), batch_size=batch_size, seed=seed)
+    if large_k:
+        sub = hx[_subset(len(hx), large_k_images, seed + 1)]
+        row["large_k_images"] = len(sub)
+        row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (sub,), k, batch_size=batch_size,
+                                                   diagnostics=False).bound.mean())
+        res = iwae_bound(model, guide, (sub,), large_k, batch_size=max(1, batch_size // 10))
+        row[f"iwae_{large_k}"] = float(res.bound.mean())
+        row[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+    if train_x is not None:
+        tx = train_x[_subset(len(train_x), train_images, seed + 2)]
+        row["train_images"] = len(tx)
+        row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size).elbo.mean())
     return row

@@ -89,6 +89,54 @@ def cmd_vae_train(args) -> int:
     return 0
 
 
+def _load_splits(args):
+    from probnn.datasets import mnist_splits
+    return mnist_splits(args.data_dir, args.holdout_split, args.seed)
+
+
+def cmd_vae_figures(args) -> int:
+    from probnn.analysis.vae import write_vae_outputs
+    from probnn.inference.vae import compute_results, history_from_checkpoint, load_vae, vae_name
+
+    out = Path(args.out or "out/vae")
+    model, guide = load_vae(args.checkpoint)
+    (train_x, train_y, _), _ = _load_splits(args)
+    if args.holdout_split:
+        raise SystemExit("probnn: figures use training-image indices (59289, ...): run them "
+                         "without --holdout-split")
+    results = compute_results(model, guide, train_x, train_y, name=vae_name(model),
+                              rank_subset=args.rank_subset, rank_k=args.rank_k, seed=args.seed,
+                              progress=not args.quiet,
+                              history=history_from_checkpoint(args.checkpoint))
+    written = write_vae_outputs(results, train_x, out)
+    print((out / f"{results.name}-summary.md").read_text())
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+def cmd_vae_compare(args) -> int:
+    from probnn.analysis.vae import write_comparison_outputs
+    from probnn.inference.vae import comparison_row, history_from_checkpoint, load_vae, vae_name
+
+    out = Path(args.out or "out/vae")
+    (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
+    rows, histories = {}, {}
+    for path in args.checkpoints:
+        model, guide = load_vae(path)
+        name = vae_name(model)
+        if not args.quiet:
+            print(f"evaluating {name} ...", file=sys.stderr)
+        rows[name] = comparison_row(model, guide, holdout_x, train_x, k=args.k,
+                                    large_k=args.large_k or None, large_k_images=args.large_k_images,
+                                    holdout_images=args.holdout_images,
+                                    train_images=args.train_images, seed=args.seed)
+        histories[name] = history_from_checkpoint(path)
+    written = write_comparison_outputs(rows, out, histories)
+    print((out / "comparison.md").read_text())
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
@@ -123,6 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=cmd_vae_train)
+
+    p = vsub.add_parser("figures", help="figures and tables of questions (c)-(e) for one model")
+    _common(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--rank-subset", type=int, default=None,
+                   help="score a random subset of this many training images (default: all 60,000)")
+    p.add_argument("--rank-k", type=int, default=100, help="samples per image for the bound")
+    p.set_defaults(func=cmd_vae_figures, holdout_split=None)
+
+    p = vsub.add_parser("compare", help="holdout comparison of trained VAEs (question e)")
+    _common(p)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--large-k", type=int, default=1000, help="0 to skip")
+    p.add_argument("--large-k-images", type=int, default=1000)
+    p.add_argument("--holdout-images", type=int, default=None, help="default: the whole holdout set")
+    p.add_argument("--train-images", type=int, default=10_000)
+    p.add_argument("--holdout-split", type=float, default=None)
+    p.set_defaults(func=cmd_vae_compare)
     return parser
 
 

@@ -1,0 +1,677 @@
+"""Figures, tables and written answers for the image VAEs (see :mod:`probnn.inference.vae`).
+
+Everything here takes finished results -- image arrays or tensors, per-image bounds, the
+dicts of :func:`~probnn.inference.vae.evaluate`, training histories -- and returns
+:class:`matplotlib.figure.Figure` objects, pandas tables or text; nothing trains and nothing
+runs an estimator. Callers save and close the figures. Images are drawn with ``gray_r``:
+ink (pixel value 1) is dark on a light background, as digits are written.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure, SubFigure
+
+CMAP = "gray_r"
+PARETO_K_UNRELIABLE = 0.7
+"""Pareto k above which an importance-sampling estimate is unreliable (Vehtari et al.)."""
+INK_THRESHOLD = 0.5
+GREY_RANGE = (0.1, 0.9)
+"""Pixels strictly inside this range are intermediate grey: mostly the soft edges of strokes."""
+
+_CELL = 0.85   # inches per image cell
+_TITLE = 0.3   # extra inches per grid row that carries per-image titles
+_MAIN_COLUMNS = ("images", "elbo", "elbo_mc", "reconstruction", "kl")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.5)):
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _numpy(x) -> np.ndarray:
+    """Tensors (any device, with or without grad) and array-likes as a float numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _pixels(images) -> np.ndarray:
+    """Images as (..., 28, 28): drops a single channel axis, unflattens 784-vectors."""
+    a = _numpy(images)
+    if a.ndim >= 1 and a.shape[-1] == 784:
+        a = a.reshape(a.shape[:-1] + (28, 28))
+    if a.ndim >= 4 and a.shape[-3] == 1:
+        a = a[..., 0, :, :]
+    return a
+
+
+def _flat_images(images) -> np.ndarray:
+    """Images as (N, 28, 28); a single (28, 28) image becomes N = 1."""
+    a = _pixels(images)
+    return a.reshape((-1,) + a.shape[-2:])
+
+
+def _fill_grid(container: Figure | SubFigure, cells: Sequence[np.ndarray | None], nrows: int,
+               ncols: int, row_labels=None, col_labels=None, titles=None):
+    """Draw ``cells`` row by row into an ``nrows`` x ``ncols`` grid of ``container``.
+
+    A ``None`` cell (or a cell past the end of ``cells``) leaves a gap: its axes is removed,
+    so every axes left on the figure shows exactly one image.
+    """
+    if len(cells) > nrows * ncols:
+        raise ValueError(f"{len(cells)} images do not fit a {nrows} x {ncols} grid")
+    for name, labels, size in (("titles", titles, len(cells)), ("row_labels", row_labels, nrows),
+                               ("col_labels", col_labels, ncols)):
+        if labels is not None and len(labels) != size:
+            raise ValueError(f"{name} has {len(labels)} entries, expected {size}")
+    axes = container.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        r, c = divmod(i, ncols)
+        cell = cells[i] if i < len(cells) else None
+        if cell is None:
+            ax.remove()
+            continue
+        ax.imshow(cell, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        # A faint frame: a white background cell would otherwise merge with the figure.
+        for spine in ax.spines.values():
+            spine.set(color="0.8", linewidth=0.5)
+        # Column labels and per-image titles share the space above the image.
+        head = [col_labels[c]] if col_labels is not None and r == 0 else []
+        head += [str(titles[i])] if titles is not None and titles[i] is not None else []
+        if head:
+            ax.set_title("\n".join(head), fontsize=7, pad=2)
+        if row_labels is not None and c == 0:
+            ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    return axes
+
+
+def _grid_size(nrows: int, ncols: int, titled: bool, labelled: bool) -> tuple[float, float]:
+    return (ncols * _CELL + (1.2 if labelled else 0.2),
+            nrows * (_CELL + (_TITLE if titled else 0.0)) + 0.3)
+
+
+def _strength(r: float) -> str:
+    a = abs(r)
+    return ("negligible" if a < 0.1 else "weak" if a < 0.3 else "moderate" if a < 0.5
+            else "strong" if a < 0.7 else "very strong")
+
+
+def _signed(r: float) -> str:
+    return "undefined" if not np.isfinite(r) else f"{r:+.2f}"
+
+
+# ----------------------------------------------------------------------------- image grids
+def image_grid(images, nrows: int, ncols: int, row_labels=None, col_labels=None, titles=None,
+               figsize=None) -> Figure:
+    """Images (N, 1, 28, 28) or (N, 28, 28), values in [0, 1], drawn row by row in a grid.
+
+    Ink is dark on light (``gray_r``, fixed range 0-1 so grey levels are comparable across
+    images). ``row_labels`` go left of each row, ``col_labels`` above the first row and
+    ``titles`` (one per image) above each image. Cells beyond N stay empty.
+    """
+    return _grid_figure(list(_flat_images(images)), nrows, ncols, row_labels, col_labels,
+                        titles, figsize)
+
+
+def _grid_figure(cells: Sequence[np.ndarray | None], nrows: int, ncols: int, row_labels=None,
+                 col_labels=None, titles=None, figsize=None) -> Figure:
+    """A figure holding one grid of :func:`_fill_grid`; ``None`` cells are gaps."""
+    fig = Figure(figsize=figsize or _grid_size(nrows, ncols, titles is not None or
+                                               col_labels is not None, row_labels is not None),
+                 layout="constrained")
+    _fill_grid(fig, cells, nrows, ncols, row_labels, col_labels, titles)
+    return fig
+
+
+def reconstruction_figure(originals, probs, samples, labels) -> Figure:
+    """One row per image: the original, then for each of the r reconstructions the decoder's
+    probability map and a Bernoulli sample from it.
+
+    ``originals`` is (n, 1, 28, 28); ``probs`` and ``samples`` are (r, n, 1, 28, 28) as
+    returned by :func:`~probnn.inference.vae.reconstruct`; ``labels`` names each image
+    (e.g. its index in the data set: row label "image 59289").
+    """
+    x, p, s = _flat_images(originals), _pixels(probs), _pixels(samples)
+    if p.ndim == 3:  # a single reconstruction given as (n, 28, 28)
+        p, s = p[None], s[None]
+    r, n = p.shape[:2]
+    if len(x) != n or s.shape[:2] != (r, n) or len(labels) != n:
+        raise ValueError(f"shapes disagree: {len(x)} originals, probs {p.shape[:2]}, "
+                         f"samples {s.shape[:2]}, {len(labels)} labels")
+    cells = []
+    for i in range(n):
+        cells.append(x[i])
+        for j in range(r):
+            cells += [p[j, i], s[j, i]]
+    col_labels = ["original"] + [f"{kind} {j + 1}" for j in range(r) for kind in ("probs", "sample")]
+    return _grid_figure(cells, n, 1 + 2 * r, row_labels=[f"image {lab}" for lab in labels],
+                        col_labels=col_labels)
+
+
+def noise_figure(noisy, probs, samples, sds, bounds) -> Figure:
+    """One column per noise level: the noisy input, its reconstruction's probability map and a
+    Bernoulli sample.
+
+    ``noisy`` is (m, 1, 28, 28), one noisy version of an image per standard deviation in
+    ``sds``; ``probs`` and ``samples`` are (m, 1, 28, 28) or (r, m, 1, 28, 28) (then r rows of
+    each); ``bounds`` are the log-likelihood bounds (nats) of the m noisy images, shown with
+    the noise level above each column.
+    """
+    x, p, s = _flat_images(noisy), _pixels(probs), _pixels(samples)
+    p, s = (a if a.ndim == 4 else a[None] for a in (p, s))
+    m = len(x)
+    if len(sds) != m or len(bounds) != m or p.shape[1] != m or s.shape[:2] != p.shape[:2]:
+        raise ValueError(f"{m} noisy images, {len(sds)} sds, {len(bounds)} bounds, "
+                         f"probs {p.shape[:2]}, samples {s.shape[:2]}")
+    r = p.shape[0]
+    cells = list(x)
+    row_labels = ["noisy input"]
+    for j in range(r):
+        cells += list(p[j]) + list(s[j])
+        suffix = f" {j + 1}" if r > 1 else ""
+        row_labels += [f"probs{suffix}", f"sample{suffix}"]
+    titles = [f"sd={sd:g}\n{b:.1f} nats" for sd, b in zip(sds, _numpy(bounds))]
+    titles += [None] * (len(cells) - m)
+    return _grid_figure(cells, 1 + 2 * r, m, row_labels=row_labels, titles=titles)
+
+
+def prior_samples_figure(probs, samples) -> Figure:
+    """Images generated from the prior z ~ N(0, I): probability maps above, Bernoulli samples
+    below (at most 12 per row; more images wrap onto further rows of each kind)."""
+    p, s = _flat_images(probs), _flat_images(samples)
+    if len(p) != len(s):
+        raise ValueError(f"{len(p)} probability maps but {len(s)} samples")
+    ncols = min(len(p), 12)
+    per_kind = math.ceil(len(p) / ncols)
+
+    def padded(a):
+        return list(a) + [None] * (per_kind * ncols - len(a))
+
+    cells = padded(p) + padded(s)
+    row_labels = ["probs"] * per_kind + ["sample"] * per_kind
+    return _grid_figure(cells, 2 * per_kind, ncols, row_labels=row_labels)
+
+
+def interpolation_figure(probs, samples=None, start_label="28001", end_label="43876") -> Figure:
+    """Decoded points on the line between two images' posterior means, in one row (and a
+    second row of Bernoulli samples when ``samples`` is given). The ends are titled with
+    the two images' labels, the steps with their fraction t of the way."""
+    p = _flat_images(probs)
+    steps = len(p)
+    ts = np.linspace(0.0, 1.0, steps)
+    titles = [f"t={t:.2f}" for t in ts]
+    titles[0], titles[-1] = f"image {start_label}", f"image {end_label}"
+    cells, row_labels = list(p), ["probs"]
+    if samples is not None:
+        s = _flat_images(samples)
+        if len(s) != steps:
+            raise ValueError(f"{steps} probability maps but {len(s)} samples")
+        cells += list(s)
+        row_labels.append("sample")
+        titles += [None] * steps
+    return _grid_figure(cells, len(row_labels), steps, row_labels=row_labels, titles=titles)
+
+
+def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=None) -> Figure:
+    """The ``k`` most likely images (highest per-image bound, most likely first) beside the
+    ``k`` least likely (least likely first), each titled with its bound in nats.
+
+    ``order`` is ``np.argsort(bounds)`` if already computed. With ``pareto_k`` a '*' marks
+    images whose bound has Pareto k > 0.7: an unreliable importance-sampling estimate.
+    """
+    x, b = _flat_images(images), _numpy(bounds)
+    if len(x) != len(b):
+        raise ValueError(f"{len(x)} images but {len(b)} bounds")
+    order = np.argsort(b, kind="stable") if order is None else np.asarray(order)
+    k = min(k, len(b))
+    flagged = (np.zeros(len(b), bool) if pareto_k is None
+               else _numpy(pareto_k) > PARETO_K_UNRELIABLE)
+    ncols = min(k, 10)
+    nrows = math.ceil(k / ncols)
+    width, height = _grid_size(nrows, ncols, True, False)
+    fig = Figure(figsize=(2 * width + 0.3, height + 0.5), layout="constrained")
+    panels = fig.subfigures(1, 2, wspace=0.05)
+    for panel, idx, what in ((panels[0], order[::-1][:k], "most"), (panels[1], order[:k], "least")):
+        titles = [f"{b[i]:.1f}{'*' if flagged[i] else ''}" for i in idx]
+        _fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles)
+        panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10)
+    if pareto_k is not None:
+        fig.suptitle(f"* Pareto k > {PARETO_K_UNRELIABLE}: unreliable estimate "
+                     f"({int(flagged.sum())} of {len(b)} images)", fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- image features
+def ink_pixels(images, threshold: float = INK_THRESHOLD) -> np.ndarray:
+    """Number of pixels above ``threshold`` in each image, shape (N,): the amount of ink."""
+    x = _flat_images(images)
+    return (x > threshold).reshape(len(x), -1).sum(1)
+
+
+def _grey_pixels(images) -> np.ndarray:
+    x = _flat_images(images)
+    lo, hi = GREY_RANGE
+    return ((x > lo) & (x < hi)).reshape(len(x), -1).sum(1)
+
+
+def _features(bounds, labels, images) -> pd.DataFrame:
+    b, ink, grey = _numpy(bounds), ink_pixels(images), _grey_pixels(images)
+    if len(ink) != len(b):
+        raise ValueError(f"{len(ink)} images but {len(b)} bounds")
+    df = pd.DataFrame({"bound": b, "ink": ink, "grey": grey})
+    if labels is not None:
+        lab = _numpy(labels).astype(int)
+        if len(lab) != len(b):
+            raise ValueError(f"{len(lab)} labels but {len(b)} bounds")
+        df["digit"] = lab
+    return df
+
+
+def _by_digit(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby("digit")["bound"]
+    table = pd.DataFrame({"count": g.size(), "mean_bound": g.mean(), "std_bound": g.std(),
+                          "median_bound": g.median(),
+                          "mean_ink": df.groupby("digit")["ink"].mean()})
+    return table.sort_index()
+
+
+def likelihood_features_table(bounds, labels, images) -> pd.DataFrame:
+    """Per digit class (index ``digit``): number of images, mean / std / median of the
+    per-image log-likelihood bound (nats) and the mean number of ink pixels (> 0.5)."""
+    return _by_digit(_features(bounds, labels, images)).round(
+        {"mean_bound": 2, "std_bound": 2, "median_bound": 2, "mean_ink": 1})
+
+
+def _corr(a: pd.Series, b: pd.Series, method: str) -> float:
+    """Correlation, NaN when either side is constant (binarised images have no grey pixels;
+    scipy would warn and return NaN anyway)."""
+    if a.nunique() < 2 or b.nunique() < 2:
+        return math.nan
+    return float(a.corr(b, method=method))
+
+
+def _within_digit_spearman(df: pd.DataFrame, feature: str) -> float:
+    """Count-weighted mean over digit classes of the Spearman correlation inside each class,
+    so a correlation that only reflects differences between classes shows up as near zero."""
+    rs, ws = [], []
+    for _, g in df.groupby("digit"):
+        r = _corr(g["bound"], g[feature], "spearman") if len(g) >= 3 else math.nan
+        if np.isfinite(r):
+            rs.append(r)
+            ws.append(len(g))
+    return float(np.average(rs, weights=ws)) if rs else math.nan
+
+
+def likelihood_feature_correlations(bounds, images, labels=None) -> dict[str, float]:
+    """Correlations of the per-image bound with two image features.
+
+    Keys ``ink_pearson``, ``ink_spearman`` (ink pixels, > 0.5) and ``grey_pearson``,
+    ``grey_spearman`` (intermediate-grey pixels, 0.1 < x < 0.9: stroke edges); with
+    ``labels`` also ``ink_spearman_within_digit`` and ``grey_spearman_within_digit``. A
+    feature that is constant (e.g. no grey pixels in binarised images) gives NaN.
+    """
+    df = _features(bounds, labels, images)
+    out = {}
+    for feature in ("ink", "grey"):
+        for method in ("pearson", "spearman"):
+            out[f"{feature}_{method}"] = _corr(df["bound"], df[feature], method)
+        if labels is not None:
+            out[f"{feature}_spearman_within_digit"] = _within_digit_spearman(df, feature)
+    return out
+
+
+def likelihood_features_figure(bounds, labels, images) -> Figure:
+    """Left: the per-image bound by digit class (box plots). Right: bound against number of
+    ink pixels (a hexbin above 2,000 images, where a scatter would be one blot), with the
+    correlations in the title."""
+    df = _features(bounds, labels, images)
+    corr = likelihood_feature_correlations(bounds, images, labels)
+    fig, axes = _figure(1, 2, (11.0, 4.5))
+    left, right = axes[0]
+    digits = sorted(df["digit"].unique())
+    left.boxplot([df.loc[df["digit"] == d, "bound"] for d in digits],
+                 tick_labels=[str(d) for d in digits], flierprops=dict(markersize=2, alpha=0.4))
+    left.set(xlabel="digit", ylabel="log-likelihood bound (nats)", title="Bound by digit class")
+    left.grid(alpha=0.3, axis="y")
+    if len(df) > 2000:
+        hb = right.hexbin(df["ink"], df["bound"], gridsize=40, bins="log", mincnt=1, cmap="viridis")
+        fig.colorbar(hb, ax=right, label="images")
+    else:
+        right.scatter(df["ink"], df["bound"], s=8, alpha=0.6)
+    right.set(xlabel=f"ink pixels (> {INK_THRESHOLD})", ylabel="log-likelihood bound (nats)",
+              title=f"Bound vs ink: Pearson r = {_signed(corr['ink_pearson'])}, "
+                    f"Spearman ρ = {_signed(corr['ink_spearman'])}")
+    right.grid(alpha=0.3)
+    return fig
+
+
+def likelihood_answer(bounds, labels, images) -> str:
+    """A paragraph on what makes an image likely, written from the measured numbers: the most
+    and least likely digit classes, and the sign and size of the bound's correlation with ink
+    (overall and within classes) and with intermediate-grey pixels."""
+    df = _features(bounds, labels, images)
+    table = _by_digit(df)
+    corr = likelihood_feature_correlations(bounds, images, labels)
+    ranked = table["mean_bound"].sort_values(ascending=False)
+    best, worst = int(ranked.index[0]), int(ranked.index[-1])
+    out = [f"Over {len(df)} images, digit {best} has the highest mean log-likelihood bound "
+           f"({ranked.iloc[0]:.1f} nats) and digit {worst} the lowest ({ranked.iloc[-1]:.1f} "
+           f"nats), a spread of {ranked.iloc[0] - ranked.iloc[-1]:.1f} nats between class means."]
+    if len(ranked) > 2:
+        out.append("From most to least likely: " + ", ".join(str(int(d)) for d in ranked.index) + ".")
+
+    rho, r = corr["ink_spearman"], corr["ink_pearson"]
+    if not np.isfinite(rho):
+        out.append("The bound or the number of ink pixels is the same for every image, so "
+                   "their correlation is undefined.")
+        return " ".join(out)
+    out.append(f"The bound's correlation with the number of ink pixels is {_strength(rho)} and "
+               f"{'negative' if rho < 0 else 'positive'} (Spearman ρ = {rho:+.2f}, "
+               f"Pearson r = {r:+.2f}).")
+    ink_best, ink_worst = table.at[best, "mean_ink"], table.at[worst, "mean_ink"]
+    if rho <= -0.1:
+        out.append("Images with less ink get higher likelihood: every ink pixel is one the "
+                   "model must place, and each costs log-probability under the Bernoulli "
+                   "likelihood, whereas the blank background is predicted almost for free. Images "
+                   "with few, thin strokes are therefore the most likely.")
+    elif rho >= 0.1:
+        out.append("Images with more ink get higher likelihood, the opposite of what a cost per "
+                   "ink pixel alone would give: what the bound rewards here is not a small amount "
+                   "of ink but something else about the images, such as how typical the shape is.")
+    else:
+        out.append("So the amount of ink explains little of the variation in the bound.")
+    if best != worst:
+        agrees = ink_best < ink_worst if rho < 0 else ink_best > ink_worst
+        out.append(f"The most likely class, {best}, averages {ink_best:.0f} ink pixels against "
+                   f"{ink_worst:.0f} for {worst}" + (
+                       "." if abs(rho) < 0.1 else "; the class ranking goes the same way." if agrees
+                       else "; the class ranking goes against the overall correlation, so these "
+                            "classes differ in more than ink."))
+    within = corr.get("ink_spearman_within_digit", math.nan)
+    if np.isfinite(within) and abs(rho) >= 0.1:
+        if np.sign(within) == np.sign(rho) and abs(within) >= 0.1:
+            out.append(f"The relation holds within digit classes too (mean within-class ρ = "
+                       f"{within:+.2f}), so it is not only a difference between digits.")
+        else:
+            out.append(f"Within digit classes it is {within:+.2f}, so the overall correlation "
+                       "comes mostly from differences between the classes.")
+    grey = corr["grey_spearman"]
+    if np.isfinite(grey):
+        out.append(f"Intermediate-grey (stroke-edge) pixels correlate {grey:+.2f} with the bound"
+                   + ("; a grey target x costs at least its binary entropy H(x) nats under a "
+                      "Bernoulli likelihood even when predicted perfectly, so soft edges lower "
+                      "the bound unavoidably." if grey <= -0.1 else "."))
+    else:
+        out.append("The images have no variation in intermediate-grey pixels (binarised images "
+                   "have none), so stroke edges cannot explain the bound here.")
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- comparison
+def _k_columns(columns, prefix: str) -> list[tuple[int, str]]:
+    pattern = re.compile(rf"{prefix}_(\d+)$")
+    return sorted((int(m.group(1)), c) for c in columns if (m := pattern.match(str(c))))
+
+
+def comparison_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per model from :func:`~probnn.inference.vae.evaluate` dicts, keyed by name.
+
+    Columns: images, elbo, elbo_mc, reconstruction, kl, iwae_K (by K), active_units,
+    unreliable_K (by K), then any other entries in the order first seen (e.g. ``train_elbo``,
+    the last epoch's training ELBO). Nats rounded to 2 decimals, fractions to 3.
+    """
+    df = pd.DataFrame.from_dict({name: dict(row) for name, row in rows.items()}, orient="index")
+    df.index.name = "model"
+    iwae = [c for _, c in _k_columns(df.columns, "iwae")]
+    unreliable = [c for _, c in _k_columns(df.columns, "unreliable")]
+    known = [c for c in _MAIN_COLUMNS if c in df] + iwae + (
+        ["active_units"] if "active_units" in df else []) + unreliable
+    df = df[known + [c for c in df.columns if c not in known]]
+    for c in ("images", "active_units"):
+        if c in df and df[c].notna().all():
+            df[c] = df[c].astype(int)
+    rounding = {c: 3 for c in unreliable}
+    rounding.update({c: 2 for c in df.columns if c not in rounding
+                     and c not in ("images", "active_units") and pd.api.types.is_float_dtype(df[c])})
+    return df.round(rounding)
+
+
+def comparison_answer(table: pd.DataFrame) -> str:
+    """Which model is best and why that comparison is the right one, written from ``table``
+    (as from :func:`comparison_table`, evaluate() columns measured on held-out images).
+
+    Ranks the models by the IWAE bound with the largest K, gives each model's gap between
+    that bound and its ELBO (a lower bound on the guide's KL from the true posterior), its KL
+    and active units, and states only the comparisons the numbers show.
+    """
+    ks = _k_columns(table.columns, "iwae")
+    if not ks:
+        raise ValueError("the table has no iwae_K column")
+    k, col = ks[-1]
+    ref = "elbo_mc" if "elbo_mc" in table else "elbo"
+    ranked = table[col].dropna().sort_values(ascending=False)
+    if ranked.empty:
+        raise ValueError(f"no model has a value for {col}")
+    best = ranked.index[0]
+    out = [f"On the held-out images the best model by the importance-weighted bound with "
+           f"K={k} is {best}, at {ranked.iloc[0]:.2f} nats per image"]
+    if len(ranked) > 1:
+        out[-1] += (f", {ranked.iloc[0] - ranked.iloc[1]:.2f} nats above {ranked.index[1]} "
+                    f"({ranked.iloc[1]:.2f})")
+        if len(ranked) > 2:
+            out[-1] += "; then " + ", ".join(f"{m} ({v:.2f})" for m, v in ranked.iloc[2:].items())
+    out[-1] += "."
+
+    if ref in table:
+        gap = (table[col] - table[ref]).dropna()
+        parts = []
+        for m in ranked.index:
+            if m not in gap:
+                continue
+            bits = [f"ELBO {table.at[m, ref]:.2f}", f"gap {gap[m]:.2f}"]
+            if "kl" in table and pd.notna(table.at[m, "kl"]):
+                bits.append(f"KL {table.at[m, 'kl']:.2f}")
+            if "active_units" in table and pd.notna(table.at[m, "active_units"]):
+                bits.append(f"{int(table.at[m, 'active_units'])} active units")
+            parts.append(f"{m}: " + ", ".join(bits))
+        if parts:
+            out.append(f"The gap between the K={k} bound and the ELBO is, in expectation, a "
+                       "lower bound on KL(q(z|x) || p(z|x)), the guide's misfit to the model's "
+                       "posterior (" + "; ".join(parts) + ").")
+        if len(gap) > 1:
+            out.append(f"The gap is largest for {gap.idxmax()} ({gap.max():.2f} nats) and "
+                       f"smallest for {gap.idxmin()} ({gap.min():.2f} nats).")
+        if (gap < 0).any():
+            out.append("A negative gap is Monte Carlo noise: in expectation the bound is never "
+                       "below the ELBO.")
+        by_elbo = table[ref].dropna()
+        if len(by_elbo) > 1:
+            top = by_elbo.idxmax()
+            if top != best:
+                out.append(f"Ranked by ELBO instead, {top} would come first ({by_elbo[top]:.2f} "
+                           f"against {by_elbo.get(best, math.nan):.2f} for {best}): the ELBO "
+                           "ranking is distorted by the guides' different gaps.")
+            else:
+                out.append(f"The ELBO also ranks {best} first here, but the gaps show how much of "
+                           "each ELBO is the guide's misfit rather than the model.")
+
+    if "kl" in table and "active_units" in table and table["kl"].notna().sum() > 1:
+        m = table["kl"].idxmax()
+        out.append(f"{m} puts the most information into its code: KL(q || p(z)) "
+                   f"{table.at[m, 'kl']:.2f} nats with {int(table.at[m, 'active_units'])} "
+                   "active latent units.")
+
+    if len(ks) > 1:
+        lo_k, lo_col = ks[0]
+        rise = (table[col] - table[lo_col]).dropna()
+        if len(rise):
+            if (rise > 0).all():
+                out.append(f"From K={lo_k} to K={k} the bound rises for every model (by "
+                           f"{rise.min():.2f} to {rise.max():.2f} nats), as it should while it "
+                           "tightens towards log p(x).")
+            else:
+                out.append(f"From K={lo_k} to K={k} the bound does not rise for "
+                           + ", ".join(rise.index[rise <= 0]) + ": the difference is within "
+                           "Monte Carlo noise.")
+
+    ucol = f"unreliable_{k}"
+    if ucol in table and (table[ucol] > 0).any():
+        m = table[ucol].idxmax()
+        out.append(f"The estimate is not fully trustworthy everywhere: for {m}, "
+                   f"{100 * table.at[m, ucol]:.1f}% of images have Pareto k > "
+                   f"{PARETO_K_UNRELIABLE}, where the K={k} bound may still sit well below log p(x).")
+
+    if "train_elbo" in table and table["train_elbo"].notna().sum() > 1:
+        train = table["train_elbo"].dropna()
+        top = train.idxmax()
+        if ref in table:
+            over = (train - table[ref]).reindex(table.index).dropna()
+            if len(over):
+                out.append("Training ELBO minus held-out ELBO: " + ", ".join(
+                    f"{m} {v:+.2f}" for m, v in over.items()) + " nats.")
+        out.append(f"Ranked by training ELBO, {top} would come first"
+                   + (", which agrees with the held-out bound." if top == best
+                      else f", not {best}: here the training ELBO would mislead."))
+
+    out.append("The held-out IWAE bound is the ground for comparison because the ELBO equals "
+               "log p(x) minus KL(q(z|x) || p(z|x)), so it mixes the model's quality with how "
+               "well the guide fits the posterior: a model with a richer latent space can be the "
+               "better density model and still have the looser ELBO. The IWAE bound rises with "
+               "K towards log p(x), so it measures the model far more than the guide; and "
+               "held-out images penalise overfitting, which a bound on the training images "
+               "rewards, so comparing models by training ELBO can mislead.")
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- curves
+def bound_vs_k_figure(ks, means, stderrs=None, labels=None) -> Figure:
+    """The estimated bound (mean over images, nats) against the number of importance samples
+    K on a log axis, one line per model; ``means`` is (models, len(ks)) or (len(ks),), and
+    ``stderrs`` (same shape) adds error bars."""
+    ks = np.asarray(ks)
+    means = np.atleast_2d(_numpy(means))
+    errs = None if stderrs is None else np.atleast_2d(_numpy(stderrs))
+    if means.shape[1] != len(ks) or (errs is not None and errs.shape != means.shape):
+        raise ValueError(f"{len(ks)} values of K but means {means.shape}"
+                         + ("" if errs is None else f", stderrs {errs.shape}"))
+    if labels is not None and len(labels) != len(means):
+        raise ValueError(f"{len(labels)} labels for {len(means)} models")
+    fig, axes = _figure(size=(6.5, 4.5))
+    ax = axes[0, 0]
+    for i, m in enumerate(means):
+        ax.errorbar(ks, m, yerr=None if errs is None else errs[i], marker="o", capsize=3,
+                    label=None if labels is None else labels[i])
+    ax.set_xscale("log")
+    ax.set(xlabel="K (importance samples)", ylabel="bound (nats per image)",
+           title="Importance-weighted bound against K")
+    ax.grid(alpha=0.3, which="both")
+    if labels is not None:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def history_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
+    """Training ELBO per epoch (columns ``epoch`` and ``elbo`` of each history), one line per
+    model, labelled with the final value."""
+    fig, axes = _figure(size=(6.5, 4.5))
+    ax = axes[0, 0]
+    for name, h in histories.items():
+        ax.plot(h["epoch"], h["elbo"], marker="o", label=f"{name} (final {h['elbo'].iloc[-1]:.2f})")
+    ax.set(xlabel="epoch", ylabel="training ELBO (nats per image)", title="Training ELBO")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+# ----------------------------------------------------------------------------- writing outputs
+def _save(fig: Figure, path) -> "Path":
+    from pathlib import Path
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_vae_outputs(results, images, out_dir) -> list:
+    """Write the figures and tables of questions (c)-(e) for one model.
+
+    ``results`` is a :class:`~probnn.inference.vae.VAEResults`; ``images`` are the training
+    images it indexes (``results.rank_index`` into them). Returns the paths written.
+    """
+    from pathlib import Path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    r = results
+    stem = r.name
+    written = [
+        _save(reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
+                                    ["59289", "28001", "35508", "43876"]), out / f"{stem}-reconstructions.png"),
+        _save(noise_figure(r.noisy, r.noisy_probs, r.noisy_samples, r.noise_sds, r.noisy_bounds),
+              out / f"{stem}-noise.png"),
+        _save(prior_samples_figure(r.prior_probs, r.prior_samples), out / f"{stem}-prior-samples.png"),
+        _save(interpolation_figure(r.interp_probs, r.interp_samples), out / f"{stem}-interpolation.png"),
+    ]
+    scored = images[r.rank_index]
+    pk = np.full(len(r.rank_bounds), np.nan)
+    pos = {int(i): j for j, i in enumerate(r.rank_index)}
+    for idx, k in r.shown_pareto_k.items():
+        pk[pos[idx]] = k
+    written.append(_save(likely_unlikely_figure(scored, r.rank_bounds, pareto_k=pk),
+                         out / f"{stem}-likely-unlikely.png"))
+    written.append(_save(likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
+                         out / f"{stem}-likelihood-features.png"))
+    table = likelihood_features_table(r.rank_bounds, r.rank_labels, scored)
+    table.to_csv(out / f"{stem}-bound-by-digit.csv")
+    per_image = pd.DataFrame({"index": r.rank_index, "label": r.rank_labels,
+                              "bound": r.rank_bounds, "ink_pixels": ink_pixels(scored)})
+    per_image.to_csv(out / f"{stem}-bounds.csv", index=False)
+    noise = pd.DataFrame({"noise_sd": (0.0,) + tuple(r.noise_sds),
+                          "bound": np.concatenate([[r.clean_bound], r.noisy_bounds])})
+    noise.to_csv(out / f"{stem}-noise-bounds.csv", index=False)
+    order = np.argsort(r.rank_bounds)
+    lines = [
+        f"# {stem}: questions (c)-(e)",
+        "",
+        f"Image 35508 with Gaussian noise, {r.rank_k}-sample IWAE bound (nats):",
+        noise.to_string(index=False),
+        "",
+        f"Likely and unlikely images: the {r.rank_k}-sample bound of {len(r.rank_bounds)} training images.",
+        f"Most likely: index {int(r.rank_index[order[-1]])} (bound {r.rank_bounds[order[-1]]:.1f}); "
+        f"least likely: index {int(r.rank_index[order[0]])} (bound {r.rank_bounds[order[0]]:.1f}).",
+        f"Pareto k > {PARETO_K_UNRELIABLE} among the {len(r.shown_pareto_k)} images shown: "
+        f"{sum(k > PARETO_K_UNRELIABLE for k in r.shown_pareto_k.values())}.",
+        "",
+        "Bound by digit class:",
+        table.to_string(),
+        "",
+        likelihood_answer(r.rank_bounds, r.rank_labels, scored),
+    ]
+    if len(r.history):
+        written.append(_save(history_figure({stem: r.history}), out / f"{stem}-history.png"))
+    (out / f"{stem}-summary.md").write_text("\n".join(lines) + "\n")
+    written += [out / f"{stem}-bound-by-digit.csv", out / f"{stem}-bounds.csv",
+                out / f"{stem}-noise-bounds.csv", out / f"{stem}-summary.md"]
+    return written
+
+
+def write_comparison_outputs(rows: Mapping[str, Mapping], out_dir, histories=None) -> list:
+    """Write the model comparison (question e): table as CSV and Markdown with the written
+    answer, and the training histories side by side."""
+    from pathlib import Path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = comparison_table(rows)
+    table.to_csv(out / "comparison.csv")
+    text = "# Model comparison on the holdout set\n\n" + table.to_string() + "\n\n" + comparison_answer(table) + "\n"
+    (out / "comparison.md").write_text(text)
+    written = [out / "comparison.csv", out / "comparison.md"]
+    if histories:
+        written.append(_save(history_figure(histories), out / "comparison-history.png"))
+    return written
