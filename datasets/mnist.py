@@ -11,12 +11,18 @@ MNIST_RAW = "MNIST/raw"
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirrors)"
 
 
-def _has_raw(root: Path, train: bool) -> bool:
-    prefix = "train" if train else "t10k"
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _has_raw(root: Path) -> bool:
+    """Whether ``root`` holds what ``torchvision.datasets.MNIST(root, download=False)`` reads.
+
+    torchvision requires all four *uncompressed* files whichever split is asked for (it does
+    not read the ``.gz`` archives without ``download=True``), so check exactly that.
+    """
     raw = root / MNIST_RAW
-    return all((raw / f"{prefix}-{kind}-idx{n}-ubyte").is_file() or
-               (raw / f"{prefix}-{kind}-idx{n}-ubyte.gz").is_file()
-               for kind, n in (("images", 3), ("labels", 1)))
+    return all((raw / name).is_file() for name in _RAW_FILES)
 
 
 def load_mnist(data_dir=None, train: bool = True, download: bool = True
@@ -32,7 +38,7 @@ def load_mnist(data_dir=None, train: bool = True, download: bool = True
     from torchvision.datasets import MNIST  # torchvision is slow to import; only pay for it here
 
     searched = candidate_dirs(data_dir)
-    root = next((d for d in searched if _has_raw(d, train)), None)
+    root = next((d for d in searched if _has_raw(d)), None)
     error = None
     if root is None and download:
         root = cache_dir()

@@ -32,6 +32,9 @@ def read_xkcd_csv(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
             f"{path}: missing column(s) {missing}; expected columns 'x' and 'y', found {list(df.columns)}")
     cols = {}
     for c in ("x", "y"):
+        if pd.api.types.is_bool_dtype(df[c]):  # pandas parses a column of True/False as bool,
+            raise DataFormatError(              # which to_numeric would pass through as 1/0
+                f"{path}: column '{c}' has a non-numeric value {str(df[c].iloc[0])!r} at data row 1")
         values = pd.to_numeric(df[c], errors="coerce")
         bad = values.isna() & df[c].notna()
         if bad.any():
