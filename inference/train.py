@@ -200,7 +200,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if isinstance(data, (tuple, list, torch.Tensor)):
+    if isinstance(data, torch.Tensor) or (
+            isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data)):
         data = _as_tuple(data)
         loader = TensorBatches(data, batch_size) if batch_size else [data]
     else:
@@ -234,6 +235,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         epoch_rng = extra["epoch_rng"]
         set_rng_state(extra["rng_now"])
         resumed_from = start_epoch
+        if start_epoch > epochs:
+            raise CheckpointError(f"{ckpt} has already trained {start_epoch} epochs, more than "
+                                  f"the {epochs} asked for")
     elif seed is not None:
         pyro.set_rng_seed(seed)
 

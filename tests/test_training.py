@@ -593,3 +593,23 @@ def test_interrupt_and_resume_with_jit_minibatch(latent_data, tmp_path, monkeypa
     assert_same_state(model_a, model_c)
     np.testing.assert_allclose(run_c.history["loss"].to_numpy(), run_a.history["loss"].to_numpy(),
                                atol=JIT_HISTORY_ATOL, rtol=0)
+
+
+def test_a_list_of_batches_is_iterated(tiny_regression):
+    from probnn.guides.regression import MaximumLikelihoodGuide
+    from probnn.inference.train import fit
+    from probnn.models.regression import HomoscedasticRegression
+    x, y = tiny_regression
+    batches = [(x[:20], y[:20]), (x[20:], y[20:])]
+    res = fit(HomoscedasticRegression(), MaximumLikelihoodGuide(), batches, epochs=2, progress=False)
+    assert len(res.history) == 2
+
+
+def test_resume_with_fewer_epochs_than_done_is_an_error(tiny_regression, tmp_path):
+    from probnn.inference.checkpoint import CheckpointError
+    from probnn.inference.regression import fit_regression
+    x, y = tiny_regression
+    ckpt = tmp_path / "r.ckpt"
+    fit_regression("homoscedastic", x, y, epochs=20, progress=False, checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match="already trained 20 epochs"):
+        fit_regression("homoscedastic", x, y, epochs=10, progress=False, checkpoint=ckpt, resume=True)
