@@ -17,7 +17,9 @@ import torch
 from pyro.infer import Predictive
 
 from probnn.datasets import mnist_splits
+from probnn.guides.cvae import ConditionalVAEGuide
 from probnn.guides.vae import VAEGuide
+from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
@@ -40,16 +42,18 @@ class BinarizedBatches(TensorBatches):
 
 
 def build_vae(latent_dim: int = 4, likelihood: str = "bernoulli", architecture: str = "conv",
-              binarize: bool = False) -> tuple[VAE, VAEGuide]:
-    """A fresh model/guide pair (weights drawn from torch's global RNG)."""
-    return (VAE(latent_dim, likelihood, architecture, binarize),
-            VAEGuide(latent_dim, architecture))
+              binarize: bool = False, conditional: bool = False):
+    """A fresh model/guide pair (weights drawn from torch's global RNG): a
+    :class:`~probnn.models.vae.VAE`, or with ``conditional`` a label-conditioned
+    :class:`~probnn.models.cvae.ConditionalVAE`."""
+    model_cls, guide_cls = (ConditionalVAE, ConditionalVAEGuide) if conditional else (VAE, VAEGuide)
+    return model_cls(latent_dim, likelihood, architecture, binarize), guide_cls(latent_dim, architecture)
 
 
 def vae_name(model: VAE) -> str:
-    """A file-name stem for a model: ``vae-d4``, ``vae-mlp-d20``, ``vae-d4-cb-bin``."""
+    """A file-name stem for a model: ``vae-d4``, ``vae-mlp-d20``, ``vae-d4-cb-bin``, ``cvae-d4``."""
     c = model.config
-    parts = ["vae"] + (["mlp"] if c["architecture"] == "mlp" else []) + [f"d{c['latent_dim']}"]
+    parts = ["cvae" if isinstance(model, ConditionalVAE) else "vae"] + (["mlp"] if c["architecture"] == "mlp" else []) + [f"d{c['latent_dim']}"]
     parts += ["cb"] if c["likelihood"] == "continuous_bernoulli" else []
     parts += ["bin"] if c["binarize"] else []
     return "-".join(parts)
@@ -64,32 +68,39 @@ class VAEFit:
 
 
 def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = None,
+              y: torch.Tensor | None = None, conditional: bool = False,
               epochs: int = 5, batch_size: int = 100, lr: float = 1e-3, seed: int = 309,
               elbo: str = "trace", num_particles: int = 1, likelihood: str = "bernoulli",
               architecture: str = "conv", binarize: bool = False, checkpoint=None,
               resume: bool = False, progress: bool = True, holdout_split: float | None = None,
-              device: str | torch.device = "cpu") -> VAEFit:
+              train_images: int | None = None, device: str | torch.device = "cpu") -> VAEFit:
     """Train a VAE by SVI on MNIST training images (or on the images ``x`` given).
 
     Defaults are the coursework's: Adam lr 1e-3, batch 100, 5 epochs, seed 309, Trace_ELBO.
     With ``holdout_split`` the training set is the coursework's random (1 - fraction) part.
+    With ``conditional`` the model is the label-conditioned VAE, trained on ``(x, y)``.
+    ``train_images`` keeps only the first N training images (for quick runs).
     The checkpoint is written every epoch and on Ctrl-C; ``resume=True`` continues it.
     """
     if x is None:
-        (x, _, _), _ = mnist_splits(data_dir, holdout_split, seed)
+        (x, y, _), _ = mnist_splits(data_dir, holdout_split, seed)
+    if train_images:
+        x, y = x[:train_images], (y[:train_images] if y is not None else None)
+    if conditional and y is None:
+        raise ValueError("the conditional VAE trains on labelled images: pass y")
     torch.manual_seed(seed)
-    model, guide = build_vae(latent_dim, likelihood, architecture, binarize)
+    model, guide = build_vae(latent_dim, likelihood, architecture, binarize, conditional)
     model.to(device), guide.to(device)
-    x = x.to(device)
-    batches = (BinarizedBatches if binarize else TensorBatches)((x,), batch_size)
+    data = (x.to(device),) + ((y.to(device),) if conditional else ())
+    batches = (BinarizedBatches if binarize else TensorBatches)(data, batch_size)
     result = fit(model, guide, batches, epochs=epochs, elbo=elbo, num_particles=num_particles,
                  lr=lr, seed=seed, checkpoint=checkpoint, checkpoint_every=1, resume=resume,
                  progress=progress, desc=vae_name(model))
     return VAEFit(model, guide, result.history, result.checkpoint)
 
 
-def load_vae(path, latent_dim: int | None = None, **config) -> tuple[VAE, VAEGuide]:
-    """Load a trained VAE and its guide from a checkpoint, in eval mode.
+def load_vae(path, latent_dim: int | None = None, **config):
+    """Load a trained VAE (or conditional VAE) and its guide from a checkpoint, in eval mode.
 
     With no arguments the model is built from the checkpoint's own configuration. Passing
     ``latent_dim`` (or other settings) asserts what you expect: a checkpoint written for
@@ -97,10 +108,11 @@ def load_vae(path, latent_dim: int | None = None, **config) -> tuple[VAE, VAEGui
     """
     state = read_checkpoint(path)
     saved = dict(state["model"]["config"])
-    if state["model"]["class"] != VAE.__name__:
+    kinds = {VAE.__name__: False, ConditionalVAE.__name__: True}
+    if state["model"]["class"] not in kinds:
         raise CheckpointError(f"{path} holds a {state['model']['class']}, not a VAE")
     want = {**saved, **config, **({"latent_dim": latent_dim} if latent_dim is not None else {})}
-    model, guide = build_vae(**want)
+    model, guide = build_vae(**want, conditional=kinds[state["model"]["class"]])
     load_checkpoint(path, model, guide)
     return model.eval(), guide.eval()
 

@@ -69,18 +69,22 @@ def cmd_vae_train(args) -> int:
 
     out = Path(args.out or "out/vae")
     out.mkdir(parents=True, exist_ok=True)
-    stem = vae_name(build_vae(args.latent_dim, args.likelihood, args.architecture, args.binarize)[0])
+    conditional = args.command == "cvae"
+    stem = vae_name(build_vae(args.latent_dim, args.likelihood, args.architecture, args.binarize,
+                              conditional)[0])
     ckpt = out / f"{stem}.ckpt"
     if ckpt.exists() and not args.resume and not args.force:
         raise SystemExit(f"probnn: {ckpt} exists; pass --resume to continue it or --force to retrain")
     if args.force and ckpt.exists():
         ckpt.unlink()
-    result = train_vae(args.latent_dim, data_dir=args.data_dir, epochs=args.epochs,
+    result = train_vae(args.latent_dim, conditional=conditional, data_dir=args.data_dir,
+                       epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, elbo=args.elbo,
                        num_particles=args.particles, likelihood=args.likelihood,
                        architecture=args.architecture, binarize=args.binarize, checkpoint=ckpt,
                        resume=args.resume, progress=not args.quiet,
-                       holdout_split=args.holdout_split, device=_device(args.device))
+                       holdout_split=args.holdout_split, train_images=args.train_images,
+                       device=_device(args.device))
     result.history.to_csv(out / f"{stem}-history.csv", index=False)
     last = result.history.iloc[-1]
     print(f"{stem}: {int(last.epoch)} epochs, last-epoch mean train ELBO {last.elbo:.2f} nats/image, "
@@ -137,6 +141,42 @@ def cmd_vae_compare(args) -> int:
     return 0
 
 
+def cmd_cvae_figures(args) -> int:
+    import pandas as pd
+    import pyro
+
+    from probnn.analysis.cvae import write_cvae_outputs
+    from probnn.inference.cvae import digit_samples, evaluate_cvae, style_sets, style_transfer
+    from probnn.inference.vae import history_from_checkpoint, load_vae, vae_name
+    from probnn.models.cvae import ConditionalVAE
+
+    out = Path(args.out or "out/cvae")
+    model, guide = load_vae(args.checkpoint)
+    if not isinstance(model, ConditionalVAE):
+        raise SystemExit(f"probnn: {args.checkpoint} holds an unconditional VAE; "
+                         "use 'probnn vae figures' for it")
+    _, (hx, hy, _) = _load_splits(args)
+    pyro.set_rng_seed(args.seed)
+    styles = style_sets(model, 4)
+    digits = digit_samples(model, 10)
+    pick = [int((hy == d).nonzero()[0]) for d in (3, 7)]  # one real test image of two digits
+    transfer = (hx[pick], hy[pick], style_transfer(model, guide, hx[pick], hy[pick])[0])
+    hx, hy = (hx[: args.holdout_images], hy[: args.holdout_images]) if args.holdout_images else (hx, hy)
+    evaluation = evaluate_cvae(model, guide, hx, hy, k=args.k, large_k=args.large_k or None,
+                               large_k_images=args.large_k_images,
+                               classify_images=args.classify_images, seed=args.seed,
+                               progress=not args.quiet)
+    unconditional = {}
+    if args.compare and Path(args.compare).is_file():
+        table = pd.read_csv(args.compare, index_col=0)
+        unconditional = {n: r.dropna().to_dict() for n, r in table.iterrows()}
+    written = write_cvae_outputs(vae_name(model), styles, digits, transfer, evaluation, out,
+                                 unconditional, history_from_checkpoint(args.checkpoint))
+    print((out / f"{vae_name(model)}-summary.md").read_text())
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
@@ -155,22 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     vae = sub.add_parser("vae", help="Bernoulli-image VAE on MNIST (questions c-e)")
     vsub = vae.add_subparsers(dest="vae_command", required=True)
     p = vsub.add_parser("train", help="train a VAE by SVI")
-    _common(p)
-    _vae_model_options(p)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--elbo", choices=["trace", "meanfield", "iwae"], default="trace",
-                   help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); "
-                        "iwae: importance-weighted bound with --particles samples")
-    p.add_argument("--particles", type=int, default=1)
-    p.add_argument("--holdout-split", type=float, default=None,
-                   help="hold out this random fraction of the training set (coursework: 0.1) "
-                        "instead of using the official test set")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.set_defaults(func=cmd_vae_train)
+    _train_options(p)
 
     p = vsub.add_parser("figures", help="figures and tables of questions (c)-(e) for one model")
     _common(p)
@@ -190,7 +215,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", type=int, default=10_000)
     p.add_argument("--holdout-split", type=float, default=None)
     p.set_defaults(func=cmd_vae_compare)
+
+    cvae = sub.add_parser("cvae", help="label-conditioned VAE (question f)")
+    csub = cvae.add_subparsers(dest="cvae_command", required=True)
+    p = csub.add_parser("train", help="train a conditional VAE by SVI")
+    _train_options(p)
+    p = csub.add_parser("figures", help="figures, holdout evaluation and classifier")
+    _common(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--large-k", type=int, default=1000, help="0 to skip")
+    p.add_argument("--large-k-images", type=int, default=1000)
+    p.add_argument("--classify-images", type=int, default=1000,
+                   help="holdout images for log p(x) and the classifier (10 bounds each)")
+    p.add_argument("--holdout-images", type=int, default=None)
+    p.add_argument("--holdout-split", type=float, default=None)
+    p.add_argument("--compare", default=None,
+                   help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
+    p.set_defaults(func=cmd_cvae_figures)
     return parser
+
+
+def _train_options(p) -> None:
+    _common(p)
+    _vae_model_options(p)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--elbo", choices=["trace", "meanfield", "iwae"], default="trace",
+                   help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); "
+                        "iwae: importance-weighted bound with --particles samples")
+    p.add_argument("--particles", type=int, default=1)
+    p.add_argument("--holdout-split", type=float, default=None,
+                   help="hold out this random fraction of the training set (coursework: 0.1) "
+                        "instead of using the official test set")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="train on the first N training images only (quick runs)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.set_defaults(func=cmd_vae_train)
 
 
 def _vae_model_options(p) -> None:

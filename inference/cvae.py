@@ -1,0 +1,133 @@
+"""The label-conditioned VAE (question f): generation by label and style, and the model as a
+generative classifier. Training and loading are shared with the VAE
+(:func:`~probnn.inference.vae.train_vae` / :func:`~probnn.inference.vae.load_vae` with
+``conditional=True``); the estimators are the shared ones of :mod:`.estimators`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyro
+import torch
+
+from probnn.models.cvae import NUM_CLASSES
+
+from .estimators import elbo_mc, iwae_bound, posterior_means
+from .vae import _subset
+
+LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
+
+
+def _decode(model, z: torch.Tensor, y: torch.Tensor):
+    probs = model.pixel_probs(z, y).clamp(0, 1)
+    return probs, torch.bernoulli(probs)
+
+
+@torch.no_grad()
+def style_sets(model, num_styles: int = 4):
+    """For each of ``num_styles`` styles z ~ N(0, I), the ten digits 0..9 in that style:
+    probability maps and samples of shape (num_styles, 10, 1, 28, 28)."""
+    z = torch.randn(num_styles, 1, model.latent_dim).expand(num_styles, NUM_CLASSES, model.latent_dim)
+    y = torch.arange(NUM_CLASSES)
+    return _decode(model, z, y)
+
+
+@torch.no_grad()
+def digit_samples(model, per_digit: int = 10):
+    """``per_digit`` samples of each digit, each with its own z: (10, per_digit, 1, 28, 28)."""
+    z = torch.randn(NUM_CLASSES, per_digit, model.latent_dim)
+    y = torch.arange(NUM_CLASSES).repeat_interleave(per_digit)
+    probs, samples = _decode(model, z.reshape(-1, model.latent_dim), y)
+    shape = (NUM_CLASSES, per_digit) + probs.shape[1:]
+    return probs.reshape(shape), samples.reshape(shape)
+
+
+@torch.no_grad()
+def style_transfer(model, guide, x: torch.Tensor, y: torch.Tensor):
+    """Encode real images (x, y) to their posterior-mean style z and decode that style with
+    every label: (n, 10, 1, 28, 28) probability maps and samples."""
+    z = posterior_means(guide, (x, y))
+    n = len(x)
+    zz = z[:, None].expand(n, NUM_CLASSES, z.shape[-1]).reshape(-1, z.shape[-1])
+    probs, samples = _decode(model, zz, torch.arange(NUM_CLASSES).repeat(n))
+    shape = (n, NUM_CLASSES) + probs.shape[1:]
+    return probs.reshape(shape), samples.reshape(shape)
+
+
+def label_log_joint(model, guide, x: torch.Tensor, num_samples: int = 100, *,
+                    batch_size: int = 100, progress: bool = False) -> np.ndarray:
+    """IWAE estimates of ``log p(x, y=c)`` for every image and every class c, shape (N, 10).
+
+    Each class gets its own importance sampler q(z | x, c); the cost is ten IWAE bounds.
+    """
+    cols = []
+    for c in range(NUM_CLASSES):
+        y = torch.full((len(x),), c, dtype=torch.long)
+        cols.append(iwae_bound(model, guide, (x, y), num_samples, batch_size=batch_size,
+                               diagnostics=False, progress=progress).bound)
+    return np.stack(cols, axis=1)
+
+
+def conditional_from_joint(log_joint: np.ndarray) -> np.ndarray:
+    """``log p(x | y) = log p(x, y) - log p(y)`` with the uniform label prior."""
+    return np.asarray(log_joint) - LOG_PRIOR
+
+
+def marginal_log_likelihood(log_conditional: np.ndarray) -> np.ndarray:
+    """``log p(x) = logsumexp_y [log p(x | y) + log 1/10]`` from (N, 10) conditional estimates.
+
+    With IWAE estimates inside, this is still a stochastic lower bound on log p(x) (Jensen:
+    the log of a sum of unbiased estimators), comparable with an unconditional VAE's bound.
+    """
+    a = np.asarray(log_conditional, dtype=np.float64) + LOG_PRIOR
+    return torch.logsumexp(torch.from_numpy(a), dim=1).numpy()
+
+
+def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
+    """The generative classifier ``p(y | x) = p(x | y) p(y) / p(x)``, rows sum to 1, (N, 10)."""
+    a = torch.from_numpy(np.asarray(log_conditional, dtype=np.float64) + LOG_PRIOR)
+    return torch.softmax(a, dim=1).numpy()
+
+
+def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
+                  large_k: int | None = 1000, large_k_images: int | None = 1000,
+                  classify_images: int | None = 1000, batch_size: int = 100, seed: int = 309,
+                  progress: bool = False) -> dict:
+    """Holdout evaluation of the conditional VAE, in nats per image.
+
+    Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
+    ``elbo_mc`` (K=100, split into ``reconstruction`` and ``kl``), ``iwae_<k>`` on all images
+    and ``iwae_<large_k>`` on ``large_k_images`` of them. On ``classify_images`` images, the
+    ten per-class bounds give ``marginal_iwae_<k>`` (log p(x), comparable with the
+    unconditional VAEs) and the classifier's ``accuracy``; ``confusion`` and
+    ``class_posterior`` are returned for the figures.
+    """
+    pyro.set_rng_seed(seed)
+    out: dict = {"images": len(x)}
+    shift = -LOG_PRIOR  # ELBO/IWAE of log p(x, y) -> of log p(x | y)
+    one = elbo_mc(model, guide, (x, y), 1, batch_size=batch_size)
+    out["elbo"] = float(one.elbo.mean()) + shift
+    mc = elbo_mc(model, guide, (x, y), 100, batch_size=batch_size)
+    out.update(elbo_mc=float(mc.elbo.mean()) + shift,
+               reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()))
+    out[f"iwae_{k}"] = float(iwae_bound(model, guide, (x, y), k, batch_size=batch_size,
+                                        diagnostics=False).bound.mean()) + shift
+    if large_k:
+        sub = _subset(len(x), large_k_images, seed + 1)
+        out["large_k_images"] = len(sub)
+        res = iwae_bound(model, guide, (x[sub], y[sub]), large_k, batch_size=max(1, batch_size // 10))
+        out[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
+        out[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+    sub = _subset(len(x), classify_images, seed + 2)
+    cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
+                                                  progress=progress))
+    post = class_posterior(cond)
+    truth = y[sub].numpy()
+    pred = post.argmax(1)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    np.add.at(confusion, (truth, pred), 1)
+    out.update(classify_images=len(sub), **{f"marginal_iwae_{k}": float(marginal_log_likelihood(cond).mean())},
+               accuracy=float((pred == truth).mean()),
+               **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
+    return {"row": out, "confusion": confusion, "class_posterior": post, "labels": truth}
