@@ -13,7 +13,7 @@ import torch
 
 from probnn.models.cvae import NUM_CLASSES
 
-from .estimators import elbo_mc, iwae_bound, posterior_means
+from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound, posterior_means
 from .vae import _subset
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
@@ -97,7 +97,7 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     """Holdout evaluation of the conditional VAE, in nats per image.
 
     Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
-    ``elbo_mc`` (K=100, split into ``reconstruction`` and ``kl``), ``iwae_<k>`` on all images
+    ``elbo_mc`` (K=``k``, split into ``reconstruction`` and ``kl``), ``iwae_<k>`` on all images
     and ``iwae_<large_k>`` on ``large_k_images`` of them. On ``classify_images`` images, the
     ten per-class bounds give ``marginal_iwae_<k>`` (log p(x), comparable with the
     unconditional VAEs) and the classifier's ``accuracy``; ``confusion`` and
@@ -108,11 +108,10 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     shift = -LOG_PRIOR  # ELBO/IWAE of log p(x, y) -> of log p(x | y)
     one = elbo_mc(model, guide, (x, y), 1, batch_size=batch_size)
     out["elbo"] = float(one.elbo.mean()) + shift
-    mc = elbo_mc(model, guide, (x, y), 100, batch_size=batch_size)
+    bound, mc = iwae_and_elbo_mc(model, guide, (x, y), k, batch_size=batch_size)
     out.update(elbo_mc=float(mc.elbo.mean()) + shift,
-               reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()))
-    out[f"iwae_{k}"] = float(iwae_bound(model, guide, (x, y), k, batch_size=batch_size,
-                                        diagnostics=False).bound.mean()) + shift
+               reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()),
+               **{f"iwae_{k}": float(bound.mean()) + shift})
     if large_k:
         sub = _subset(len(x), large_k_images, seed + 1)
         out["large_k_images"] = len(sub)

@@ -55,14 +55,31 @@ def _shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:
     return lp.expand(k, n) if lp.dim() >= 2 else lp.expand(n).unsqueeze(0).expand(k, n)
 
 
-def _log_weights(model, guide, args, num_particles: int, max_plate_nesting: int) -> torch.Tensor:
+def _particle_terms(model, guide, args, num_particles: int, max_plate_nesting: int,
+                    with_kl: bool = False) -> dict[str, torch.Tensor]:
+    """One batched pass of ``num_particles`` samples per data point.
+
+    Returns ``log_w`` = log p(x, z) - log q(z | x) and ``log_obs`` = the observed sites'
+    log p, both (num_particles, n); with ``with_kl`` also the analytic KL(q || p) of the
+    latent sites, (n,).
+    """
     model_trace, guide_trace = _particle_traces(model, guide, args, num_particles, max_plate_nesting)
-    n = len(args[0])
-    log_w = 0.0
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        for _, site in _sites(trace):
-            log_w = log_w + sign * _shape_particles(site["fn"].log_prob(site["value"]), num_particles, n)
-    return log_w
+    k, n = num_particles, len(args[0])
+    log_w, log_obs, kl = 0.0, 0.0, torch.zeros(n)
+    for name, site in _sites(model_trace):
+        lp = _shape_particles(site["fn"].log_prob(site["value"]), k, n)
+        log_w = log_w + lp
+        if site["is_observed"]:
+            log_obs = log_obs + lp
+        elif with_kl:  # q(z | x) is the same for every particle: take the first
+            kl = kl + _shape_particles(kl_divergence(guide_trace.nodes[name]["fn"], site["fn"]), k, n)[0]
+    for _, site in _sites(guide_trace):
+        log_w = log_w - _shape_particles(site["fn"].log_prob(site["value"]), k, n)
+    return {"log_w": log_w, "log_obs": _shape_particles(torch.as_tensor(log_obs), k, n), "kl": kl}
+
+
+def _log_weights(model, guide, args, num_particles: int, max_plate_nesting: int) -> torch.Tensor:
+    return _particle_terms(model, guide, args, num_particles, max_plate_nesting)["log_w"]
 
 
 @torch.no_grad()
@@ -70,6 +87,44 @@ def log_importance_weights(model, guide, *args, num_particles: int, max_plate_ne
                            ) -> torch.Tensor:
     """``log p(x_i, z_ik) - log q(z_ik | x_i)`` for one batch, shape (num_particles, n)."""
     return _log_weights(model, guide, args, num_particles, max_plate_nesting)
+
+
+@torch.no_grad()
+def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | None,
+         max_pairs: int, max_plate_nesting: int, keep_weights: bool, with_kl: bool,
+         progress: bool = False, desc: str = ""):
+    """Drive :func:`_particle_terms` over the data in batches and particle chunks.
+
+    Returns per-data-point ``(log_mean_w, log_w or None, mean log_obs, kl)``.
+    """
+    data = _as_tuple(data)
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    per_pass = per_pass or max(1, min(num_samples, max_pairs // batch_size))
+    lse_all, weights, obs_all, kl_all = [], [], [], []
+    n_batches = math.ceil(len(data[0]) / batch_size)
+    for batch in tqdm(_chunks(data, batch_size), total=n_batches, disable=not progress,
+                      desc=desc, leave=False):
+        parts, obs, kl = [], 0.0, None
+        for start in range(0, num_samples, per_pass):
+            k = min(per_pass, num_samples - start)
+            t = _particle_terms(model, guide, batch, k, max_plate_nesting, with_kl and kl is None)
+            parts.append(t["log_w"])
+            obs = obs + t["log_obs"].sum(0)
+            kl = t["kl"] if kl is None else kl
+        log_w = torch.cat(parts, 0)  # (K, n)
+        lse = torch.logsumexp(log_w, 0)
+        lse_all.append(lse - math.log(num_samples))
+        obs_all.append(obs / num_samples)
+        kl_all.append(kl)
+        if keep_weights:
+            weights.append((log_w - lse).T)
+    bound = torch.cat(lse_all).numpy()
+    if not np.all(np.isfinite(bound)):
+        bad = np.flatnonzero(~np.isfinite(bound))[:5]
+        raise FloatingPointError(f"non-finite log-likelihood estimate for data points {bad.tolist()}")
+    return (bound, torch.cat(weights).numpy() if keep_weights else None,
+            torch.cat(obs_all).numpy(), torch.cat(kl_all).numpy())
 
 
 @dataclass
@@ -119,32 +174,10 @@ def iwae_bound(model, guide, data, num_samples: int = 100, *, batch_size: int = 
     here, so for tens of thousands of points keep the weights and call :func:`pareto_k` on
     the rows of interest.
     """
-    data = _as_tuple(data)
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    per_pass = particles_per_pass or max(1, min(num_samples, max_pairs // batch_size))
-    bounds, weights = [], []
-    n_batches = math.ceil(len(data[0]) / batch_size)
-    for batch in tqdm(_chunks(data, batch_size), total=n_batches, disable=not progress,
-                      desc=f"IWAE K={num_samples}", leave=False):
-        parts = []
-        for start in range(0, num_samples, per_pass):
-            k = min(per_pass, num_samples - start)
-            parts.append(log_importance_weights(model, guide, *batch, num_particles=k,
-                                                max_plate_nesting=max_plate_nesting))
-        log_w = torch.cat(parts, 0)  # (K, n)
-        lse = torch.logsumexp(log_w, 0)
-        bounds.append(lse - math.log(num_samples))
-        if diagnostics:
-            weights.append((log_w - lse).T)
-    bound = torch.cat(bounds).numpy()
-    if not np.all(np.isfinite(bound)):
-        bad = np.flatnonzero(~np.isfinite(bound))[:5]
-        raise FloatingPointError(f"non-finite IWAE bound for data points {bad.tolist()}")
-    if not diagnostics:
-        return IWAEResult(bound, None, None, num_samples)
-    lw = torch.cat(weights).numpy()
-    k = pareto_k(lw) if pareto and num_samples >= 5 else None
+    bound, lw, _, _ = _run(model, guide, data, num_samples, batch_size, particles_per_pass,
+                           max_pairs, max_plate_nesting, diagnostics, False, progress,
+                           f"IWAE K={num_samples}")
+    k = pareto_k(lw) if diagnostics and pareto and num_samples >= 5 else None
     return IWAEResult(bound, lw, k, num_samples)
 
 
@@ -156,7 +189,6 @@ class ELBOTerms:
     kl: np.ndarray              # (N,) KL(q(z | x) || p(z)), analytic
 
 
-@torch.no_grad()
 def elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: int = 100,
             max_pairs: int = 20_000, max_plate_nesting: int = 1) -> ELBOTerms:
     """The coursework's question (d) estimator of the ELBO, per data point:
@@ -169,26 +201,19 @@ def elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: int = 100
     does) and the observed sites' log-probabilities averaged over the K samples. Unbiased for
     the ELBO, it does not get tighter as K grows (compare :func:`iwae_bound`).
     """
-    data = _as_tuple(data)
-    per_pass = max(1, min(num_samples, max_pairs // batch_size))
-    out = {"reconstruction": [], "kl": []}
-    for batch in _chunks(data, batch_size):
-        n = len(batch[0])
-        rec, kl = torch.zeros(n), torch.zeros(n)
-        for start in range(0, num_samples, per_pass):
-            k = min(per_pass, num_samples - start)
-            model_trace, guide_trace = _particle_traces(model, guide, batch, k, max_plate_nesting)
-            for name, site in _sites(model_trace):
-                if site["is_observed"]:
-                    rec += _shape_particles(site["fn"].log_prob(site["value"]), k, n).sum(0)
-                elif start == 0:  # q(z | x) does not depend on the samples: one KL per batch
-                    q = guide_trace.nodes[name]["fn"]
-                    kl += _shape_particles(kl_divergence(q, site["fn"]), k, n)[0]
-        out["reconstruction"].append(rec / num_samples)
-        out["kl"].append(kl)
-    rec = torch.cat(out["reconstruction"]).numpy()
-    kl = torch.cat(out["kl"]).numpy()
+    _, _, rec, kl = _run(model, guide, data, num_samples, batch_size, None, max_pairs,
+                         max_plate_nesting, False, True)
     return ELBOTerms(rec - kl, rec, kl)
+
+
+def iwae_and_elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: int = 100,
+                     max_pairs: int = 20_000, max_plate_nesting: int = 1, progress: bool = False
+                     ) -> tuple[np.ndarray, ELBOTerms]:
+    """:func:`iwae_bound` (without diagnostics) and :func:`elbo_mc` from the same K samples,
+    for half the cost of computing them apart: ``(bound, ELBOTerms)``."""
+    bound, _, rec, kl = _run(model, guide, data, num_samples, batch_size, None, max_pairs,
+                             max_plate_nesting, False, True, progress, f"IWAE+ELBO-MC K={num_samples}")
+    return bound, ELBOTerms(rec - kl, rec, kl)
 
 
 @torch.no_grad()

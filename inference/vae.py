@@ -23,7 +23,8 @@ from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from .estimators import active_units, elbo_mc, iwae_bound, pareto_k, posterior_means
+from .estimators import (active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound, pareto_k,
+                         posterior_means)
 from .train import TensorBatches, fit
 
 COURSEWORK = dict(epochs=5, batch_size=100, lr=1e-3, seed=309)
@@ -173,21 +174,22 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
 
     ``elbo``: ELBO with one sample (as in training); ``elbo_mc``: the coursework's K=100
     estimator, split into ``reconstruction`` and ``kl``; ``iwae_K``: importance-weighted
-    bound for each K in ``ks``; ``active_units``; ``unreliable_K``: fraction of images with
-    Pareto k > 0.7. All in nats per image.
+    bound for each K in ``ks`` (K=``mc_samples`` from the same samples as ``elbo_mc``);
+    ``active_units``; ``unreliable_K``: fraction of images with Pareto k > 0.7 (for K other
+    than ``mc_samples``). All in nats per image.
     """
     pyro.set_rng_seed(seed)
     data = (x,) + tuple(extra_args)
     row = {"images": len(x)}
-    one = elbo_mc(model, guide, data, 1, batch_size=batch_size)
-    row["elbo"] = float(one.elbo.mean())
-    mc = elbo_mc(model, guide, data, mc_samples, batch_size=batch_size)
+    row["elbo"] = float(elbo_mc(model, guide, data, 1, batch_size=batch_size).elbo.mean())
+    bound, mc = iwae_and_elbo_mc(model, guide, data, mc_samples, batch_size=batch_size)
     row.update(elbo_mc=float(mc.elbo.mean()), reconstruction=float(mc.reconstruction.mean()),
-               kl=float(mc.kl.mean()))
+               kl=float(mc.kl.mean()), **{f"iwae_{mc_samples}": float(bound.mean())})
     for k in ks:
-        res = iwae_bound(model, guide, data, k, batch_size=batch_size)
-        row[f"iwae_{k}"] = float(res.bound.mean())
-        row[f"unreliable_{k}"] = float(res.unreliable.mean())
+        if k != mc_samples:
+            res = iwae_bound(model, guide, data, k, batch_size=batch_size)
+            row[f"iwae_{k}"] = float(res.bound.mean())
+            row[f"unreliable_{k}"] = float(res.unreliable.mean())
     row["active_units"] = active_units(guide, data)[0]
     return row
 

@@ -171,3 +171,16 @@ def test_global_latent_is_rejected():
 
     with pytest.raises(ValueError, match="outside plate 'data'"):
         iwae_bound(model, guide, (torch.zeros(3),), 10, diagnostics=False)
+
+
+def test_combined_pass_equals_the_separate_estimators(linear_gaussian):
+    from probnn.inference.estimators import iwae_and_elbo_mc
+    model, guide, x = linear_gaussian
+    pyro.set_rng_seed(21)
+    bound, terms = iwae_and_elbo_mc(model, guide, (x,), 64)
+    pyro.set_rng_seed(21)
+    alone = iwae_bound(model, guide, (x,), 64, diagnostics=False).bound
+    pyro.set_rng_seed(21)
+    mc = elbo_mc(model, guide, (x,), 64)
+    np.testing.assert_allclose(bound, alone, rtol=1e-6)
+    np.testing.assert_allclose(terms.elbo, mc.elbo, rtol=1e-6)
