@@ -185,7 +185,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
             ``batch_size`` is given), or any iterable of such tuples, e.g. a ``DataLoader``
             whose shuffling draws from torch's global RNG (exact resume relies on that).
         elbo: an ELBO name for :func:`~probnn.inference.elbos.make_elbo` or an ELBO instance.
-        optimizer: ``params -> torch.optim.Optimizer``; default ``torch.optim.Adam(lr=lr)``.
+        optimizer: ``params -> torch.optim.Optimizer``; default ``torch.optim.Adam(lr=lr,
+            fused=True)``.
         seed: seeds torch, numpy and random before training (when resuming, the checkpoint's
             RNG states are restored instead).
         checkpoint: file to save to every ``checkpoint_every`` epochs, at the end and on
@@ -212,13 +213,15 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     elbo_obj = make_elbo(elbo, num_particles, max_plate_nesting) if isinstance(elbo, str) else elbo
     eager_loss = LossModule(elbo_obj, model, guide, record)
     params = [p for p in eager_loss.parameters() if p.requires_grad]
-    opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr)
+    # fused Adam: the same update as Adam's default, in one kernel instead of one per tensor
+    opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr, fused=True)
     fast_loss = TracedLoss(eager_loss) if jit else eager_loss
     train_config = dict(zip(TRAIN_KEYS, (elbo_name, num_particles, lr, batch_size, tuple(record))))
 
     start_epoch, start_batch, acc = 0, 0, [0.0, 0]
     rows: list[dict] = []
-    records: dict[str, list] = {s: [] for s in record}
+    # Preallocated (epochs, *site_shape) arrays, filled row by row: cheap to checkpoint whole.
+    records: dict[str, np.ndarray] = {}
     epoch_rng, elapsed, resumed_from = None, 0.0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
@@ -231,7 +234,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         extra = load_checkpoint(ckpt, model, guide, opt)
         start_epoch, start_batch = extra["epoch"], extra["batch"]
         acc, rows, elapsed = list(extra["acc"]), list(extra["history"]), extra["seconds"]
-        records = {s: list(v) for s, v in extra["records"].items()}
+        records = {s: _grow(v, epochs) for s, v in extra["records"].items()}
         epoch_rng = extra["epoch_rng"]
         set_rng_state(extra["rng_now"])
         resumed_from = start_epoch
@@ -245,7 +248,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         if ckpt is None:
             return None
         extra = {"epoch": epoch, "batch": batch, "acc": tuple(acc), "history": rows,
-                 "records": records, "seconds": elapsed, "epoch_rng": epoch_rng,
+                 "records": {s: v[:epoch + (batch > 0)] for s, v in records.items()},
+                 "seconds": elapsed, "epoch_rng": epoch_rng,
                  "rng_now": rng_state(), "train_config": train_config}
         return save_checkpoint(ckpt, model=model, guide=guide, optimizer=opt, extra=extra)
 
@@ -295,7 +299,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     loss.backward()
                     opt.step()
                     for s, v in zip(record, sites):
-                        records[s].append(v.numpy().copy())
+                        if s not in records:
+                            records[s] = np.full((epochs,) + tuple(v.shape), np.nan, np.float32)
+                        records[s][epoch] = v.numpy()
                     acc[0] += value * n
                     acc[1] += n
                     bar.update(1)
@@ -319,5 +325,11 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         finally:
             bar.close()
             model.eval(), guide.eval()
-    arrays = {s: np.stack(v) if v else np.empty((0,)) for s, v in records.items()}
-    return FitResult(pd.DataFrame(rows), arrays, ckpt, resumed_from)
+    return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
+                     resumed_from)
+
+
+def _grow(a: np.ndarray, epochs: int) -> np.ndarray:
+    out = np.full((max(epochs, len(a)),) + a.shape[1:], np.nan, np.float32)
+    out[:len(a)] = a
+    return out
