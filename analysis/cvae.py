@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .vae import _figure, _flat_images, _save, comparison_table, history_figure, image_grid
+from ._plotting import new_figure, save_figure
+from .vae import _flat_images, comparison_table, history_figure, image_grid
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -59,7 +60,7 @@ def style_transfer_figure(originals, labels, probs) -> Figure:
 
 def confusion_figure(confusion: np.ndarray, accuracy: float) -> Figure:
     """The generative classifier's confusion matrix (rows: true digit, columns: predicted)."""
-    fig, axes = _figure(size=(5.5, 5.0))
+    fig, axes = new_figure(size=(5.5, 5.0))
     ax = axes[0, 0]
     ax.imshow(confusion, cmap="Blues")
     for (i, j), v in np.ndenumerate(confusion):
@@ -124,10 +125,10 @@ def write_cvae_outputs(name: str, styles, digits, transfer, evaluation: Mapping,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
-        _save(style_sets_figure(*styles), out / f"{name}-style-sets.png"),
-        _save(digit_samples_figure(digits[0]), out / f"{name}-digit-samples.png"),
-        _save(style_transfer_figure(*transfer), out / f"{name}-style-transfer.png"),
-        _save(confusion_figure(evaluation["confusion"], evaluation["row"]["accuracy"]),
+        save_figure(style_sets_figure(*styles), out / f"{name}-style-sets.png"),
+        save_figure(digit_samples_figure(digits[0]), out / f"{name}-digit-samples.png"),
+        save_figure(style_transfer_figure(*transfer), out / f"{name}-style-transfer.png"),
+        save_figure(confusion_figure(evaluation["confusion"], evaluation["row"]["accuracy"]),
               out / f"{name}-confusion.png"),
     ]
     rows = {name: evaluation["row"], **(unconditional or {})}
@@ -139,6 +140,6 @@ def write_cvae_outputs(name: str, styles, digits, transfer, evaluation: Mapping,
             + cvae_answer(evaluation["row"], unconditional, train_elbo) + "\n")
     (out / f"{name}-summary.md").write_text(text)
     if history is not None and len(history):
-        written.append(_save(history_figure({name: history}), out / f"{name}-history.png"))
+        written.append(save_figure(history_figure({name: history}), out / f"{name}-history.png"))
     return written + [out / f"{name}-evaluation.csv", out / f"{name}-confusion.csv",
                       out / f"{name}-summary.md"]

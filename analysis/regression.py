@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -19,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from probnn.inference.regression import RegressionFit
+
+from ._plotting import new_figure, save_figure
 
 HETEROSCEDASTIC = "heteroscedastic"
 
@@ -43,11 +44,6 @@ MAX_LOGLIK_ANSWER = (
 
 
 # ----------------------------------------------------------------------------- helpers
-def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.5)):
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
 def _has_record(fit: RegressionFit) -> bool:
     return fit.f.shape[0] == len(fit.history) and len(fit.history) > 0
 
@@ -106,7 +102,7 @@ def ribbon_plot(fit: RegressionFit, ax: Axes | None = None, num: int = 400) -> F
     min(x) - 0.1 to max(x) + 0.1.
     """
     if ax is None:
-        ax = _figure()[1][0, 0]
+        ax = new_figure()[1][0, 0]
     x, y = fit.x[:, 0].numpy(), fit.y[:, 0].numpy()
     grid = torch.linspace(float(x.min()) - 0.1, float(x.max()) + 0.1, num).unsqueeze(-1)
     f, s = _evaluate(fit, grid)
@@ -128,7 +124,7 @@ def loglik_curves(fits: list[RegressionFit], ylim: tuple[float, float] = (-10, 0
     axis would squeeze the last 45,000 epochs into a sliver. Values below ``ylim`` are clipped
     by the axes; the legend gives each fit's final value and lowest value after epoch 100.
     """
-    fig, axes = _figure(size=(9.0, 4.5))
+    fig, axes = new_figure(size=(9.0, 4.5))
     ax = axes[0, 0]
     for fit in fits:
         _, low = _extreme_after(fit, 100)
@@ -268,13 +264,13 @@ def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = 100) ->
     against its baseline mean, with the driver marked. Without a dip: the curve and the reason.
     """
     if not dip.found:
-        fig, axes = _figure()
+        fig, axes = new_figure()
         ax = axes[0, 0]
         ax.plot(_epochs(fit), _loglik(fit), lw=0.6)
         ax.set(xlabel="epoch", ylabel="mean log-likelihood", title=f"{fit.name}: no dip")
         ax.text(0.02, 0.02, dip.text, transform=ax.transAxes, fontsize="small", wrap=True)
         return fig
-    fig, axes = _figure(3, 1, size=(8.0, 10.0))
+    fig, axes = new_figure(3, 1, size=(8.0, 10.0))
     lo_row, first = _row(fit, dip.low_epoch), _row(fit, dip.baseline_epochs[0])
     sl = slice(first, min(lo_row + epochs_after + 1, len(fit.history)))
     ep, i = _epochs(fit)[sl], dip.driver
@@ -368,12 +364,6 @@ def _reference_text() -> str:
 
 
 # ----------------------------------------------------------------------------- outputs
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)  # a no-op for our bare Figures, but frees any made through pyplot
-    return path
-
-
 def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
     """Write every figure, table and record for ``fits`` into ``out_dir``; return the paths.
 
@@ -386,10 +376,10 @@ def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for fit in fits:
-        written.append(_save(ribbon_plot(fit), out / f"ribbon_{fit.name}.png"))
+        written.append(save_figure(ribbon_plot(fit), out / f"ribbon_{fit.name}.png"))
         fit.history[["epoch", "loglik", "seconds"]].to_csv(out / f"history_{fit.name}.csv", index=False)
         written += [out / f"history_{fit.name}.csv", fit.save(out / f"record_{fit.name}.npz")]
-    written.append(_save(loglik_curves(fits), out / "loglik.png"))
+    written.append(save_figure(loglik_curves(fits), out / "loglik.png"))
 
     table = summary_table(fits)
     table.to_csv(out / "summary.csv")
@@ -398,7 +388,7 @@ def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
     hetero = next((f for f in fits if f.name == HETEROSCEDASTIC), None)
     if hetero is not None:
         dip = dip_analysis(hetero)
-        written.append(_save(dip_figure(hetero, dip), out / "dip.png"))
+        written.append(save_figure(dip_figure(hetero, dip), out / "dip.png"))
         for which, df in (("low", dip.low_points), ("high", dip.high_points)):
             df.to_csv(out / f"dip_{which}.csv")
             written.append(out / f"dip_{which}.csv")

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
+from ._plotting import new_figure, save_figure
+
 CMAP = "gray_r"
 PARETO_K_UNRELIABLE = 0.7
 """Pareto k above which an importance-sampling estimate is unreliable (Vehtari et al.)."""
@@ -29,11 +31,6 @@ _MAIN_COLUMNS = ("images", "elbo", "elbo_mc", "reconstruction", "kl")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 4.5)):
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
 def _numpy(x) -> np.ndarray:
     """Tensors (any device, with or without grad) and array-likes as a float numpy array."""
     if hasattr(x, "detach"):
@@ -334,7 +331,7 @@ def likelihood_features_figure(bounds, labels, images) -> Figure:
     correlations in the title."""
     df = _features(bounds, labels, images)
     corr = likelihood_feature_correlations(bounds, images, labels)
-    fig, axes = _figure(1, 2, (11.0, 4.5))
+    fig, axes = new_figure(1, 2, (11.0, 4.5))
     left, right = axes[0]
     digits = sorted(df["digit"].unique())
     left.boxplot([df.loc[df["digit"] == d, "bound"] for d in digits],
@@ -564,7 +561,7 @@ def bound_vs_k_figure(ks, means, stderrs=None, labels=None) -> Figure:
                          + ("" if errs is None else f", stderrs {errs.shape}"))
     if labels is not None and len(labels) != len(means):
         raise ValueError(f"{len(labels)} labels for {len(means)} models")
-    fig, axes = _figure(size=(6.5, 4.5))
+    fig, axes = new_figure(size=(6.5, 4.5))
     ax = axes[0, 0]
     for i, m in enumerate(means):
         ax.errorbar(ks, m, yerr=None if errs is None else errs[i], marker="o", capsize=3,
@@ -581,7 +578,7 @@ def bound_vs_k_figure(ks, means, stderrs=None, labels=None) -> Figure:
 def history_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
     """Training ELBO per epoch (columns ``epoch`` and ``elbo`` of each history), one line per
     model, labelled with the final value."""
-    fig, axes = _figure(size=(6.5, 4.5))
+    fig, axes = new_figure(size=(6.5, 4.5))
     ax = axes[0, 0]
     for name, h in histories.items():
         ax.plot(h["epoch"], h["elbo"], marker="o", label=f"{name} (final {h['elbo'].iloc[-1]:.2f})")
@@ -592,13 +589,6 @@ def history_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
 
 
 # ----------------------------------------------------------------------------- writing outputs
-def _save(fig: Figure, path) -> "Path":
-    from pathlib import Path
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
-
-
 def write_vae_outputs(results, images, out_dir) -> list:
     """Write the figures and tables of questions (c)-(e) for one model.
 
@@ -611,21 +601,21 @@ def write_vae_outputs(results, images, out_dir) -> list:
     r = results
     stem = r.name
     written = [
-        _save(reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
+        save_figure(reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
                                     ["59289", "28001", "35508", "43876"]), out / f"{stem}-reconstructions.png"),
-        _save(noise_figure(r.noisy, r.noisy_probs, r.noisy_samples, r.noise_sds, r.noisy_bounds),
+        save_figure(noise_figure(r.noisy, r.noisy_probs, r.noisy_samples, r.noise_sds, r.noisy_bounds),
               out / f"{stem}-noise.png"),
-        _save(prior_samples_figure(r.prior_probs, r.prior_samples), out / f"{stem}-prior-samples.png"),
-        _save(interpolation_figure(r.interp_probs, r.interp_samples), out / f"{stem}-interpolation.png"),
+        save_figure(prior_samples_figure(r.prior_probs, r.prior_samples), out / f"{stem}-prior-samples.png"),
+        save_figure(interpolation_figure(r.interp_probs, r.interp_samples), out / f"{stem}-interpolation.png"),
     ]
     scored = images[r.rank_index]
     pk = np.full(len(r.rank_bounds), np.nan)
     pos = {int(i): j for j, i in enumerate(r.rank_index)}
     for idx, k in r.shown_pareto_k.items():
         pk[pos[idx]] = k
-    written.append(_save(likely_unlikely_figure(scored, r.rank_bounds, pareto_k=pk),
+    written.append(save_figure(likely_unlikely_figure(scored, r.rank_bounds, pareto_k=pk),
                          out / f"{stem}-likely-unlikely.png"))
-    written.append(_save(likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
+    written.append(save_figure(likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
                          out / f"{stem}-likelihood-features.png"))
     table = likelihood_features_table(r.rank_bounds, r.rank_labels, scored)
     table.to_csv(out / f"{stem}-bound-by-digit.csv")
@@ -654,7 +644,7 @@ def write_vae_outputs(results, images, out_dir) -> list:
         likelihood_answer(r.rank_bounds, r.rank_labels, scored),
     ]
     if len(r.history):
-        written.append(_save(history_figure({stem: r.history}), out / f"{stem}-history.png"))
+        written.append(save_figure(history_figure({stem: r.history}), out / f"{stem}-history.png"))
     (out / f"{stem}-summary.md").write_text("\n".join(lines) + "\n")
     written += [out / f"{stem}-bound-by-digit.csv", out / f"{stem}-bounds.csv",
                 out / f"{stem}-noise-bounds.csv", out / f"{stem}-summary.md"]
@@ -673,5 +663,5 @@ def write_comparison_outputs(rows: Mapping[str, Mapping], out_dir, histories=Non
     (out / "comparison.md").write_text(text)
     written = [out / "comparison.csv", out / "comparison.md"]
     if histories:
-        written.append(_save(history_figure(histories), out / "comparison-history.png"))
+        written.append(save_figure(history_figure(histories), out / "comparison-history.png"))
     return written

@@ -5,9 +5,8 @@ import torch
 import torch.nn.functional as F
 import pyro
 import pyro.distributions as dist
-from pyro.nn import PyroModule
 
-from .vae import LIKELIHOODS, check_images, make_decoder, pixel_distribution
+from .vae import VAE, check_images, pixel_distribution
 
 NUM_CLASSES = 10
 
@@ -33,7 +32,7 @@ def one_hot(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return h.expand(like.shape[:-1] + (NUM_CLASSES,))
 
 
-class ConditionalVAE(PyroModule):
+class ConditionalVAE(VAE):
     """Generative model of labelled images, the label entering the decoder's input layer::
 
         y ~ Categorical(1/10, ..., 1/10)        # site "y"
@@ -47,15 +46,7 @@ class ConditionalVAE(PyroModule):
     labels (or for ``size`` labels drawn from the prior).
     """
 
-    def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
-                 architecture: str = "conv", binarize: bool = False):
-        super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
-        self.config = dict(latent_dim=latent_dim, likelihood=likelihood,
-                           architecture=architecture, binarize=binarize)
-        self.latent_dim, self.likelihood = latent_dim, likelihood
-        self.decoder = make_decoder(architecture, latent_dim, extra_inputs=NUM_CLASSES)
+    extra_inputs = NUM_CLASSES
 
     def forward(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                 size: int = 1) -> torch.Tensor:

@@ -105,6 +105,8 @@ class VAE(PyroModule):
     dynamically binarised images (the literature's convention); the data pipeline applies it.
     """
 
+    extra_inputs = 0  # decoder inputs besides z (the conditional VAE's one-hot label)
+
     def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
                  architecture: str = "conv", binarize: bool = False):
         super().__init__()
@@ -113,7 +115,7 @@ class VAE(PyroModule):
         self.config = dict(latent_dim=latent_dim, likelihood=likelihood,
                            architecture=architecture, binarize=binarize)
         self.latent_dim, self.likelihood = latent_dim, likelihood
-        self.decoder = make_decoder(architecture, latent_dim)
+        self.decoder = make_decoder(architecture, latent_dim, self.extra_inputs)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is not None:

@@ -98,12 +98,21 @@ def _load_splits(args):
     return mnist_splits(args.data_dir, args.holdout_split, args.seed)
 
 
+def _load_unconditional(path):
+    from probnn.inference.vae import load_vae
+    from probnn.models.cvae import ConditionalVAE
+    model, guide = load_vae(path)
+    if isinstance(model, ConditionalVAE):
+        raise SystemExit(f"probnn: {path} holds a conditional VAE; use 'probnn cvae figures' for it")
+    return model, guide
+
+
 def cmd_vae_figures(args) -> int:
     from probnn.analysis.vae import write_vae_outputs
-    from probnn.inference.vae import compute_results, history_from_checkpoint, load_vae, vae_name
+    from probnn.inference.vae import compute_results, history_from_checkpoint, vae_name
 
     out = Path(args.out or "out/vae")
-    model, guide = load_vae(args.checkpoint)
+    model, guide = _load_unconditional(args.checkpoint)
     (train_x, train_y, _), _ = _load_splits(args)
     if args.holdout_split:
         raise SystemExit("probnn: figures use training-image indices (59289, ...): run them "
@@ -120,13 +129,13 @@ def cmd_vae_figures(args) -> int:
 
 def cmd_vae_compare(args) -> int:
     from probnn.analysis.vae import write_comparison_outputs
-    from probnn.inference.vae import comparison_row, history_from_checkpoint, load_vae, vae_name
+    from probnn.inference.vae import comparison_row, history_from_checkpoint, vae_name
 
     out = Path(args.out or "out/vae")
     (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
     rows, histories = {}, {}
     for path in args.checkpoints:
-        model, guide = load_vae(path)
+        model, guide = _load_unconditional(path)
         name = vae_name(model)
         if not args.quiet:
             print(f"evaluating {name} ...", file=sys.stderr)
@@ -208,12 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = vsub.add_parser("compare", help="holdout comparison of trained VAEs (question e)")
     _common(p)
     p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--large-k", type=int, default=1000, help="0 to skip")
-    p.add_argument("--large-k-images", type=int, default=1000)
-    p.add_argument("--holdout-images", type=int, default=None, help="default: the whole holdout set")
+    _estimator_options(p)
     p.add_argument("--train-images", type=int, default=10_000)
-    p.add_argument("--holdout-split", type=float, default=None)
     p.set_defaults(func=cmd_vae_compare)
 
     cvae = sub.add_parser("cvae", help="label-conditioned VAE (question f)")
@@ -223,13 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("figures", help="figures, holdout evaluation and classifier")
     _common(p)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--large-k", type=int, default=1000, help="0 to skip")
-    p.add_argument("--large-k-images", type=int, default=1000)
+    _estimator_options(p)
     p.add_argument("--classify-images", type=int, default=1000,
                    help="holdout images for log p(x) and the classifier (10 bounds each)")
-    p.add_argument("--holdout-images", type=int, default=None)
-    p.add_argument("--holdout-split", type=float, default=None)
     p.add_argument("--compare", default=None,
                    help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
     p.set_defaults(func=cmd_cvae_figures)
@@ -255,6 +256,16 @@ def _train_options(p) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=cmd_vae_train)
+
+
+def _estimator_options(p) -> None:
+    p.add_argument("--k", type=int, default=100, help="samples per image for ELBO-MC and IWAE")
+    p.add_argument("--large-k", type=int, default=1000, help="a tighter IWAE bound; 0 to skip")
+    p.add_argument("--large-k-images", type=int, default=1000,
+                   help="random holdout images for the --large-k bound")
+    p.add_argument("--holdout-images", type=int, default=None, help="default: the whole holdout set")
+    p.add_argument("--holdout-split", type=float, default=None,
+                   help="holdout = this random fraction of the training set (as when training)")
 
 
 def _vae_model_options(p) -> None:
