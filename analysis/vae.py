@@ -241,8 +241,9 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
         _fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles)
         panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10)
     if pareto_k is not None:
+        checked = int(np.isfinite(_numpy(pareto_k)).sum())  # k may be known for a few only
         fig.suptitle(f"* Pareto k > {PARETO_K_UNRELIABLE}: unreliable estimate "
-                     f"({int(flagged.sum())} of {len(b)} images)", fontsize=8)
+                     f"({int(flagged.sum())} of the {checked} images checked)", fontsize=8)
     return fig
 
 
