@@ -509,6 +509,10 @@ def comparison_answer(table: pd.DataFrame) -> str:
 
     if len(ks) > 1:
         lo_k, lo_col = ks[0]
+        # compare like for like: the large-K bound may cover only a subset of the images,
+        # and then the table carries the small-K bound of that same subset
+        if f"{lo_col}_subset" in table:
+            lo_col = f"{lo_col}_subset"
         rise = (table[col] - table[lo_col]).dropna()
         if len(rise):
             if (rise > 0).all():

@@ -221,3 +221,12 @@ def test_curve_figures():
     ax = va.history_figure(hist).axes[0]
     assert len(ax.lines) == 2
     assert np.allclose(ax.lines[1].get_ydata(), [-150, -120, -105])
+
+
+def test_comparison_answer_compares_k_on_the_same_images():
+    from probnn.analysis.vae import comparison_answer, comparison_table
+    rows = {"a": {"images": 100, "elbo": -110.0, "elbo_mc": -110.0, "reconstruction": -100.0,
+                  "kl": 10.0, "iwae_100": -100.0, "iwae_1000": -104.0, "iwae_100_subset": -104.5,
+                  "active_units": 4}}
+    text = comparison_answer(comparison_table(rows))
+    assert "rises for every model" in text  # -104.5 -> -104.0 on the same images
