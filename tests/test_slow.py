@@ -14,7 +14,7 @@ def test_regression_full_run_matches_the_coursework(data_dir):
     x, y = load_xkcd(data_dir)
     homo = fit_regression("homoscedastic", x, y, progress=False)
     hetero = fit_regression("heteroscedastic", x, y, progress=False)
-    assert homo.history.loglik.iloc[-1] == pytest.approx(-1.811, abs=0.1)
+    assert homo.history.loglik.iloc[-1] == pytest.approx(-1.811, abs=0.15)
     assert hetero.history.loglik.iloc[-1] > homo.history.loglik.iloc[-1]
     assert hetero.history.loglik.iloc[100:].min() < -3  # the dips the coursework asks about
 
