@@ -42,6 +42,9 @@ class TrainingInterrupted(KeyboardInterrupt):
                  if checkpoint else "no checkpoint path was given, so nothing was saved")
         super().__init__(f"training interrupted in epoch {epoch + 1} after batch {batch}: {where}")
 
+    def __reduce__(self):  # picklable, so it can cross from a worker process
+        return type(self), (self.checkpoint, self.epoch, self.batch)
+
 
 @dataclass
 class FitResult:

@@ -5,8 +5,8 @@ Every command is a few library calls that a notebook can make directly; see READ
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -42,6 +42,7 @@ def cmd_regression(args) -> int:
 
     from probnn.analysis import regression as ra
     from probnn.datasets import load_xkcd
+    from probnn.inference.train import TrainingInterrupted
 
     out = Path(args.out or "out/regression")
     out.mkdir(parents=True, exist_ok=True)
@@ -52,8 +53,23 @@ def cmd_regression(args) -> int:
                  checkpoint=out / f"{n}.ckpt", checkpoint_every=args.checkpoint_every)
             for n in names]
     if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
-            fits = list(pool.map(_regression_worker, jobs))
+        # Ctrl-C reaches the workers too: each saves its checkpoint and returns
+        # TrainingInterrupted. The parent ignores it meanwhile (workers inherit that until
+        # training installs its handler), so the pool is never torn down half-way.
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_regression_worker, j) for j in jobs]
+                errors = [f.exception() for f in futures]
+        finally:
+            signal.signal(signal.SIGINT, old)
+        if any(isinstance(e, TrainingInterrupted) for e in errors):
+            for e in errors:
+                print(f"probnn: {e}", file=sys.stderr)
+            return 130
+        if any(errors):
+            raise next(e for e in errors if e)
+        fits = [f.result() for f in futures]
     else:
         fits = [_regression_worker(dict(j)) for j in jobs]
     written = ra.write_regression_outputs(fits, out)
@@ -288,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingInterrupted as e:
         print(f"\nprobnn: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nprobnn: interrupted", file=sys.stderr)
         return 130
 
 

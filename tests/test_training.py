@@ -613,3 +613,12 @@ def test_resume_with_fewer_epochs_than_done_is_an_error(tiny_regression, tmp_pat
     fit_regression("homoscedastic", x, y, epochs=20, progress=False, checkpoint=ckpt)
     with pytest.raises(CheckpointError, match="already trained 20 epochs"):
         fit_regression("homoscedastic", x, y, epochs=10, progress=False, checkpoint=ckpt, resume=True)
+
+
+def test_training_interrupted_survives_pickling(tmp_path):
+    """The regression CLI trains in worker processes; their interruption must reach the parent."""
+    import pickle
+    from probnn.inference.train import TrainingInterrupted
+    e = pickle.loads(pickle.dumps(TrainingInterrupted(tmp_path / "a.ckpt", 4, 2)))
+    assert (e.checkpoint, e.epoch, e.batch) == (tmp_path / "a.ckpt", 4, 2)
+    assert "--resume" in str(e)
