@@ -67,13 +67,18 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, tor
     return perm[k:].sort().values, perm[:k].sort().values
 
 
-def mnist_splits(data_dir=None, holdout_split_fraction: float | None = None, seed: int = 0,
-                 download: bool = True):
+SPLIT_SEED = 2048
+
+
+def mnist_splits(data_dir=None, holdout_split_fraction: float | None = None,
+                 seed: int = SPLIT_SEED, download: bool = True):
     """Return ``(train_x, train_y, train_idx), (holdout_x, holdout_y, holdout_idx)``.
 
     By default the holdout set is the official test set (``holdout_idx`` then indexes it).
     With ``holdout_split_fraction`` the holdout is a random fraction of the training set and
-    both index arrays refer to training-set indices.
+    both index arrays refer to training-set indices. The split's ``seed`` is fixed by default
+    (not the training seed), so training and evaluation commands agree on it whatever
+    ``--seed`` they are given.
     """
     x, y = load_mnist(data_dir, train=True, download=download)
     if holdout_split_fraction:

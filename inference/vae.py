@@ -27,10 +27,6 @@ from .estimators import (active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound, pa
                          posterior_means)
 from .train import TensorBatches, fit
 
-COURSEWORK = dict(epochs=5, batch_size=100, lr=1e-3, seed=309)
-PYTORCH_EXAMPLE = dict(latent_dim=20, architecture="mlp", epochs=10, batch_size=128, lr=1e-3)
-
-
 class BinarizedBatches(TensorBatches):
     """Dynamic binarisation: every epoch each pixel is redrawn as Bernoulli(grey level).
 
@@ -54,7 +50,9 @@ def build_vae(latent_dim: int = 4, likelihood: str = "bernoulli", architecture: 
 def vae_name(model: VAE) -> str:
     """A file-name stem for a model: ``vae-d4``, ``vae-mlp-d20``, ``vae-d4-cb-bin``, ``cvae-d4``."""
     c = model.config
-    parts = ["cvae" if isinstance(model, ConditionalVAE) else "vae"] + (["mlp"] if c["architecture"] == "mlp" else []) + [f"d{c['latent_dim']}"]
+    parts = ["cvae" if isinstance(model, ConditionalVAE) else "vae"]
+    parts += ["mlp"] if c["architecture"] == "mlp" else []
+    parts += [f"d{c['latent_dim']}"]
     parts += ["cb"] if c["likelihood"] == "continuous_bernoulli" else []
     parts += ["bin"] if c["binarize"] else []
     return "-".join(parts)
@@ -84,7 +82,7 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     The checkpoint is written every epoch and on Ctrl-C; ``resume=True`` continues it.
     """
     if x is None:
-        (x, y, _), _ = mnist_splits(data_dir, holdout_split, seed)
+        (x, y, _), _ = mnist_splits(data_dir, holdout_split)
     if train_images:
         x, y = x[:train_images], (y[:train_images] if y is not None else None)
     if conditional and y is None:

@@ -111,7 +111,7 @@ def cmd_vae_train(args) -> int:
 
 def _load_splits(args):
     from probnn.datasets import mnist_splits
-    return mnist_splits(args.data_dir, args.holdout_split, args.seed)
+    return mnist_splits(args.data_dir, args.holdout_split)
 
 
 def _load_unconditional(path):
