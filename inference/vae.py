@@ -244,11 +244,7 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     p_probs, p_samples = sample_prior(model, 12)
     i_probs, i_samples = interpolate(model, guide, train_x[28001], train_x[43876], 12)
 
-    n = len(train_x)
-    if rank_subset and rank_subset < n:
-        rank_index = torch.randperm(n, generator=g)[:rank_subset].sort().values
-    else:
-        rank_index = torch.arange(n)
+    rank_index = _subset(len(train_x), rank_subset, seed)
     rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
                       diagnostics=True, pareto=False, progress=progress)
     order = np.argsort(rank.bound)
