@@ -46,17 +46,25 @@ class RegressionFit:
 def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int = COURSEWORK_EPOCHS,
                    seed: int = COURSEWORK_SEED, lr: float = 1e-3, elbo: str = "trace",
                    record: bool = True, checkpoint=None, checkpoint_every: int = 5000,
-                   resume: bool = False, progress: bool = True, jit: bool = True) -> RegressionFit:
+                   resume: bool = False, progress: bool = True, jit: bool = True,
+                   sigma_floor: float = 0.0, beta: float = 0.0) -> RegressionFit:
     """Fit the ``homoscedastic`` or ``heteroscedastic`` model by maximum likelihood.
 
     As in the coursework: Adam with ``lr``, full batch, ``epochs`` epochs, seeded with ``seed``
-    before the networks are initialised, so the same seed gives the same fit. ``jit`` compiles
-    the loss (the same Trace_ELBO objective; see :class:`~probnn.inference.train.TracedLoss`).
+    before the networks are initialised, so the same seed gives the same fit.
+    ``sigma_floor`` and ``beta`` (heteroscedastic only) are the dip cures of
+    :class:`~probnn.models.regression.HeteroscedasticRegression`; with ``beta`` the history's
+    ``loglik`` is recomputed from the recorded f and sigma and ``objective`` holds the
+    weighted ELBO. ``jit`` compiles the loss (the same Trace_ELBO objective; see
+    :class:`~probnn.inference.train.TracedLoss`).
     """
     if name not in REGRESSION_MODELS:
         raise ValueError(f"unknown regression model {name!r}; choose from {list(REGRESSION_MODELS)}")
+    cures = dict(sigma_floor=sigma_floor, beta=beta) if sigma_floor or beta else {}
+    if cures and name != "heteroscedastic":
+        raise ValueError("sigma_floor and beta apply to the heteroscedastic model only")
     torch.manual_seed(seed)
-    model, guide = REGRESSION_MODELS[name](), MaximumLikelihoodGuide()
+    model, guide = REGRESSION_MODELS[name](**cures), MaximumLikelihoodGuide()
     result = fit(model, guide, (x, y), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                  progress=progress, desc=name, record=("f", "sigma") if record else (), jit=jit)
@@ -64,4 +72,8 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
     empty = np.empty((0, len(x)), np.float32)
     f = result.records["f"][..., 0] if record else empty
     s = result.records["sigma"][..., 0] if record else empty
-    return RegressionFit(name, model, x, y, history, f, s)
+    out = RegressionFit(name, model, x, y, history, f, s)
+    if beta and record:  # the ELBO is the beta-weighted objective: keep it, report the likelihood
+        history["objective"] = history["loglik"]
+        history["loglik"] = out.pointwise_loglik().mean(1)
+    return out

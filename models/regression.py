@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
 
@@ -42,7 +43,12 @@ class _Regression(PyroModule):
         with pyro.plate("data", x.shape[0]):
             pyro.deterministic("f", f, event_dim=1)
             pyro.deterministic("sigma", sigma, event_dim=1)
-            return pyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
+            with poutine.scale(scale=self.observation_weight(sigma)):
+                return pyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
+
+    def observation_weight(self, sigma: torch.Tensor):
+        """Per-point weight of the log-likelihood in the training objective: 1 here."""
+        return 1.0
 
     def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)``, shape (n,)."""
@@ -72,17 +78,35 @@ class HeteroscedasticRegression(_Regression):
     """Regression whose noise level depends on the input::
 
         f = Wiggle(); g = Wiggle()
-        sigma(x) = softplus(g(x))
+        sigma(x) = sigma_floor + softplus(g(x))
         y_i ~ N(f(x_i), sigma(x_i)^2)   # independently, i in plate "data"
+
+    Two optional cures for the training dips (sigma shrinking at one point until a small move
+    of f costs hundreds of nats): ``sigma_floor`` > 0 bounds sigma away from 0, and ``beta`` > 0
+    trains with the beta-NLL loss of Seitzer et al. (2022), "On the Pitfalls of Heteroscedastic
+    Uncertainty Estimation with Probabilistic Neural Networks": each point's log-likelihood is
+    weighted by stop-gradient(sigma_i^(2 beta)) through ``poutine.scale``, so points the model is
+    very sure of no longer dominate the gradient (beta = 0: maximum likelihood; beta = 1: the
+    mean's gradient of a squared error). With ``beta`` > 0 the ELBO is that weighted objective,
+    not the log-likelihood; :meth:`log_likelihood` stays the plain one.
     """
 
-    def __init__(self):
+    def __init__(self, sigma_floor: float = 0.0, beta: float = 0.0):
         super().__init__()
+        if sigma_floor < 0 or beta < 0:
+            raise ValueError(f"sigma_floor and beta must be >= 0, got {sigma_floor}, {beta}")
+        self.config = dict(sigma_floor=sigma_floor, beta=beta) if sigma_floor or beta else {}
+        self.sigma_floor, self.beta = float(sigma_floor), float(beta)
         self.f = Wiggle()
         self.g = Wiggle()
 
     def mean_and_scale(self, x):
-        return self.f(x), F.softplus(self.g(x))
+        return self.f(x), self.sigma_floor + F.softplus(self.g(x))
+
+    def observation_weight(self, sigma: torch.Tensor):
+        if not self.beta:
+            return 1.0
+        return sigma.detach().pow(2 * self.beta).squeeze(-1)
 
 
 REGRESSION_MODELS = {"homoscedastic": HomoscedasticRegression,

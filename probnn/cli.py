@@ -50,7 +50,9 @@ def cmd_regression(args) -> int:
     names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
     jobs = [dict(name=n, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, lr=args.lr,
                  progress=not args.quiet, jit=not args.no_jit, resume=args.resume,
-                 checkpoint=out / f"{n}.ckpt", checkpoint_every=args.checkpoint_every)
+                 checkpoint=out / f"{n}.ckpt", checkpoint_every=args.checkpoint_every,
+                 **({"sigma_floor": args.sigma_floor, "beta": args.beta_nll}
+                    if n == "heteroscedastic" else {}))
             for n in names]
     if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
         # Ctrl-C reaches the workers too: each saves its checkpoint and returns
@@ -215,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=5000)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     p.add_argument("--no-jit", action="store_true", help="do not compile the loss")
+    p.add_argument("--sigma-floor", type=float, default=0.0,
+                   help="heteroscedastic: sigma(x) = floor + softplus(g(x)), a cure for the dips")
+    p.add_argument("--beta-nll", type=float, default=0.0,
+                   help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022)")
     p.set_defaults(func=cmd_regression)
 
     vae = sub.add_parser("vae", help="Bernoulli-image VAE on MNIST (questions c-e)")

@@ -622,3 +622,40 @@ def test_training_interrupted_survives_pickling(tmp_path):
     e = pickle.loads(pickle.dumps(TrainingInterrupted(tmp_path / "a.ckpt", 4, 2)))
     assert (e.checkpoint, e.epoch, e.batch) == (tmp_path / "a.ckpt", 4, 2)
     assert "--resume" in str(e)
+
+
+def test_beta_nll_weights_each_point_by_detached_sigma(tiny_regression):
+    """beta-NLL (Seitzer et al. 2022): loss = -sum_i stopgrad(sigma_i^(2 beta)) log N(y_i | f, sigma)."""
+    import pyro.infer
+    from probnn.guides.regression import MaximumLikelihoodGuide
+    from probnn.models.regression import HeteroscedasticRegression
+    x, y = tiny_regression
+    model = HeteroscedasticRegression(beta=0.5)
+    loss = pyro.infer.Trace_ELBO()(model, MaximumLikelihoodGuide())(x, y)
+    f, s = model.mean_and_scale(x)
+    lp = torch.distributions.Normal(f, s).log_prob(y).squeeze(-1)
+    manual = -(s.detach().squeeze(-1) * lp).sum()
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+    g1 = torch.autograd.grad(loss, model.g[0].weight, retain_graph=True)[0]
+    g2 = torch.autograd.grad(manual, model.g[0].weight)[0]
+    torch.testing.assert_close(g1, g2)  # no gradient through the weights themselves
+    torch.testing.assert_close(model.log_likelihood(x, y), lp.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_sigma_floor_bounds_sigma_and_is_part_of_the_checkpoint_identity(tiny_regression, tmp_path):
+    from probnn.inference.checkpoint import CheckpointError
+    from probnn.inference.regression import fit_regression
+    from probnn.models.regression import HeteroscedasticRegression
+    x, y = tiny_regression
+    fit = fit_regression("heteroscedastic", x, y, epochs=50, sigma_floor=0.3, beta=0.5,
+                         progress=False, checkpoint=tmp_path / "h.ckpt")
+    assert fit.sigma.min() >= 0.3
+    assert "objective" in fit.history and np.allclose(
+        fit.history["loglik"], fit.pointwise_loglik().mean(1))
+    with pytest.raises(CheckpointError, match="sigma_floor"):
+        fit_regression("heteroscedastic", x, y, epochs=60, progress=False,
+                       checkpoint=tmp_path / "h.ckpt", resume=True)
+    with pytest.raises(ValueError, match="heteroscedastic model only"):
+        fit_regression("homoscedastic", x, y, epochs=5, beta=0.5, progress=False)
+    with pytest.raises(ValueError, match=">= 0"):
+        HeteroscedasticRegression(sigma_floor=-1.0)
