@@ -601,13 +601,15 @@ def write_vae_outputs(results, images, out_dir) -> list:
     images it indexes (``results.rank_index`` into them). Returns the paths written.
     """
     from pathlib import Path
+
+    from probnn.inference.vae import FIGURE_IMAGES
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     r = results
     stem = r.name
     written = [
         save_figure(reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
-                                    ["59289", "28001", "35508", "43876"]), out / f"{stem}-reconstructions.png"),
+                                    [str(i) for i in FIGURE_IMAGES]), out / f"{stem}-reconstructions.png"),
         save_figure(noise_figure(r.noisy, r.noisy_probs, r.noisy_samples, r.noise_sds, r.noisy_bounds),
               out / f"{stem}-noise.png"),
         save_figure(prior_samples_figure(r.prior_probs, r.prior_samples), out / f"{stem}-prior-samples.png"),

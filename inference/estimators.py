@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 from pyro.distributions.kl import kl_divergence
 from pyro.poutine.util import site_is_subsample
 
+from .train import _as_tuple
+
 DATA_PLATE = "data"
 
 
@@ -45,10 +47,6 @@ def _chunks(data: tuple, batch_size: int):
     n = len(data[0])
     for i in range(0, n, batch_size):
         yield tuple(t[i:i + batch_size] for t in data)
-
-
-def _as_tuple(data) -> tuple:
-    return tuple(data) if isinstance(data, (tuple, list)) else (data,)
 
 
 def _shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:

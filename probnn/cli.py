@@ -82,7 +82,6 @@ def cmd_regression(args) -> int:
 
 # ----------------------------------------------------------------------------- vae
 def cmd_vae_train(args) -> int:
-    import torch
     from probnn.inference.vae import build_vae, train_vae, vae_name
 
     out = Path(args.out or "out/vae")
@@ -116,12 +115,14 @@ def _load_splits(args):
     return mnist_splits(args.data_dir, args.holdout_split)
 
 
-def _load_unconditional(path):
+def _load_pair(path, conditional: bool):
+    """Load a VAE checkpoint, refusing the other kind with the command that fits it."""
     from probnn.inference.vae import load_vae
     from probnn.models.cvae import ConditionalVAE
     model, guide = load_vae(path)
-    if isinstance(model, ConditionalVAE):
-        raise SystemExit(f"probnn: {path} holds a conditional VAE; use 'probnn cvae figures' for it")
+    if isinstance(model, ConditionalVAE) != conditional:
+        kind, command = (("an unconditional", "vae") if conditional else ("a conditional", "cvae"))
+        raise SystemExit(f"probnn: {path} holds {kind} VAE; use 'probnn {command} figures' for it")
     return model, guide
 
 
@@ -130,11 +131,8 @@ def cmd_vae_figures(args) -> int:
     from probnn.inference.vae import compute_results, history_from_checkpoint, vae_name
 
     out = Path(args.out or "out/vae")
-    model, guide = _load_unconditional(args.checkpoint)
+    model, guide = _load_pair(args.checkpoint, conditional=False)
     (train_x, train_y, _), _ = _load_splits(args)
-    if args.holdout_split:
-        raise SystemExit("probnn: figures use training-image indices (59289, ...): run them "
-                         "without --holdout-split")
     results = compute_results(model, guide, train_x, train_y, name=vae_name(model),
                               rank_subset=args.rank_subset, rank_k=args.rank_k, seed=args.seed,
                               progress=not args.quiet,
@@ -153,7 +151,7 @@ def cmd_vae_compare(args) -> int:
     (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
     rows, histories = {}, {}
     for path in args.checkpoints:
-        model, guide = _load_unconditional(path)
+        model, guide = _load_pair(path, conditional=False)
         name = vae_name(model)
         if not args.quiet:
             print(f"evaluating {name} ...", file=sys.stderr)
@@ -174,14 +172,10 @@ def cmd_cvae_figures(args) -> int:
 
     from probnn.analysis.cvae import write_cvae_outputs
     from probnn.inference.cvae import digit_samples, evaluate_cvae, style_sets, style_transfer
-    from probnn.inference.vae import history_from_checkpoint, load_vae, vae_name
-    from probnn.models.cvae import ConditionalVAE
+    from probnn.inference.vae import history_from_checkpoint, vae_name
 
     out = Path(args.out or "out/cvae")
-    model, guide = load_vae(args.checkpoint)
-    if not isinstance(model, ConditionalVAE):
-        raise SystemExit(f"probnn: {args.checkpoint} holds an unconditional VAE; "
-                         "use 'probnn vae figures' for it")
+    model, guide = _load_pair(args.checkpoint, conditional=True)
     _, (hx, hy, _) = _load_splits(args)
     pyro.set_rng_seed(args.seed)
     styles = style_sets(model, 4)
