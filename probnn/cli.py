@@ -80,6 +80,23 @@ def cmd_regression(args) -> int:
     return 0
 
 
+def cmd_bayes_regression(args) -> int:
+    from probnn.analysis.bayes_regression import write_bayes_outputs
+    from probnn.datasets import load_xkcd
+    from probnn.inference import bayes_regression as br
+
+    out = Path(args.out or "out/regression")
+    preset = br.QUICK if args.quick else br.FULL
+    x, y = load_xkcd(args.data_dir)
+    fits, compare = br.run_bayes_regression(
+        x, y, epochs=args.epochs or preset["epochs"], draws=args.draws or preset["draws"],
+        seed=args.seed, progress=not args.quiet, prior_scale=args.prior_scale, lr=args.lr)
+    written = write_bayes_outputs(fits, compare, out, seed=args.seed)
+    print((out / "bayes-summary.md").read_text())
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- vae
 def cmd_vae_train(args) -> int:
     from probnn.inference.vae import build_vae, train_vae, vae_name
@@ -216,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta-nll", type=float, default=0.0,
                    help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022)")
     p.set_defaults(func=cmd_regression)
+
+    p = sub.add_parser("bayes-regression",
+                       help="Bayesian versions of the regression models, compared by PSIS-LOO")
+    _common(p)
+    p.add_argument("--epochs", type=int, default=None, help="SVI steps per model (default: preset)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="posterior draws for PSIS-LOO (default: preset)")
+    p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
+    p.add_argument("--prior-scale", type=float, default=1.0,
+                   help="prior sd of the biases, and of the weights times sqrt(fan-in)")
+    p.add_argument("--lr", type=float, default=0.02)
+    p.set_defaults(func=cmd_bayes_regression)
 
     vae = sub.add_parser("vae", help="Bernoulli-image VAE on MNIST (questions c-e)")
     vsub = vae.add_subparsers(dest="vae_command", required=True)
