@@ -32,10 +32,13 @@ def test_models_have_priors_not_parameters_and_keep_the_site_names():
     assert "sigma_pre" in dict(HomoscedasticRegression().named_parameters())
 
 
-@pytest.fixture
-def tiny_fit(tiny_regression):
-    x, y = tiny_regression
-    return fit_bayesian_regression("heteroscedastic", x, y, epochs=30, seed=3, progress=False,
+@pytest.fixture(scope="module")
+def tiny_fit():
+    """One short fit shared by the tests that only read it (y = 2x + noise, 40 points)."""
+    g = torch.Generator().manual_seed(1234)
+    x = torch.linspace(-2.0, 2.0, 40).unsqueeze(-1)
+    y = 2.0 * x + 0.3 * torch.randn(40, 1, generator=g)
+    return fit_bayesian_regression("heteroscedastic", x, y, epochs=10, seed=3, progress=False,
                                    jit=False)
 
 
@@ -72,7 +75,7 @@ def test_inference_data_gives_finite_loo(tiny_fit):
 
 def test_same_seed_same_fit_and_comparison(tiny_regression):
     x, y = tiny_regression
-    runs = [run_bayes_regression(x, y, epochs=15, draws=20, seed=4, progress=False, jit=False)
+    runs = [run_bayes_regression(x, y, epochs=5, draws=10, seed=4, progress=False, jit=False)
             for _ in range(2)]
     (fits_a, cmp_a), (fits_b, cmp_b) = runs
     for a, b in zip(fits_a, fits_b):
@@ -97,7 +100,7 @@ def test_loo_prefers_the_heteroscedastic_model_when_the_noise_grows_with_x():
 
 def test_bayes_regression_command_end_to_end(data_dir, tmp_path):
     out = tmp_path / "bayes"
-    assert main(["bayes-regression", "--epochs", "20", "--draws", "20", "--seed", "2",
+    assert main(["bayes-regression", "--epochs", "5", "--draws", "10", "--seed", "2",
                  "--data-dir", str(data_dir), "--out", str(out), "--quiet"]) == 0
     for name in ["bayes-ribbon_homoscedastic.png", "bayes-ribbon_heteroscedastic.png",
                  "bayes-pareto-k.png", "bayes-loo.csv", "bayes-summary.md",
