@@ -91,7 +91,8 @@ def cmd_bayes_regression(args) -> int:
     fits, compare = br.run_bayes_regression(
         x, y, epochs=args.epochs or preset["epochs"], draws=args.draws or preset["draws"],
         seed=args.seed, progress=not args.quiet, prior_scale=args.prior_scale, lr=args.lr)
-    written = write_bayes_outputs(fits, compare, out, seed=args.seed)
+    written = write_bayes_outputs(fits, compare, out, draws=min(args.draws or preset["draws"], 500),
+                                  seed=args.seed)
     print((out / "bayes-summary.md").read_text())
     print(f"wrote {len(written)} files to {out}")
     return 0
