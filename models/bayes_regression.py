@@ -31,8 +31,11 @@ FAN_IN_SCALING = True
 (Neal 1996): each layer then keeps the variance of its input instead of multiplying it by
 fan_in * prior_scale^2, so the prior over functions f stays on the scale of the data whatever
 the width. Without it (``prior_scale`` for every weight, as in Pyro's examples) the prior sd
-of f at the xkcd inputs is about 70 for prior_scale 1, and the mean-field posterior inherits
-that width: sigma about 3, twice the maximum-likelihood value."""
+of f at the xkcd inputs (x up to 9) is of order 10-100 for prior_scale 1. Measured on xkcd
+(AutoNormal, 2,000-3,000 steps): plain N(0, 1) weights gave p_loo ~ 48 and Pareto k > 0.7 at
+every point; plain N(0, 0.5) a posterior-mean sigma ~ 2.9; fan-in scaling with prior_scale 1
+sigma ~ 2.5 (maximum likelihood: 1.48). Mean-field posteriors of networks underfit small data
+sets (the KL term widens every weight the data do not pin down, which adds noise to f)."""
 LOG_SIGMA_PRIOR = (0.0, 1.0)
 """Homoscedastic noise: log sigma ~ N(0, 1), i.e. sigma ~ LogNormal(0, 1): median 1, 95% prior
 interval (0.14, 7.1), wide on the scale of the xkcd y values (0.75 to 9.3)."""
