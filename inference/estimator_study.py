@@ -1,0 +1,469 @@
+"""The ELBO-estimator study: how biased and how noisy are the log-likelihood estimators, how
+noisy are the training objectives' gradients, and which objective trains the best model.
+
+Three parts, each a function returning a :class:`pandas.DataFrame`, and
+:func:`run_estimator_study` running all three on one trained model:
+
+1. :func:`estimator_bias_spread` -- mean, Monte Carlo spread and wall time of the ELBO,
+   ELBO-MC and IWAE-K estimators of ``log p(x)`` on holdout images.
+2. :func:`gradient_snr` -- signal-to-noise ratio of the gradients of Trace_ELBO,
+   TraceMeanField_ELBO and the IWAE objective, for encoder and decoder parameters apart
+   (Rainforth et al. 2018).
+3. :func:`objective_comparison` -- train one VAE per objective from the same initialisation
+   and compare them on the same holdout IWAE bound.
+
+Notebook use::
+
+    from probnn.datasets import mnist_splits
+    from probnn.inference.vae import load_vae
+    from probnn.inference.estimator_study import QUICK, run_estimator_study
+
+    model, guide = load_vae("runs/vae/vae-d4.ckpt")
+    (train_x, _, _), (holdout_x, _, _) = mnist_splits(None)
+    study = run_estimator_study(model, guide, holdout_x, train_x, name="vae-d4", **QUICK)
+    study.bias_spread, study.snr, study.objectives          # three tables
+    # figures and the written answer: probnn.analysis.estimator_study.write_estimator_outputs
+
+Every function takes a ``seed``; the same seed gives the same numbers (timing columns aside).
+Nothing here plots (see :mod:`probnn.analysis.estimator_study`).
+
+Sizes. This machine (2 slow, shared CPU cores) scores about 7,000-13,000 image-particle pairs
+per second with the coursework's conv VAE (75-150 us a pair; the decoder dominates), and a
+training step on 100 images costs about 0.13 s with Trace_ELBO and 1.9 s with IWAE K=50.
+The presets below are sized from measurements on ``runs/vae/vae-d4.ckpt`` and
+``vae-d20.ckpt`` (see each preset's note); ``ISSUE`` is the issue's full specification.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from probnn.models.cvae import ConditionalVAE
+from probnn.models.vae import VAE
+
+from .elbos import make_elbo
+from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
+from .train import LossModule, _as_tuple
+from .vae import train_vae
+
+OBJECTIVES = ("trace", "meanfield", "iwae-1", "iwae-5", "iwae-50")
+"""Training objectives compared: ``trace`` (Trace_ELBO), ``meanfield`` (TraceMeanField_ELBO,
+analytic KL) and ``iwae-K`` (the importance-weighted bound with K samples, ``IWAE_ELBO``)."""
+ESTIMATOR_KS = (1, 10, 100, 1000, 5000)
+
+# Sizes for run_estimator_study(**PRESET), measured on runs/vae/vae-d4.ckpt and vae-d20.ckpt
+# (conv; d=4 and d=20 cost about the same, the networks' cost hardly depends on d) on this
+# machine while other jobs shared it (load average 3-4 on 2 cores). Costs scale as:
+# bias/spread ~ holdout_images * repeats * (sum(ks) + elbo_mc_k + 1) image-particle pairs;
+# SNR ~ snr_objectives * snr_samples * snr_images * (1 + K) forward+backward passes;
+# training ~ train_images * epochs * sum over objectives of (1 + K) (IWAE-50 dominates).
+TRAIN_OBJECTIVES = ("trace", "meanfield", "iwae-5", "iwae-50")
+"""Objectives trained by the presets: ``iwae-1`` is left out because it is Trace_ELBO itself
+(the same loss from the same draws), so from the same seed it trains the identical model."""
+FULL = dict(holdout_images=6, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=3,
+            snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8,
+            train_objectives=TRAIN_OBJECTIVES, train_images=800, epochs=1, batch_size=40,
+            eval_k=200, eval_images=20)
+"""The report's sizes: FULL_SECONDS per conv model, so d=4 and d=20 together fit ~4 minutes.
+The 20 training steps per objective only show early training (models far from converged)."""
+FULL_SECONDS = None  # filled in below from the measurements
+QUICK = dict(holdout_images=3, ks=(1, 10, 100), elbo_mc_k=10, repeats=2,
+             snr_objectives=("trace", "iwae-5"), snr_samples=3, snr_images=4,
+             train_objectives=("trace", "iwae-5"), train_images=40, epochs=1, batch_size=20,
+             eval_k=20, eval_images=8)
+"""A smoke run of every part (numbers too noisy to read): QUICK_SECONDS per conv model."""
+QUICK_SECONDS = None
+ISSUE = dict(holdout_images=1000, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=5,
+             snr_objectives=OBJECTIVES, snr_samples=100, snr_images=100,
+             train_objectives=TRAIN_OBJECTIVES, train_images=None, epochs=5, batch_size=100,
+             eval_k=5000, eval_images=1000)
+"""The issue's full specification (all 60,000 training images, 5 epochs): many hours per model
+here (the bias/spread part alone is ~1 h: 1000 images x 5 repeats x ~6,200 samples)."""
+PRESETS = {"quick": QUICK, "full": FULL, "issue": ISSUE}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _seed_for(*keys: int) -> int:
+    """A seed derived from ``keys`` (e.g. study seed, repeat, estimator): distinct keys give
+    independent streams, and a part's numbers do not depend on which other parts ran."""
+    return int(np.random.SeedSequence([int(k) % 2**32 for k in keys]).generate_state(1)[0])
+
+
+def parse_objective(spec: str) -> tuple[str, int]:
+    """``"trace"`` -> ("trace", 1), ``"meanfield"`` -> ("meanfield", 1), ``"iwae-5"`` ->
+    ("iwae", 5). ``trace-K``/``meanfield-K`` average K single-sample ELBOs."""
+    name, _, k = spec.partition("-")
+    if name not in ("trace", "meanfield", "iwae"):
+        raise ValueError(f"unknown objective {spec!r}: use trace, meanfield or iwae-K (e.g. iwae-5)")
+    try:
+        k = int(k) if k else 1
+    except ValueError:
+        raise ValueError(f"bad particle count in objective {spec!r}") from None
+    if k < 1:
+        raise ValueError(f"objective {spec!r}: K must be >= 1")
+    return name, k
+
+
+def _data(x, extra_args) -> tuple:
+    return _as_tuple(x) + tuple(extra_args)
+
+
+def _head(data: tuple, n: int | None) -> tuple:
+    return data if not n else tuple(t[:n] for t in data)
+
+
+# ----------------------------------------------------------------------------- 1. bias and spread
+def estimator_bias_spread(model, guide, x: torch.Tensor, ks: Sequence[int] = ESTIMATOR_KS,
+                          elbo_mc_k: int | None = 100, repeats: int = 3, seed: int = 0, *,
+                          extra_args: tuple = (), batch_size: int = 100, max_pairs: int = 20_000,
+                          progress: bool = False) -> pd.DataFrame:
+    """Mean, Monte Carlo spread and cost of estimators of ``log p(x)`` on the images ``x``.
+
+    Estimators (per image, then averaged over the n images):
+
+    - ``ELBO (K=1)``: :func:`~probnn.inference.estimators.elbo_mc` with one sample,
+      ``log p(x | z) - KL(q(z|x) || p(z))``, z ~ q (analytic KL, as TraceMeanField_ELBO).
+    - ``ELBO-MC (K=elbo_mc_k)``: the same averaged over K samples (coursework question d).
+      Both are unbiased for the ELBO ``L = log p(x) - KL(q(z|x) || p(z|x))``; K only
+      shrinks their spread.
+    - ``IWAE (K)`` for each K in ``ks``: ``log (1/K) sum_k p(x, z_k) / q(z_k|x)``
+      (:func:`~probnn.inference.estimators.iwae_bound`). ``E[IWAE_K] <= E[IWAE_2K] <=
+      log p(x)`` (Burda et al. 2016); IWAE (K=1) is the single-sample ELBO with a Monte Carlo
+      KL, so its mean is the ELBO too.
+
+    The whole estimate is repeated ``repeats`` times with independent seeds (derived from
+    ``seed``, the repeat and the estimator). With ``e[r, i]`` the estimate for image i in
+    repeat r and ``m[r] = mean_i e[r, i]``, the columns are
+
+    - ``mean``: mean of e over images and repeats (nats per image);
+    - ``sd_of_mean``: sd over repeats of m (ddof 1): the Monte Carlo error of one run's
+      mean-over-images; ``stderr = sd_of_mean / sqrt(R)``: the error of ``mean``;
+    - ``per_image_sd``: mean over images of the sd over repeats of e[:, i]: the spread of a
+      single image's estimate;
+    - ``gap_to_ref``, ``gap_to_ref_se``: ``mean`` minus the mean of the largest-K IWAE bound
+      (the reference, the tightest estimate here) and its standard error. Since
+      ``log p(x) >= E[IWAE_Kmax]``, ``-gap_to_ref`` is (in expectation) a lower bound on the
+      estimator's bias below ``log p(x)``;
+    - ``seconds``: mean wall time of one run over the n images; ``ms_per_image``.
+
+    ``x`` (plus ``extra_args``, e.g. labels for the conditional VAE) are the model's
+    arguments; ``batch_size`` and ``max_pairs`` bound memory as in ``iwae_bound``.
+    """
+    if repeats < 2:
+        raise ValueError(f"repeats must be >= 2 to measure a spread, got {repeats}")
+    data = _data(x, extra_args)
+    n = len(data[0])
+    plan = [("ELBO (K=1)", "elbo", 1)]
+    if elbo_mc_k:
+        plan.append((f"ELBO-MC (K={elbo_mc_k})", "elbo_mc", int(elbo_mc_k)))
+    plan += [(f"IWAE (K={k})", "iwae", int(k)) for k in sorted(set(ks))]
+    codes = {"elbo": 0, "elbo_mc": 1, "iwae": 2}
+    est = {label: np.empty((repeats, n)) for label, _, _ in plan}
+    secs = {label: [] for label, _, _ in plan}
+    bar = tqdm(total=repeats * len(plan), disable=not progress, desc="estimators", leave=False)
+    for r in range(repeats):
+        for label, kind, k in plan:
+            bar.set_postfix_str(f"repeat {r + 1} {label}", refresh=False)
+            pyro.set_rng_seed(_seed_for(seed, r, codes[kind], k))
+            t0 = time.perf_counter()
+            if kind == "iwae":
+                values = iwae_bound(model, guide, data, k, batch_size=batch_size,
+                                    max_pairs=max_pairs, diagnostics=False).bound
+            else:
+                values = elbo_mc(model, guide, data, k, batch_size=batch_size,
+                                 max_pairs=max_pairs).elbo
+            secs[label].append(time.perf_counter() - t0)
+            if not np.all(np.isfinite(values)):
+                raise FloatingPointError(f"{label}: non-finite estimate in repeat {r + 1}")
+            est[label][r] = values
+            bar.update(1)
+    bar.close()
+
+    ref_label = next((label for label, kind, _ in reversed(plan) if kind == "iwae"), None)
+    rows = []
+    for label, kind, k in plan:
+        e = est[label]
+        m = e.mean(1)  # (R,) the mean over images of each repeat
+        sd_of_mean = float(m.std(ddof=1))
+        if ref_label is None:
+            gap = gap_se = math.nan
+        else:  # repeats are independent across estimators, so the difference's sd is honest
+            diff = m - est[ref_label].mean(1)
+            gap, gap_se = float(diff.mean()), float(diff.std(ddof=1)) / math.sqrt(repeats)
+        rows.append(dict(
+            estimator=label, kind=kind, k=k, images=n, repeats=repeats,
+            mean=float(e.mean()), stderr=sd_of_mean / math.sqrt(repeats), sd_of_mean=sd_of_mean,
+            per_image_sd=float(e.std(0, ddof=1).mean()), gap_to_ref=gap, gap_to_ref_se=gap_se,
+            seconds=float(np.mean(secs[label])),
+            ms_per_image=1000.0 * float(np.mean(secs[label])) / n))
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- 2. gradient SNR
+@dataclass
+class _Moments:
+    """Welford's running mean and sum of squared deviations, in float64 (stable even when
+    |mean| >> sd, where E[g^2] - E[g]^2 would cancel)."""
+    count: int = 0
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+
+    def add(self, g: torch.Tensor) -> None:
+        g = g.detach().to(torch.float64)
+        self.count += 1
+        if self.mean is None:
+            self.mean, self.m2 = g.clone(), torch.zeros_like(g)
+            return
+        delta = g - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (g - self.mean)
+
+    def sd(self) -> torch.Tensor:
+        return (self.m2 / (self.count - 1)).sqrt()
+
+
+def snr_from_moments(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Per-parameter ``|mean| / sd``: ``inf`` where the gradient is deterministic and nonzero
+    (sd = 0), ``nan`` where it is identically zero (a parameter the loss does not use)."""
+    mean, sd = np.abs(np.asarray(mean, np.float64)), np.asarray(sd, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0),
+                        np.where(mean > 0, np.inf, np.nan))
+
+
+def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJECTIVES,
+                 samples: int = 20, seed: int = 0, *, extra_args: tuple = (),
+                 max_plate_nesting: int = 1, progress: bool = False) -> pd.DataFrame:
+    """Signal-to-noise ratio of each training objective's gradient, at the current parameters.
+
+    For a fixed minibatch ``x`` of n images, an objective's loss is the negative bound
+    averaged over the images, ``l(theta, eps) = -(1/n) sum_i Lhat(x_i; theta, eps)``, a random
+    function of the reparameterisation noise eps. Its gradient ``Delta = grad_theta l`` is an
+    unbiased estimate of the gradient of the objective's expectation. With S independent
+    draws ``Delta^(1..S)`` (independent seeds), for every scalar parameter theta_j
+
+    .. math::
+        \\mathrm{SNR}_j = \\frac{|\\hat\\mu_j|}{\\hat\\sigma_j}, \\qquad
+        \\hat\\mu_j = \\frac1S \\sum_s \\Delta^{(s)}_j, \\quad
+        \\hat\\sigma_j^2 = \\frac1{S-1} \\sum_s (\\Delta^{(s)}_j - \\hat\\mu_j)^2 ,
+
+    the estimate of ``|E[Delta_j]| / sd[Delta_j]`` of Rainforth, Kosiorek, Le, Maddison, Igl,
+    Wood & Teh (2018), "Tighter Variational Bounds are Not Necessarily Better", ICML. For the
+    IWAE bound with K particles they show the decoder (model, theta) gradient's SNR grows as
+    O(sqrt(K)) while the encoder (guide, phi) gradient's SNR shrinks as O(1/sqrt(K)): the
+    encoder's true gradient vanishes as O(1/K) faster than its noise does.
+
+    Objectives are names from :func:`parse_objective`: ``trace`` (Trace_ELBO, Monte Carlo
+    KL), ``meanfield`` (TraceMeanField_ELBO, analytic KL), ``iwae-K`` (``IWAE_ELBO`` with K
+    particles), each built by :func:`~probnn.inference.elbos.make_elbo` and differentiated as
+    in training (:class:`~probnn.inference.train.LossModule`). Parameters are not changed.
+    Every objective starts from the same seed, so ``trace`` and ``iwae-1`` (the same single-sample
+    estimator) agree exactly and differences between objectives are not seed noise.
+
+    Returns one row per objective and side (``encoder`` = guide parameters, ``decoder`` =
+    model parameters): ``parameters`` (scalars with a nonzero gradient; ``unused`` counts the
+    others), ``snr_mean``, ``snr_median``, ``snr_q10``, ``snr_q90`` over those parameters,
+    ``mean_abs_grad`` (mean |mu_j|), ``mean_grad_sd`` (mean sigma_j), ``samples``, ``images``
+    and ``seconds`` (for all S gradients of the objective). With S samples a parameter whose
+    true SNR is 0 still shows about ``sqrt(2 / (pi S))``, so compare objectives at equal S.
+    """
+    if samples < 2:
+        raise ValueError(f"samples must be >= 2 to estimate a spread, got {samples}")
+    data = _data(x, extra_args)
+    n = len(data[0])
+    sides = {"encoder": [p for p in guide.parameters() if p.requires_grad],
+             "decoder": [p for p in model.parameters() if p.requires_grad]}
+    sides = {s: ps for s, ps in sides.items() if ps}
+    if not sides:
+        raise ValueError("neither the model nor the guide has trainable parameters")
+    flat = [p for ps in sides.values() for p in ps]
+    rows = []
+    bar = tqdm(total=len(objectives) * samples, disable=not progress, desc="gradient SNR", leave=False)
+    for spec in objectives:
+        name, k = parse_objective(spec)
+        loss_fn = LossModule(make_elbo(name, k, max_plate_nesting), model, guide)
+        moments = {s: _Moments() for s in sides}
+        # The same seed for every objective (common random numbers): objectives are compared
+        # on the same noise, and trace and iwae-1 (the same estimator) give the same numbers.
+        pyro.set_rng_seed(_seed_for(seed, 1))
+        t0 = time.perf_counter()
+        for s in range(samples):
+            loss = loss_fn(*data) / n
+            grads = torch.autograd.grad(loss, flat, allow_unused=True)
+            i = 0
+            for side, ps in sides.items():
+                g = torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1)
+                               for p, gr in zip(ps, grads[i:i + len(ps)])])
+                i += len(ps)
+                if not torch.isfinite(g).all():
+                    raise FloatingPointError(f"{spec}: non-finite {side} gradient in sample {s + 1}")
+                moments[side].add(g)
+            bar.update(1)
+        seconds = time.perf_counter() - t0
+        for side, mom in moments.items():
+            mu, sd = mom.mean.numpy(), mom.sd().numpy()
+            snr = snr_from_moments(mu, sd)
+            used = ~np.isnan(snr)
+            v = snr[used]
+            rows.append(dict(
+                objective=spec, elbo=name, k=k, side=side, parameters=int(used.sum()),
+                unused=int((~used).sum()),
+                snr_mean=float(v.mean()) if len(v) else math.nan,
+                snr_median=float(np.median(v)) if len(v) else math.nan,
+                snr_q10=float(np.quantile(v, 0.1)) if len(v) else math.nan,
+                snr_q90=float(np.quantile(v, 0.9)) if len(v) else math.nan,
+                mean_abs_grad=float(np.abs(mu[used]).mean()) if len(v) else math.nan,
+                mean_grad_sd=float(sd[used].mean()) if len(v) else math.nan,
+                samples=samples, images=n, seconds=seconds))
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- 3. objectives
+def _holdout_bounds(model, guide, x, eval_k: int, seed: int, batch_size: int = 100):
+    """Per-image IWAE-``eval_k`` bound and ELBO-MC from the same samples, drawn with the same
+    seed for every model scored (common random numbers), and the seconds taken."""
+    pyro.set_rng_seed(_seed_for(seed, 7))
+    t0 = time.perf_counter()
+    bound, terms = iwae_and_elbo_mc(model, guide, (x,), eval_k, batch_size=batch_size)
+    if not np.all(np.isfinite(terms.elbo)):
+        raise FloatingPointError("non-finite holdout ELBO")
+    return bound, terms.elbo, time.perf_counter() - t0
+
+
+def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
+                         objectives: Sequence[str] = OBJECTIVES, epochs: int = 1,
+                         latent_dim: int = 4, eval_k: int = 5000, seed: int = 309, *,
+                         architecture: str = "conv", likelihood: str = "bernoulli",
+                         binarize: bool = False, train_images: int | None = None,
+                         eval_images: int | None = None, batch_size: int = 100, lr: float = 1e-3, eval_batch_size: int = 100,
+                         progress: bool = False) -> pd.DataFrame:
+    """Train one VAE per objective and score all of them with the same holdout estimator.
+
+    Every model starts from the same initialisation and sees the same mini-batches in the
+    same order (:func:`~probnn.inference.vae.train_vae` with the same ``seed``); only the
+    objective differs. Each is then evaluated on the same ``eval_images`` holdout images with
+    the same seed: ``holdout_iwae`` is the IWAE bound with ``eval_k`` samples (the common
+    yardstick, close to log p(x) for large K) and ``holdout_elbo`` the ELBO-MC from the same
+    samples (:func:`~probnn.inference.estimators.iwae_and_elbo_mc`), both mean nats per image.
+
+    Columns: objective, elbo, k, epochs, train_images, train_seconds (training only),
+    train_objective (last epoch's mean training objective, nats per image: an ELBO for
+    trace/meanfield, the IWAE-K bound for iwae-K), holdout_elbo, holdout_iwae,
+    holdout_iwae_se (standard error over images), delta_vs_best and delta_vs_best_se (the
+    holdout IWAE bound minus the best model's, per image, with its paired standard error),
+    eval_k, eval_images, eval_seconds.
+    """
+    xt = x_train[:train_images] if train_images else x_train
+    xh = x_holdout[:eval_images] if eval_images else x_holdout
+    rows, per_image = [], {}
+    for spec in tqdm(objectives, disable=not progress, desc="objectives", leave=False):
+        name, k = parse_objective(spec)
+        fit = train_vae(latent_dim, x=xt, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                        elbo=name, num_particles=k, likelihood=likelihood,
+                        architecture=architecture, binarize=binarize, progress=progress)
+        bound, elbo, eval_seconds = _holdout_bounds(fit.model, fit.guide, xh, eval_k, seed,
+                                                    eval_batch_size)
+        per_image[spec] = bound
+        last = fit.history.iloc[-1]
+        rows.append(dict(objective=spec, elbo=name, k=k, epochs=epochs, train_images=len(xt),
+                         train_seconds=float(last["seconds"]), train_objective=float(last["elbo"]),
+                         holdout_elbo=float(elbo.mean()), holdout_iwae=float(bound.mean()),
+                         holdout_iwae_se=float(bound.std(ddof=1) / math.sqrt(len(bound)))
+                         if len(bound) > 1 else math.nan,
+                         eval_k=eval_k, eval_images=len(xh), eval_seconds=eval_seconds))
+    df = pd.DataFrame(rows)
+    if len(df):
+        best = df.loc[df["holdout_iwae"].idxmax(), "objective"]
+        diffs = {s: per_image[s] - per_image[best] for s in df["objective"]}
+        df["delta_vs_best"] = [float(diffs[s].mean()) for s in df["objective"]]
+        df["delta_vs_best_se"] = [float(diffs[s].std(ddof=1) / math.sqrt(len(diffs[s])))
+                                  if len(diffs[s]) > 1 else math.nan for s in df["objective"]]
+    return df
+
+
+# ----------------------------------------------------------------------------- all three
+@dataclass
+class EstimatorStudy:
+    """The three tables of the estimator study of one model (see :func:`run_estimator_study`)."""
+    name: str
+    bias_spread: pd.DataFrame
+    snr: pd.DataFrame
+    objectives: pd.DataFrame | None
+    config: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    """Wall time of each part: ``bias_spread``, ``snr``, ``objectives``."""
+    reference: dict | None = None
+    """The studied checkpoint scored like the trained objectives (``holdout_elbo``,
+    ``holdout_iwae``, ``eval_k``, ``eval_images``): how far short of it they stop."""
+
+
+def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Tensor | None = None,
+                        *, name: str = "vae", holdout_images: int | None = 6,
+                        ks: Sequence[int] = ESTIMATOR_KS, elbo_mc_k: int | None = 100,
+                        repeats: int = 3, snr_objectives: Sequence[str] = OBJECTIVES,
+                        snr_samples: int = 10, snr_images: int = 8,
+                        train_objectives: Sequence[str] | None = TRAIN_OBJECTIVES,
+                        train_images: int | None = 800, epochs: int = 1, batch_size: int = 40,
+                        eval_k: int = 200, eval_images: int | None = 20, seed: int = 309,
+                        estimator_batch_size: int = 100, progress: bool = True) -> EstimatorStudy:
+    """All three parts of the study for a trained VAE (defaults: the :data:`FULL` preset).
+
+    1. :func:`estimator_bias_spread` on the first ``holdout_images`` holdout images;
+    2. :func:`gradient_snr` at the model's current parameters on a fixed minibatch of the
+       first ``snr_images`` training images (holdout images if ``x_train`` is None);
+    3. unless ``train_objectives`` is empty or None: :func:`objective_comparison` training a
+       fresh VAE of the same configuration (latent dim, architecture, likelihood) per
+       objective on the first ``train_images`` training images for ``epochs`` epochs, scored
+       by the IWAE-``eval_k`` bound on the first ``eval_images`` holdout images; the
+       studied model itself is scored the same way (``EstimatorStudy.reference``).
+
+    ``run_estimator_study(model, guide, holdout_x, train_x, **QUICK)`` (or ``**FULL``) uses a
+    preset's sizes. Same ``seed``, same numbers (timings aside).
+    """
+    config = dict(holdout_images=holdout_images, ks=tuple(ks), elbo_mc_k=elbo_mc_k,
+                  repeats=repeats, snr_objectives=tuple(snr_objectives), snr_samples=snr_samples,
+                  snr_images=snr_images,
+                  train_objectives=tuple(train_objectives) if train_objectives else (),
+                  train_images=train_images, epochs=epochs, batch_size=batch_size,
+                  eval_k=eval_k, eval_images=eval_images, seed=seed)
+    seconds = {}
+    t0 = time.perf_counter()
+    bias = estimator_bias_spread(model, guide, _head((x_holdout,), holdout_images)[0], ks,
+                                 elbo_mc_k, repeats, seed, batch_size=estimator_batch_size,
+                                 progress=progress)
+    seconds["bias_spread"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    snr_x = x_train if x_train is not None else x_holdout
+    snr = gradient_snr(model, guide, snr_x[:snr_images], snr_objectives, snr_samples, seed,
+                       progress=progress)
+    seconds["snr"] = time.perf_counter() - t0
+    comparison = reference = None
+    if train_objectives:
+        if x_train is None:
+            raise ValueError("training the objectives needs x_train")
+        cfg = getattr(model, "config", None)
+        if not isinstance(model, VAE) or isinstance(model, ConditionalVAE):
+            raise ValueError("the objective comparison trains unconditional VAEs: pass one "
+                             "(or train_objectives=None)")
+        t0 = time.perf_counter()
+        comparison = objective_comparison(
+            x_train, x_holdout, train_objectives, epochs, cfg["latent_dim"], eval_k, seed,
+            architecture=cfg.get("architecture", "conv"), likelihood=cfg.get("likelihood", "bernoulli"),
+            binarize=cfg.get("binarize", False),
+            train_images=train_images, eval_images=eval_images, batch_size=batch_size,
+            eval_batch_size=estimator_batch_size, progress=progress)
+        xh = x_holdout[:eval_images] if eval_images else x_holdout
+        bound, elbo, _ = _holdout_bounds(model, guide, xh, eval_k, seed, estimator_batch_size)
+        reference = dict(holdout_elbo=float(elbo.mean()), holdout_iwae=float(bound.mean()),
+                         eval_k=eval_k, eval_images=len(xh))
+        seconds["objectives"] = time.perf_counter() - t0
+    return EstimatorStudy(name, bias, snr, comparison, config, seconds, reference)
