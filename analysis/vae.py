@@ -554,10 +554,15 @@ def comparison_answer(table: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------------- curves
-def bound_vs_k_figure(ks, means, stderrs=None, labels=None) -> Figure:
+def bound_vs_k_figure(ks, means, stderrs=None, labels=None, references=None,
+                      title: str | None = None) -> Figure:
     """The estimated bound (mean over images, nats) against the number of importance samples
     K on a log axis, one line per model; ``means`` is (models, len(ks)) or (len(ks),), and
-    ``stderrs`` (same shape) adds error bars."""
+    ``stderrs`` (same shape) adds error bars.
+
+    ``references`` maps a label to a value or a ``(value, stderr)`` pair drawn as a
+    horizontal dashed line (with a ±stderr band), e.g. the ELBO and ELBO-MC, which do not
+    depend on K."""
     ks = np.asarray(ks)
     means = np.atleast_2d(_numpy(means))
     errs = None if stderrs is None else np.atleast_2d(_numpy(stderrs))
@@ -571,11 +576,17 @@ def bound_vs_k_figure(ks, means, stderrs=None, labels=None) -> Figure:
     for i, m in enumerate(means):
         ax.errorbar(ks, m, yerr=None if errs is None else errs[i], marker="o", capsize=3,
                     label=None if labels is None else labels[i])
+    for j, (label, ref) in enumerate((references or {}).items()):
+        value, err = (ref if isinstance(ref, (tuple, list)) else (ref, None))
+        color = f"C{len(means) + j}"
+        ax.axhline(value, color=color, linestyle="--", linewidth=1.2, label=label)
+        if err is not None and np.isfinite(err) and err > 0:
+            ax.axhspan(value - err, value + err, color=color, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set(xlabel="K (importance samples)", ylabel="bound (nats per image)",
-           title="Importance-weighted bound against K")
+           title=title or "Importance-weighted bound against K")
     ax.grid(alpha=0.3, which="both")
-    if labels is not None:
+    if labels is not None or references:
         ax.legend(fontsize="small")
     return fig
 

@@ -1,0 +1,398 @@
+"""Figures, tables and the written answer of the ELBO-estimator study.
+
+Takes the finished tables of :func:`probnn.inference.estimator_study.run_estimator_study`
+(an :class:`~probnn.inference.estimator_study.EstimatorStudy`) and returns figures and text;
+nothing here trains or runs an estimator. Every sentence of the answers is written from the
+numbers, and claims a difference only when it exceeds twice its standard error.
+
+Notebook use::
+
+    from probnn.analysis.estimator_study import write_estimator_outputs, estimator_answer
+    write_estimator_outputs(study, "out/estimators")      # PNGs, CSVs, <name>-estimators.md
+    print(estimator_answer(study.bias_spread))
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ._plotting import new_figure, save_figure
+from .vae import bound_vs_k_figure
+
+SIGNIFICANT = 2.0
+"""A difference is called real when it exceeds this many standard errors."""
+
+
+def _fmt_diff(d: float, se: float) -> str:
+    return f"{d:+.2f} ± {se:.2f}" if np.isfinite(se) else f"{d:+.2f}"
+
+
+def _beyond_noise(d: float, se: float) -> bool:
+    return bool(np.isfinite(se) and abs(d) > SIGNIFICANT * se) or (se == 0 and d != 0)
+
+
+def _iwae(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["kind"] == "iwae"].sort_values("k")
+
+
+def _row(table: pd.DataFrame, kind: str) -> pd.Series | None:
+    rows = table[table["kind"] == kind]
+    return rows.iloc[0] if len(rows) else None
+
+
+# ----------------------------------------------------------------------------- 1. bias and spread
+def estimator_bound_figure(table: pd.DataFrame, name: str = "") -> Figure:
+    """The IWAE bound's mean (± stderr over repeats) against K, with the ELBO and ELBO-MC as
+    horizontal references (their means do not depend on K), via
+    :func:`probnn.analysis.vae.bound_vs_k_figure`."""
+    iw = _iwae(table)
+    refs = {r["estimator"]: (r["mean"], r["stderr"])
+            for _, r in table[table["kind"] != "iwae"].iterrows()}
+    images, repeats = int(table["images"].iloc[0]), int(table["repeats"].iloc[0])
+    title = (f"{name + ': ' if name else ''}bound against K "
+             f"({images} holdout images, {repeats} repeats)")
+    return bound_vs_k_figure(iw["k"].to_numpy(), iw["mean"].to_numpy(), iw["stderr"].to_numpy(),
+                             labels=["IWAE (mean ± stderr)"], references=refs, title=title)
+
+
+def estimator_spread_figure(table: pd.DataFrame, name: str = "") -> Figure:
+    """Left: Monte Carlo spread against K on log-log axes: per-image sd across repeats and
+    the sd of the mean over images, for IWAE (lines) and the ELBO estimators (markers at
+    their K). Right: wall time per image against K."""
+    fig, axes = new_figure(1, 2, (11.0, 4.2))
+    left, right = axes[0]
+    iw = _iwae(table)
+    for col, label, color in (("per_image_sd", "per-image sd", "C0"),
+                              ("sd_of_mean", "sd of the mean over images", "C1")):
+        left.plot(iw["k"], iw[col], marker="o", color=color, label=f"IWAE: {label}")
+    for j, (_, r) in enumerate(table[table["kind"] != "iwae"].iterrows()):
+        for col, marker in (("per_image_sd", "s"), ("sd_of_mean", "D")):
+            left.scatter([r["k"]], [r[col]], marker=marker, color=f"C{2 + j}", zorder=3,
+                         label=f"{r['estimator']}: {col.replace('_', ' ')}")
+    left.set(xscale="log", yscale="log", xlabel="K (samples)", ylabel="sd across repeats (nats)",
+             title=f"{name + ': ' if name else ''}spread of the estimates")
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize="x-small")
+    right.plot(iw["k"], iw["ms_per_image"], marker="o", label="IWAE")
+    for j, (_, r) in enumerate(table[table["kind"] != "iwae"].iterrows()):
+        right.scatter([r["k"]], [r["ms_per_image"]], color=f"C{2 + j}", zorder=3,
+                      label=r["estimator"])
+    right.set(xscale="log", yscale="log", xlabel="K (samples)", ylabel="ms per image",
+              title="Wall time")
+    right.grid(alpha=0.3, which="both")
+    right.legend(fontsize="x-small")
+    return fig
+
+
+def estimator_answer(table: pd.DataFrame) -> str:
+    """Bias and spread of the estimators, written from :func:`estimator_bias_spread`'s table."""
+    iw = _iwae(table)
+    n, reps = int(table["images"].iloc[0]), int(table["repeats"].iloc[0])
+    out = [f"On {n} holdout images, each estimate repeated {reps} times with independent seeds:"]
+    if not len(iw):
+        return out[0] + " no IWAE bound was computed, so there is no reference to compare with."
+    ref = iw.iloc[-1]
+    kmax = int(ref["k"])
+    out.append(f"the tightest bound, IWAE with K={kmax}, averages {ref['mean']:.2f} nats per "
+               f"image (stderr {ref['stderr']:.3f}).")
+    for kind in ("elbo", "elbo_mc"):
+        r = _row(table, kind)
+        if r is None:
+            continue
+        gap, se = -r["gap_to_ref"], r["gap_to_ref_se"]
+        if _beyond_noise(gap, se) and gap > 0:
+            out.append(f"{r['estimator']} is {gap:.2f} ± {se:.2f} nats below it: since "
+                       f"log p(x) ≥ E[IWAE-{kmax}], its bias is at least that, the mean "
+                       "KL(q(z|x) || p(z|x)) of the guide less what IWAE still misses.")
+        else:
+            out.append(f"{r['estimator']} differs from it by {_fmt_diff(-gap, se)} nats, "
+                       "within noise.")
+    e, mc = _row(table, "elbo"), _row(table, "elbo_mc")
+    if e is not None and mc is not None:
+        d = mc["mean"] - e["mean"]
+        se = math.hypot(mc["stderr"], e["stderr"])
+        verdict = ("agree within noise, as two unbiased estimators of the same ELBO must"
+                   if not _beyond_noise(d, se) else
+                   "differ by more than twice their standard error, which two unbiased "
+                   "estimators of the same ELBO should rarely do: more repeats would tell")
+        ratio = e["per_image_sd"] / mc["per_image_sd"] if mc["per_image_sd"] > 0 else math.inf
+        out.append(f"ELBO and {mc['estimator']} {verdict} ({_fmt_diff(d, se)} nats); the "
+                   f"{int(mc['k'])}-sample average cuts the per-image sd {ratio:.1f}-fold "
+                   f"({e['per_image_sd']:.2f} → {mc['per_image_sd']:.2f} nats; "
+                   f"√{int(mc['k'])} = {math.sqrt(mc['k']):.1f} for independent samples).")
+    if len(iw) > 1:
+        means, ses, ks = iw["mean"].to_numpy(), iw["stderr"].to_numpy(), iw["k"].astype(int).to_numpy()
+        steps = np.diff(means)
+        step_se = np.hypot(ses[1:], ses[:-1])
+        drops = [(ks[i], ks[i + 1]) for i in range(len(steps))
+                 if steps[i] < 0 and _beyond_noise(steps[i], step_se[i])]
+        rise = means[-1] - means[0]
+        text = (f"The IWAE bound goes from {means[0]:.2f} at K={ks[0]} to {means[-1]:.2f} at "
+                f"K={ks[-1]} ({rise:+.2f} nats): "
+                + ", ".join(f"K={k} {m:.2f}" for k, m in zip(ks, means)) + ".")
+        if drops:
+            text += (" It falls beyond noise between K=" + ", ".join(f"{a} and {b}" for a, b in drops)
+                     + ", which a bound rising in expectation should not do: check the repeats.")
+        else:
+            text += " It never falls by more than twice its stderr, as E[IWAE-K] rises with K."
+        out.append(text)
+        last, last_se = steps[-1], step_se[-1]
+        out.append(f"The last step, K={ks[-2]} → {ks[-1]}, adds {_fmt_diff(last, last_se)} nats: "
+                   + ("the bound is still rising, so log p(x) lies above the K="
+                      f"{ks[-1]} value by an unknown further amount." if _beyond_noise(last, last_se)
+                      and last > 0 else
+                      "within noise of zero, so the bound has flattened; log p(x) is probably "
+                      "close above it (flattening is evidence, not proof)."))
+        sd = iw["per_image_sd"].to_numpy()
+        trend = ("falls" if sd[-1] < sd[0] else "does not fall")
+        out.append(f"The spread of one image's estimate {trend} with K: per-image sd "
+                   + ", ".join(f"{v:.3f}" for v in sd) + " nats for K = "
+                   + ", ".join(str(k) for k in ks) + "; the sd of the mean over images, "
+                   + ", ".join(f"{v:.3f}" for v in iw["sd_of_mean"]) + "."
+                   + (" More samples buy both a tighter bound and a steadier one."
+                      if sd[-1] < sd[0] else ""))
+        one = iw[iw["k"] == 1]
+        if len(one) and e is not None:
+            r1 = one.iloc[0]
+            out.append(f"IWAE with K=1 is the single-sample ELBO with a Monte Carlo KL: its "
+                       f"per-image sd is {r1['per_image_sd']:.2f} nats against "
+                       f"{e['per_image_sd']:.2f} for the ELBO with the KL computed exactly"
+                       + (", so the analytic KL removes part of the noise." if
+                          r1["per_image_sd"] > e["per_image_sd"] else "."))
+        fastest = table.loc[table["ms_per_image"].idxmin()]
+        out.append(f"Cost: IWAE-{kmax} takes {ref['ms_per_image']:.0f} ms per image, "
+                   f"{ref['ms_per_image'] / fastest['ms_per_image']:.0f} times "
+                   f"{fastest['estimator']}.")
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- 2. gradient SNR
+def snr_figure(table: pd.DataFrame, name: str = "") -> Figure:
+    """Per-parameter gradient SNR by objective, encoder (guide) and decoder (model) side by
+    side: bars of the median, diamonds for the mean, a line for the 10-90% range."""
+    sides = [s for s in ("encoder", "decoder") if s in set(table["side"])]
+    fig, axes = new_figure(1, len(sides), (5.0 * len(sides), 4.2))
+    for ax, side in zip(axes[0], sides):
+        t = table[table["side"] == side]
+        x = np.arange(len(t))
+        ax.bar(x, t["snr_median"], color="C0", alpha=0.8, label="median")
+        ax.scatter(x, t["snr_mean"], marker="D", color="C3", zorder=3, label="mean")
+        ax.vlines(x, t["snr_q10"], t["snr_q90"], color="0.3", linewidth=1, label="10-90%")
+        ax.set_xticks(x, t["objective"], rotation=20)
+        samples, images = int(t["samples"].iloc[0]), int(t["images"].iloc[0])
+        floor = math.sqrt(2 / (math.pi * samples))
+        ax.axhline(floor, color="0.5", linestyle=":", linewidth=1,
+                   label=f"noise floor √(2/πS) (S={samples})")
+        ax.set(ylabel="|mean| / sd of the gradient", yscale="log",
+               title=f"{name + ': ' if name else ''}{side} ({images} images)")
+        ax.grid(alpha=0.3, axis="y", which="both")
+        ax.legend(fontsize="x-small")
+    return fig
+
+
+def _snr(table: pd.DataFrame, objective: str, side: str, col: str = "snr_median") -> float:
+    r = table[(table["objective"] == objective) & (table["side"] == side)]
+    return float(r[col].iloc[0]) if len(r) else math.nan
+
+
+def snr_answer(table: pd.DataFrame) -> str:
+    """What the gradient SNRs show, against Rainforth et al. (2018), from :func:`gradient_snr`'s
+    table. Compares medians over parameters (the mean is dominated by a few parameters)."""
+    samples, images = int(table["samples"].iloc[0]), int(table["images"].iloc[0])
+    out = [f"Gradient SNR |E[Δ]|/sd[Δ] per parameter, from {samples} gradient draws on a fixed "
+           f"minibatch of {images} images (median over parameters; with {samples} draws a "
+           f"parameter with no signal still shows about {math.sqrt(2 / (math.pi * samples)):.2f})."]
+    objectives = list(dict.fromkeys(table["objective"]))
+    for side in ("encoder", "decoder"):
+        if side in set(table["side"]):
+            out.append(f"{side.capitalize()}: " + ", ".join(
+                f"{o} {_snr(table, o, side):.3f}" for o in objectives) + ".")
+    iw = table[table["elbo"] == "iwae"].sort_values("k")
+    ks = sorted(set(iw["k"]))
+    if len(ks) > 1:
+        lo, hi = iw[iw["k"] == ks[0]]["objective"].iloc[0], iw[iw["k"] == ks[-1]]["objective"].iloc[0]
+        dec = (_snr(table, lo, "decoder"), _snr(table, hi, "decoder"))
+        enc = (_snr(table, lo, "encoder"), _snr(table, hi, "encoder"))
+        dec_up, enc_down = dec[1] > dec[0], enc[1] < enc[0]
+        text = (f"From IWAE K={ks[0]} to K={ks[-1]} the decoder's median SNR goes "
+                f"{dec[0]:.3f} → {dec[1]:.3f} ({dec[1] / dec[0]:.2f}×; √(K ratio) = "
+                f"{math.sqrt(ks[-1] / ks[0]):.2f}) and the encoder's {enc[0]:.3f} → {enc[1]:.3f} "
+                f"({enc[1] / enc[0]:.2f}×).")
+        if dec_up and enc_down:
+            text += (" Both move as Rainforth et al. (2018) predict: a tighter bound gives the "
+                     "decoder a cleaner gradient and the encoder a noisier one (O(√K) and "
+                     "O(1/√K)).")
+        elif dec_up:
+            text += (" The decoder gains as Rainforth et al. (2018) predict, but the encoder's "
+                     "SNR does not fall here: their O(1/√K) is an asymptotic, per-data-point "
+                     "result, and at these K on this minibatch it has not set in.")
+        elif enc_down:
+            text += (" The encoder loses SNR as Rainforth et al. (2018) predict, but the "
+                     "decoder does not gain.")
+        else:
+            text += " Neither moves as Rainforth et al. (2018) predict at these K."
+        g_lo, g_hi = (_snr(table, o, "encoder", "mean_abs_grad") for o in (lo, hi))
+        s_lo, s_hi = (_snr(table, o, "encoder", "mean_grad_sd") for o in (lo, hi))
+        if np.isfinite(g_lo) and np.isfinite(g_hi):
+            text += (f" The encoder's mean |gradient| goes {g_lo:.2e} → {g_hi:.2e} "
+                     f"({g_hi / g_lo:.2f}×) and its noise sd {s_lo:.2e} → {s_hi:.2e} "
+                     f"({s_hi / s_lo:.2f}×)"
+                     + ("; the signal shrinks faster than the noise." if g_hi / g_lo < s_hi / s_lo
+                        else "; the noise shrinks at least as fast as the signal."))
+        out.append(text)
+    if {"trace", "meanfield"} <= set(objectives):
+        t, m = _snr(table, "trace", "encoder"), _snr(table, "meanfield", "encoder")
+        out.append(f"Analytic KL (meanfield) against Monte Carlo KL (trace), encoder median SNR "
+                   f"{m:.3f} against {t:.3f}"
+                   + (": the exact KL removes part of the encoder's gradient noise." if m > t * 1.05
+                      else ": about the same, so the KL term's Monte Carlo noise is not what limits"
+                           " the encoder's gradient here." if m >= t * 0.95
+                      else ": lower, although the exact KL should remove noise; at this S the "
+                           "difference may be sampling noise of the SNR estimates."))
+        if np.isclose(_snr(table, "trace", "decoder"), _snr(table, "meanfield", "decoder"),
+                      rtol=1e-4):
+            out[-1] += (" Their decoder SNRs are identical: the KL term holds no decoder "
+                        "parameter, and both drew the same z.")
+    if {"trace", "iwae-1"} <= set(objectives):
+        same = all(np.isclose(_snr(table, "trace", s), _snr(table, "iwae-1", s), rtol=1e-3)
+                   for s in ("encoder", "decoder") if s in set(table["side"]))
+        out.append("trace and iwae-1 are the same estimator (one sample, log w), and from the same "
+                   "draws their SNRs " + ("agree, as they must." if same else
+                                          "differ slightly: floating-point differences only."))
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- 3. objectives
+def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: str = "") -> Figure:
+    """Left: each trained model's holdout IWAE bound and ELBO (± stderr over images; the
+    studied checkpoint as a dashed line when given). Right: training time per objective."""
+    fig, axes = new_figure(1, 2, (11.0, 4.2))
+    left, right = axes[0]
+    x = np.arange(len(table))
+    k = int(table["eval_k"].iloc[0])
+    left.errorbar(x - 0.1, table["holdout_iwae"], yerr=table["holdout_iwae_se"], fmt="o",
+                  capsize=3, label=f"holdout IWAE (K={k})")
+    left.plot(x + 0.1, table["holdout_elbo"], "s", label="holdout ELBO")
+    if reference:
+        left.axhline(reference["holdout_iwae"], color="C2", linestyle="--",
+                     label=f"studied checkpoint, IWAE (K={k})")
+    left.set_xticks(x, table["objective"], rotation=20)
+    left.set(ylabel="nats per image", title=f"{name + ': ' if name else ''}models trained with "
+             f"each objective ({int(table['epochs'].iloc[0])} epoch(s), "
+             f"{int(table['train_images'].iloc[0])} images)")
+    left.grid(alpha=0.3, axis="y")
+    left.legend(fontsize="x-small")
+    right.bar(x, table["train_seconds"], color="C1")
+    right.set_xticks(x, table["objective"], rotation=20)
+    right.set(ylabel="training seconds", title="Training time")
+    right.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str:
+    """Which objective trained the best model, from :func:`objective_comparison`'s table:
+    ranked by the common holdout IWAE bound, with paired standard errors, the ELBO ranking,
+    the cost, and (with ``reference``) how far from the studied checkpoint the models stop."""
+    t = table.sort_values("holdout_iwae", ascending=False)
+    k, n = int(t["eval_k"].iloc[0]), int(t["eval_images"].iloc[0])
+    best = t.iloc[0]
+    out = [f"Trained from the same initialisation on the same {int(best['train_images'])} images "
+           f"for {int(best['epochs'])} epoch(s) and scored by the IWAE bound with K={k} on the "
+           f"same {n} holdout images, the best model comes from {best['objective']} "
+           f"({best['holdout_iwae']:.2f} nats per image)."]
+    if len(t) > 1:
+        second = t.iloc[1]
+        d, se = -second["delta_vs_best"], second["delta_vs_best_se"]
+        out.append(f"It beats the runner-up, {second['objective']}, by {_fmt_diff(d, se)} nats "
+                   "(paired over images)" + (": a real difference." if _beyond_noise(d, se)
+                                             else ": within noise, so the two are not "
+                                                  "distinguishable on these images."))
+        out.append("Ranking: " + ", ".join(f"{r['objective']} {r['holdout_iwae']:.2f}"
+                                           for _, r in t.iterrows()) + ".")
+        by_elbo = t.sort_values("holdout_elbo", ascending=False)
+        if by_elbo.iloc[0]["objective"] != best["objective"]:
+            out.append(f"By the holdout ELBO instead, {by_elbo.iloc[0]['objective']} would come "
+                       f"first ({by_elbo.iloc[0]['holdout_elbo']:.2f} against "
+                       f"{best['holdout_elbo']:.2f}): IWAE training optimises the tighter bound, "
+                       "and its guide need not fit the posterior well enough for a good ELBO.")
+        else:
+            out.append(f"The holdout ELBO ranks {best['objective']} first too.")
+        cheapest = t.loc[t["train_seconds"].idxmin()]
+        out.append(f"Training cost {best['train_seconds']:.0f} s for {best['objective']} against "
+                   f"{cheapest['train_seconds']:.0f} s for {cheapest['objective']}, the cheapest.")
+        if {"trace", "iwae-1"} <= set(t["objective"]):
+            a, b = (t[t["objective"] == o].iloc[0]["holdout_iwae"] for o in ("trace", "iwae-1"))
+            out.append("trace and iwae-1 train " + ("the identical model (the same loss from the "
+                                                    "same draws)." if np.isclose(a, b, atol=1e-3)
+                                                    else f"models {abs(a - b):.3f} nats apart, "
+                                                         "floating-point drift of one loss."))
+    if reference:
+        gap = reference["holdout_iwae"] - best["holdout_iwae"]
+        out.append(f"The studied checkpoint scores {reference['holdout_iwae']:.2f} on the same "
+                   f"images with the same estimator, {gap:.2f} nats "
+                   + ("above the best of these models: they are far from converged, so this "
+                      "ranking describes early training and may change with longer runs."
+                      if gap > 5 else "from the best of these models."))
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- writing outputs
+def _block(df: pd.DataFrame) -> str:
+    return "```\n" + df.to_string(index=False) + "\n```"
+
+
+def estimator_summary(study) -> str:
+    """The markdown summary: sizes, the three tables and the answers."""
+    b = study.bias_spread
+    lines = [f"# {study.name}: ELBO-estimator study", ""]
+    if study.config:
+        lines += ["Sizes: " + ", ".join(f"{k}={v}" for k, v in study.config.items()), ""]
+    if study.seconds:
+        lines += ["Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in study.seconds.items()), ""]
+    cols = ["estimator", "mean", "stderr", "sd_of_mean", "per_image_sd", "gap_to_ref",
+            "gap_to_ref_se", "ms_per_image"]
+    lines += ["## Bias and spread of the log-likelihood estimators", "",
+              _block(b[cols].round(3)), "", estimator_answer(b), ""]
+    cols = ["objective", "side", "parameters", "snr_median", "snr_mean", "snr_q10", "snr_q90",
+            "mean_abs_grad", "mean_grad_sd", "seconds"]
+    lines += ["## Gradient signal-to-noise ratio (Rainforth et al. 2018)", "",
+              _block(study.snr[cols].round(4)), "", snr_answer(study.snr), ""]
+    if study.objectives is not None and len(study.objectives):
+        o = study.objectives
+        k = int(o["eval_k"].iloc[0])
+        shown = o[["objective", "train_seconds", "train_objective", "holdout_elbo",
+                   "holdout_iwae", "holdout_iwae_se", "delta_vs_best", "delta_vs_best_se"]].rename(
+            columns={"holdout_iwae": f"holdout_iwae_{k}", "holdout_iwae_se": f"holdout_iwae_{k}_se"})
+        lines += ["## Training with each objective", "", _block(shown.round(2)), "",
+                  objectives_answer(o, getattr(study, "reference", None)), ""]
+    return "\n".join(lines)
+
+
+def write_estimator_outputs(study, out_dir, name: str | None = None) -> list[Path]:
+    """Write the study's figures (PNG), tables (CSV) and ``<name>-estimators.md`` into
+    ``out_dir``; ``name`` defaults to ``study.name``. Returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name or study.name}-estimators"
+    written = []
+    for suffix, df in (("bias-spread", study.bias_spread), ("snr", study.snr),
+                       ("objectives", study.objectives)):
+        if df is not None and len(df):
+            df.to_csv(out / f"{stem}-{suffix}.csv", index=False)
+            written.append(out / f"{stem}-{suffix}.csv")
+    label = name or study.name
+    figures = [("bound-vs-k", estimator_bound_figure(study.bias_spread, label)),
+               ("spread", estimator_spread_figure(study.bias_spread, label)),
+               ("snr", snr_figure(study.snr, label))]
+    if study.objectives is not None and len(study.objectives):
+        figures.append(("objectives", objectives_figure(study.objectives,
+                                                        getattr(study, "reference", None), label)))
+    written += [save_figure(fig, out / f"{stem}-{suffix}.png") for suffix, fig in figures]
+    summary = out / f"{stem}.md"
+    summary.write_text(estimator_summary(study) + "\n")
+    written.append(summary)
+    return written
