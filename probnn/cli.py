@@ -216,6 +216,31 @@ def cmd_cvae_figures(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- estimators
+def cmd_estimators(args) -> int:
+    from probnn.analysis.estimator_study import write_estimator_outputs
+    from probnn.inference.estimator_study import PRESETS, run_estimator_study
+    from probnn.inference.vae import vae_name
+
+    out = Path(args.out or "out/estimators")
+    sizes = dict(PRESETS[args.preset])
+    sizes.update({k: getattr(args, k) for k in sizes if getattr(args, k, None) is not None})
+    if not args.train:
+        sizes["train_objectives"] = ()
+    (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
+    for path in args.checkpoint:
+        model, guide = _load_pair(path, conditional=False)
+        name = vae_name(model)
+        if not args.quiet:
+            print(f"estimator study of {name} ...", file=sys.stderr)
+        study = run_estimator_study(model, guide, holdout_x, train_x, name=name, seed=args.seed,
+                                    progress=not args.quiet, **sizes)
+        written = write_estimator_outputs(study, out)
+        print((out / f"{name}-estimators.md").read_text())
+        print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
@@ -280,6 +305,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None,
                    help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
     p.set_defaults(func=cmd_cvae_figures)
+    p = sub.add_parser(
+        "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",
+        description="Bias, spread and cost of the ELBO, ELBO-MC and IWAE-K estimators on "
+                    "holdout images; gradient signal-to-noise ratio of Trace_ELBO, "
+                    "TraceMeanField_ELBO and IWAE-K (Rainforth et al. 2018); and one VAE trained "
+                    "per objective, compared on the same holdout IWAE bound. Sizes come from "
+                    "--preset; any size option overrides it. Times per conv checkpoint on 2 "
+                    "shared CPU cores: quick ~5 s, full ~2 min, issue (default, the issue's "
+                    "sizes) many hours: the bias/spread part alone is ~1 h (1000 images x 5 "
+                    "repeats x ~6,200 samples) and training is 5 epochs of 60,000 images per "
+                    "objective.")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, action="extend", nargs="+",
+                   help="VAE checkpoint(s); repeat or list several")
+    p.add_argument("--preset", choices=["issue", "full", "quick"], default="issue",
+                   help="sizes: issue (default; hours), full (~2 min per conv model), quick (~5 s)")
+    p.add_argument("--holdout-images", type=int, default=None,
+                   help="holdout images for the bias/spread part (issue 1000, full 6)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="independent repeats of every estimate (issue 5, full 3)")
+    p.add_argument("--ks", type=int, nargs="+", default=None,
+                   help="IWAE sample sizes K (default 1 10 100 1000 5000)")
+    p.add_argument("--elbo-mc-k", type=int, default=None, help="samples of ELBO-MC (default 100)")
+    p.add_argument("--snr-objectives", nargs="+", default=None, metavar="OBJ",
+                   help="objectives for the gradient SNR: trace, meanfield, iwae-K "
+                        "(default trace meanfield iwae-1 iwae-5 iwae-50)")
+    p.add_argument("--snr-samples", type=int, default=None,
+                   help="gradient draws per objective (issue 100, full 10)")
+    p.add_argument("--snr-images", type=int, default=None,
+                   help="training images in the fixed minibatch (issue 100, full 8)")
+    p.add_argument("--train-objectives", nargs="+", default=None, metavar="OBJ",
+                   help="objectives to train a VAE with (default trace meanfield iwae-5 iwae-50)")
+    p.add_argument("--no-train", dest="train", action="store_false",
+                   help="skip training a VAE per objective")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="first N training images to train on (issue: all 60,000; full 800)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (issue 5, full 1)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch size (issue 100, full 40)")
+    p.add_argument("--eval-k", type=int, default=None,
+                   help="IWAE K scoring the trained models (issue 5000, full 200)")
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="holdout images scoring the trained models (issue 1000, full 20)")
+    p.add_argument("--holdout-split", type=float, default=None,
+                   help="holdout = this random fraction of the training set (as when training)")
+    p.set_defaults(func=cmd_estimators)
     return parser
 
 
