@@ -363,6 +363,52 @@ def _reference_text() -> str:
             f"heteroscedastic training curve dips as low as {REFERENCE_DIP:g}.")
 
 
+def regression_answers(fits: list[RegressionFit], dip: DipAnalysis | None = None) -> list[str]:
+    """The written answers of questions (a)-(b), each generated from ``fits``: the dip
+    analysis of the heteroscedastic fit (computed unless ``dip`` is given), the maximum
+    log-likelihood check on this data set, the theory answer and the coursework reference."""
+    parts = []
+    hetero = next((f for f in fits if f.name == HETEROSCEDASTIC), None)
+    if hetero is not None:
+        parts.append((dip or dip_analysis(hetero)).text)
+    if fits:
+        parts.append(max_loglik_check(fits[0].x, fits[0].y))
+    return parts + [MAX_LOGLIK_ANSWER, _reference_text()]
+
+
+def cures_table(fits: dict[str, RegressionFit]) -> pd.DataFrame:
+    """One row per training run of the heteroscedastic model (label -> fit): final mean
+    log-likelihood, the lowest after epoch 100 and its epoch, and the smallest final sigma."""
+    rows = []
+    for label, fit in fits.items():
+        low_epoch, low = _extreme_after(fit, 100)
+        rows.append({"run": label, "final_loglik": float(_loglik(fit)[-1]),
+                     "lowest_after_100": low, "lowest_epoch": low_epoch,
+                     "sigma_min": float(_final_f_sigma(fit)[1].min())})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def cures_answer(table: pd.DataFrame, baseline: str) -> str:
+    """How each cure changed the dips and the final fit, from :func:`cures_table`."""
+    b = table.loc[baseline]
+    out = [f"Without a cure the lowest training log-likelihood after epoch 100 is "
+           f"{b.lowest_after_100:.3g} (epoch {int(b.lowest_epoch)}), final {b.final_loglik:.3f}, "
+           f"smallest sigma {b.sigma_min:.2g}."]
+    for run, r in table.drop(index=baseline).iterrows():
+        deeper = r.lowest_after_100 < b.lowest_after_100
+        out.append(
+            f"{run}: lowest {r.lowest_after_100:.3g} (epoch {int(r.lowest_epoch)}), "
+            f"{'a deeper' if deeper else 'a shallower'} dip than without it "
+            f"({r.lowest_after_100 - b.lowest_after_100:+.3g}); final {r.final_loglik:.3f}; "
+            f"smallest sigma {r.sigma_min:.2g}.")
+    out.append("A dip happens when sigma(x_i) has shrunk onto a point and f moves: the cost "
+               "(y - f)^2 / 2 sigma^2 explodes for that point. A floor on sigma bounds that cost; "
+               "beta-NLL (Seitzer et al., 2022) weights each point's loss by sigma^(2 beta), which "
+               "slows the shrinking but also stops pulling f towards the points with small sigma, "
+               "so the log-likelihood it does not optimise can still collapse.")
+    return " ".join(out)
+
+
 # ----------------------------------------------------------------------------- outputs
 def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
     """Write every figure, table and record for ``fits`` into ``out_dir``; return the paths.
@@ -384,18 +430,14 @@ def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
     table = summary_table(fits)
     table.to_csv(out / "summary.csv")
     written.append(out / "summary.csv")
-    parts = [table.to_string(float_format=lambda v: f"{v:.4g}")]
     hetero = next((f for f in fits if f.name == HETEROSCEDASTIC), None)
-    if hetero is not None:
-        dip = dip_analysis(hetero)
+    dip = dip_analysis(hetero) if hetero is not None else None
+    if dip is not None:
         written.append(save_figure(dip_figure(hetero, dip), out / "dip.png"))
         for which, df in (("low", dip.low_points), ("high", dip.high_points)):
             df.to_csv(out / f"dip_{which}.csv")
             written.append(out / f"dip_{which}.csv")
-        parts.append(dip.text)
-    if fits:
-        parts.append(max_loglik_check(fits[0].x, fits[0].y))
-    parts += [MAX_LOGLIK_ANSWER, _reference_text()]
+    parts = [table.to_string(float_format=lambda v: f"{v:.4g}")] + regression_answers(fits, dip)
     (out / "summary.txt").write_text("\n\n".join(parts) + "\n")
     written.append(out / "summary.txt")
     return written

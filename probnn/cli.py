@@ -216,6 +216,26 @@ def cmd_cvae_figures(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    from probnn.report import ReportInterrupted, make_report
+
+    try:
+        run = make_report(args.out or "out/report", data_dir=args.data_dir, quick=args.quick,
+                          seed=args.seed, cache=args.cache_dir, workers=args.jobs,
+                          progress=not args.quiet)
+    except ReportInterrupted as e:
+        print(f"\nprobnn: {e}", file=sys.stderr)
+        return 130
+    counts: dict[str, int] = {}
+    for status in run.statuses().values():
+        counts[status] = counts.get(status, 0) + 1
+    print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+          + f") in {run.seconds:.0f} s")
+    print(f"report: {run.index.resolve()}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- estimators
 def cmd_estimators(args) -> int:
     from probnn.analysis.estimator_study import write_estimator_outputs
@@ -305,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None,
                    help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
     p.set_defaults(func=cmd_cvae_figures)
+
+    p = sub.add_parser("report", help="the main job: train or reuse every model, write the HTML report")
+    _common(p)
+    p.add_argument("--quick", action="store_true",
+                   help="a first look in a few minutes: few epochs, small subsets")
+    p.add_argument("--cache-dir", default=None,
+                   help="checkpoints and results to reuse (default ~/.cache/probnn/report)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default 2 on a machine with 2+ cores)")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser(
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",
         description="Bias, spread and cost of the ELBO, ELBO-MC and IWAE-K estimators on "

@@ -1,0 +1,161 @@
+"""The main job end to end: ``probnn report --quick`` writes the HTML report with every figure;
+a second run reuses the cache and trains nothing; changed settings are never served stale."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import _resolve_data_dir
+from probnn import report as rp
+from probnn.cli import main
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    path = _resolve_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"data folder {path} not found")
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick(data, tmp_path_factory):
+    """One quick report through the CLI, in worker processes as a user runs it."""
+    root = tmp_path_factory.mktemp("report")
+    out, cache = root / "out", root / "cache"
+    capture = pytest.MonkeyPatch()
+    import io
+    import sys
+    err, std = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stderr", err)
+    capture.setattr(sys, "stdout", std)
+    try:
+        code = main(["report", "--quick", "--data-dir", str(data), "--out", str(out),
+                     "--cache-dir", str(cache), "--seed", "309"])
+    finally:
+        capture.undo()
+    return {"code": code, "out": out, "cache": cache, "stderr": err.getvalue(),
+            "stdout": std.getvalue()}
+
+
+def test_quick_report_writes_html_with_every_figure(quick):
+    assert quick["code"] == 0, quick["stderr"][-3000:]
+    index = quick["out"] / "index.html"
+    assert quick["stdout"].strip().splitlines()[-1] == f"report: {index.resolve()}"
+    html = index.read_text()
+    images = re.findall(r"<img src='([^']+)'", html)
+    assert len(images) >= 18
+    for src in images:
+        assert (quick["out"] / src).stat().st_size > 1000, src
+    for section in ("regression-a", "regression-b", "regression-cures", "vae-c", "vae-d", "vae-e",
+                    "cvae-f", "provenance"):
+        assert f"id='{section}'" in html, section
+    # the theory answers are there, and the generated ones carry measured numbers
+    assert "+∞" in html and "p(z | x, y)" in html
+    assert re.search(r"best model by the importance-weighted bound with K=\d+ is vae-", html)
+
+
+def test_quick_report_tables_hold_finite_numbers(quick):
+    out = quick["out"]
+    # table -> columns that every row must fill with a finite number (tables that set models
+    # side by side leave a cell empty where a model has no such estimate)
+    must = {"regression/summary.csv": r"final_loglik|sigma_\w+|lowest_loglik_after_100",
+            "regression/cures.csv": r"final_loglik|lowest_after_100|sigma_min",
+            "compare/comparison.csv": r"elbo|elbo_mc|reconstruction|kl|iwae_\d+|train_elbo",
+            "cvae/cvae-d4-evaluation.csv": r"elbo|elbo_mc|kl|iwae_50",
+            "vae/vae-d4-bound-by-digit.csv": r".*",
+            "vae/vae-d4-noise-bounds.csv": r".*"}
+    for name, pattern in must.items():
+        df = pd.read_csv(out / name, index_col=0)
+        cols = [c for c in df.select_dtypes("number") if re.fullmatch(pattern, c)]
+        assert cols, name
+        assert np.isfinite(df[cols].to_numpy(dtype=float)).all(), (name, df[cols])
+        assert not np.isinf(df.select_dtypes("number").drop(
+            columns=["sup_loglik_rich_f"], errors="ignore").to_numpy(dtype=float)).any(), name
+    # the one infinity in the report is the theory answer: the heteroscedastic supremum
+    summary = pd.read_csv(out / "regression/summary.csv", index_col=0)
+    assert summary.at["heteroscedastic", "sup_loglik_rich_f"] == np.inf
+
+
+def test_progress_names_stages_and_eta(quick):
+    err = quick["stderr"]
+    assert "jobs to run" in err and "ETA" in err
+    for job in ("regression-heteroscedastic", "vae-d4", "compare-vae-d20", "evaluate-cvae-d4"):
+        assert re.search(rf"{job}: (trained|evaluated) in \d+:\d\d", err), job
+
+
+def test_second_run_reuses_the_cache_and_trains_nothing(quick, data, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached job ran again")
+
+    for body in ("_train_regression", "_train_vae", "_vae_figures", "_vae_compare",
+                 "_cvae_evaluate"):
+        monkeypatch.setattr(rp, body, refuse)
+    before = {p.name: p.stat().st_mtime_ns for p in quick["cache"].iterdir()}
+    run = rp.make_report(tmp_path / "again", data_dir=data, quick=True, cache=quick["cache"],
+                         workers=1, progress=False)
+    assert set(run.statuses().values()) == {"cached"}
+    assert {p.name: p.stat().st_mtime_ns for p in quick["cache"].iterdir()} == before
+    # the same artifacts give the same numbers
+    for name in ("compare/comparison.csv", "regression/summary.csv"):
+        a = pd.read_csv(quick["out"] / name, index_col=0).drop(columns="seconds", errors="ignore")
+        b = pd.read_csv(tmp_path / "again" / name, index_col=0).drop(columns="seconds", errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+    prov = pd.read_csv(tmp_path / "again" / "provenance.csv", index_col=0)
+    assert (prov["status"] == "cached").all()
+
+
+def test_changed_settings_get_new_artifacts_and_parents_propagate(data, tmp_path):
+    def placed(**kw):
+        jobs = rp.build_jobs(data_dir=data, **kw)
+        rp.place(jobs, tmp_path)
+        return {n: j.artifact.name for n, j in jobs.items()}
+
+    quick, other_seed, full = placed(quick=True), placed(quick=True, seed=1), placed(quick=False)
+    assert quick == placed(quick=True)  # deterministic
+    assert not set(quick.values()) & set(other_seed.values())
+    assert not set(quick.values()) & set(full.values())
+    # an evaluation's digest depends on its parent's: change only vae-d4's settings
+    jobs = rp.build_jobs(quick=True, data_dir=data)
+    jobs["vae-d4"].spec["epochs"] = 2
+    rp.place(jobs, tmp_path)
+    names = {n: j.artifact.name for n, j in jobs.items()}
+    assert names["figures-vae-d4"] != quick["figures-vae-d4"]
+    assert names["compare-vae-d20"] == quick["compare-vae-d20"]
+
+
+def test_an_interrupted_training_is_resumed(data, tmp_path):
+    from probnn.datasets import load_xkcd
+    from probnn.inference.regression import fit_regression
+    jobs = {n: j for n, j in rp.build_jobs(quick=True, data_dir=data).items()
+            if n == "regression-homoscedastic"}
+    job = jobs["regression-homoscedastic"]
+    job.spec.update(epochs=60, checkpoint_every=10)
+    rp.place(jobs, tmp_path)
+    x, y = load_xkcd(data)
+    # what Ctrl-C leaves behind: a checkpoint part of the way through
+    fit_regression("homoscedastic", x, y, epochs=40, seed=job.spec["seed"], checkpoint=job.artifact,
+                   checkpoint_every=10, progress=False)
+    assert not rp.is_complete(job)
+    rp.run_jobs(jobs, data, workers=1, progress=False)
+    assert job.status == "resumed" and rp.is_complete(job)
+    straight = fit_regression("homoscedastic", x, y, epochs=60, seed=job.spec["seed"],
+                              progress=False)
+    resumed = fit_regression("homoscedastic", x, y, epochs=60, seed=job.spec["seed"],
+                             checkpoint=job.artifact, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.history["loglik"], straight.history["loglik"])
+
+
+def test_report_without_data_is_one_clear_error(tmp_path, isolated_cache, capsys, monkeypatch):
+    monkeypatch.setattr("probnn.datasets.xkcd._download",
+                        lambda url, dest: (_ for _ in ()).throw(OSError("no network")))
+    code = main(["report", "--quick", "--data-dir", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "xkcd.csv" in err and "PROBNN_DATA" in err
+    assert not (tmp_path / "c").exists()  # nothing started
