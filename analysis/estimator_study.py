@@ -3,7 +3,7 @@
 Takes the finished tables of :func:`probnn.inference.estimator_study.run_estimator_study`
 (an :class:`~probnn.inference.estimator_study.EstimatorStudy`) and returns figures and text;
 nothing here trains or runs an estimator. Every sentence of the answers is written from the
-numbers, and claims a difference only when it exceeds twice its standard error.
+numbers, and claims a difference only when it lies outside the 95% t-interval of its noise.
 
 Notebook use::
 
@@ -23,16 +23,28 @@ from matplotlib.figure import Figure
 from ._plotting import new_figure, save_figure
 from .vae import bound_vs_k_figure
 
-SIGNIFICANT = 2.0
-"""A difference is called real when it exceeds this many standard errors."""
+CONFIDENCE = 0.95
+"""A difference is called real when it lies outside the two-sided 95% t-interval around zero
+(t with the standard error's degrees of freedom: with 3 repeats that is 4.3 standard errors,
+not 2, since an sd from 3 values is itself very uncertain)."""
 
 
 def _fmt_diff(d: float, se: float) -> str:
     return f"{d:+.2f} ± {se:.2f}" if np.isfinite(se) else f"{d:+.2f}"
 
 
-def _beyond_noise(d: float, se: float) -> bool:
-    return bool(np.isfinite(se) and abs(d) > SIGNIFICANT * se) or (se == 0 and d != 0)
+def _critical(df: float) -> float:
+    from scipy.stats import t
+    return float(t.ppf(0.5 + CONFIDENCE / 2, df)) if np.isfinite(df) and df >= 1 else math.inf
+
+
+def _beyond_noise(d: float, se: float, df: float = math.inf) -> bool:
+    """Whether ``d`` differs from zero beyond noise, given its standard error on ``df``
+    degrees of freedom (normal when infinite)."""
+    if se == 0:
+        return d != 0
+    crit = _critical(df) if np.isfinite(df) else 1.96
+    return bool(np.isfinite(se) and abs(d) > crit * se)
 
 
 def _iwae(table: pd.DataFrame) -> pd.DataFrame:
@@ -92,22 +104,29 @@ def estimator_answer(table: pd.DataFrame) -> str:
     """Bias and spread of the estimators, written from :func:`estimator_bias_spread`'s table."""
     iw = _iwae(table)
     n, reps = int(table["images"].iloc[0]), int(table["repeats"].iloc[0])
-    out = [f"On {n} holdout images, each estimate repeated {reps} times with independent seeds:"]
+    df = reps - 1  # every standard error here comes from the spread of `reps` repeat means
+    out = [f"On {n} holdout images, each estimate repeated {reps} times with independent seeds "
+           f"(differences called real only beyond the 95% t-interval, {_critical(df):.1f} "
+           f"stderrs with {reps} repeats):"]
     if not len(iw):
         return out[0] + " no IWAE bound was computed, so there is no reference to compare with."
     ref = iw.iloc[-1]
     kmax = int(ref["k"])
     out.append(f"the tightest bound, IWAE with K={kmax}, averages {ref['mean']:.2f} nats per "
                f"image (stderr {ref['stderr']:.3f}).")
+    explained = False
     for kind in ("elbo", "elbo_mc"):
         r = _row(table, kind)
         if r is None:
             continue
         gap, se = -r["gap_to_ref"], r["gap_to_ref_se"]
-        if _beyond_noise(gap, se) and gap > 0:
-            out.append(f"{r['estimator']} is {gap:.2f} ± {se:.2f} nats below it: since "
-                       f"log p(x) ≥ E[IWAE-{kmax}], its bias is at least that, the mean "
-                       "KL(q(z|x) || p(z|x)) of the guide less what IWAE still misses.")
+        if _beyond_noise(gap, se, df) and gap > 0:
+            out.append(f"{r['estimator']} is {gap:.2f} ± {se:.2f} nats below it"
+                       + ("." if explained else
+                          f": since log p(x) ≥ E[IWAE-{kmax}], the ELBO's bias is at least that "
+                          "(it is the mean KL(q(z|x) || p(z|x)) of the guide; the gap is that KL "
+                          "less what IWAE still misses)."))
+            explained = True
         else:
             out.append(f"{r['estimator']} differs from it by {_fmt_diff(-gap, se)} nats, "
                        "within noise.")
@@ -116,9 +135,9 @@ def estimator_answer(table: pd.DataFrame) -> str:
         d = mc["mean"] - e["mean"]
         se = math.hypot(mc["stderr"], e["stderr"])
         verdict = ("agree within noise, as two unbiased estimators of the same ELBO must"
-                   if not _beyond_noise(d, se) else
-                   "differ by more than twice their standard error, which two unbiased "
-                   "estimators of the same ELBO should rarely do: more repeats would tell")
+                   if not _beyond_noise(d, se, df) else
+                   "differ beyond noise, which two unbiased estimators of the same ELBO should "
+                   "do only 1 time in 20: more repeats would tell")
         ratio = e["per_image_sd"] / mc["per_image_sd"] if mc["per_image_sd"] > 0 else math.inf
         out.append(f"ELBO and {mc['estimator']} {verdict} ({_fmt_diff(d, se)} nats); the "
                    f"{int(mc['k'])}-sample average cuts the per-image sd {ratio:.1f}-fold "
@@ -129,7 +148,7 @@ def estimator_answer(table: pd.DataFrame) -> str:
         steps = np.diff(means)
         step_se = np.hypot(ses[1:], ses[:-1])
         drops = [(ks[i], ks[i + 1]) for i in range(len(steps))
-                 if steps[i] < 0 and _beyond_noise(steps[i], step_se[i])]
+                 if steps[i] < 0 and _beyond_noise(steps[i], step_se[i], df)]
         rise = means[-1] - means[0]
         text = (f"The IWAE bound goes from {means[0]:.2f} at K={ks[0]} to {means[-1]:.2f} at "
                 f"K={ks[-1]} ({rise:+.2f} nats): "
@@ -138,13 +157,14 @@ def estimator_answer(table: pd.DataFrame) -> str:
             text += (" It falls beyond noise between K=" + ", ".join(f"{a} and {b}" for a, b in drops)
                      + ", which a bound rising in expectation should not do: check the repeats.")
         else:
-            text += " It never falls by more than twice its stderr, as E[IWAE-K] rises with K."
+            text += (" It never falls beyond noise, consistent with E[IWAE-K] rising with K"
+                     + (" (the dips are Monte Carlo noise)." if (steps < 0).any() else "."))
         out.append(text)
         last, last_se = steps[-1], step_se[-1]
         out.append(f"The last step, K={ks[-2]} → {ks[-1]}, adds {_fmt_diff(last, last_se)} nats: "
                    + ("the bound is still rising, so log p(x) lies above the K="
-                      f"{ks[-1]} value by an unknown further amount." if _beyond_noise(last, last_se)
-                      and last > 0 else
+                      f"{ks[-1]} value by an unknown further amount." if
+                      _beyond_noise(last, last_se, df) and last > 0 else
                       "within noise of zero, so the bound has flattened; log p(x) is probably "
                       "close above it (flattening is evidence, not proof)."))
         sd = iw["per_image_sd"].to_numpy()
@@ -278,8 +298,13 @@ def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: 
                   capsize=3, label=f"holdout IWAE (K={k})")
     left.plot(x + 0.1, table["holdout_elbo"], "s", label="holdout ELBO")
     if reference:
-        left.axhline(reference["holdout_iwae"], color="C2", linestyle="--",
-                     label=f"studied checkpoint, IWAE (K={k})")
+        values = np.concatenate([table["holdout_iwae"], table["holdout_elbo"]])
+        span = max(float(np.ptp(values)), 1.0)
+        ref = reference["holdout_iwae"]
+        if values.min() - 3 * span <= ref <= values.max() + 3 * span:
+            left.axhline(ref, color="C2", linestyle="--", label=f"studied checkpoint, IWAE (K={k})")
+        else:  # a line far off would squash the models' differences into one pixel row
+            left.plot([], [], " ", label=f"studied checkpoint: {ref:.1f} (off the scale)")
     left.set_xticks(x, table["objective"], rotation=20)
     left.set(ylabel="nats per image", title=f"{name + ': ' if name else ''}models trained with "
              f"each objective ({int(table['epochs'].iloc[0])} epoch(s), "
@@ -308,7 +333,7 @@ def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str
         second = t.iloc[1]
         d, se = -second["delta_vs_best"], second["delta_vs_best_se"]
         out.append(f"It beats the runner-up, {second['objective']}, by {_fmt_diff(d, se)} nats "
-                   "(paired over images)" + (": a real difference." if _beyond_noise(d, se)
+                   "(paired over images)" + (": a real difference." if _beyond_noise(d, se, n - 1)
                                              else ": within noise, so the two are not "
                                                   "distinguishable on these images."))
         out.append("Ranking: " + ", ".join(f"{r['objective']} {r['holdout_iwae']:.2f}"
