@@ -27,9 +27,10 @@ Notebook use::
 Every function takes a ``seed``; the same seed gives the same numbers (timing columns aside).
 Nothing here plots (see :mod:`probnn.analysis.estimator_study`).
 
-Sizes. This machine (2 slow, shared CPU cores) scores about 7,000-13,000 image-particle pairs
-per second with the coursework's conv VAE (75-150 us a pair; the decoder dominates), and a
-training step on 100 images costs about 0.13 s with Trace_ELBO and 1.9 s with IWAE K=50.
+Sizes. This machine (2 slow, shared CPU cores) scores about 4,000-13,000 image-particle pairs
+per second with the coursework's conv VAE (75-250 us a pair with the load; the decoder
+dominates), and a training step on 100 images costs about 0.13 s with Trace_ELBO and 1.9 s
+with IWAE K=50.
 The presets below are sized from measurements on ``runs/vae/vae-d4.ckpt`` and
 ``vae-d20.ckpt`` (see each preset's note); ``ISSUE`` is the issue's full specification.
 """
@@ -61,7 +62,7 @@ ESTIMATOR_KS = (1, 10, 100, 1000, 5000)
 
 # Sizes for run_estimator_study(**PRESET), measured on runs/vae/vae-d4.ckpt and vae-d20.ckpt
 # (conv; d=4 and d=20 cost about the same, the networks' cost hardly depends on d) on this
-# machine while other jobs shared it (load average 3-4 on 2 cores). Costs scale as:
+# machine while other jobs shared it (load average 2.4-5 on 2 cores). Costs scale as:
 # bias/spread ~ holdout_images * repeats * (sum(ks) + elbo_mc_k + 1) image-particle pairs;
 # SNR ~ snr_objectives * snr_samples * snr_images * (1 + K) forward+backward passes;
 # training ~ train_images * epochs * sum over objectives of (1 + K) (IWAE-50 dominates).
@@ -72,21 +73,24 @@ FULL = dict(holdout_images=6, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=3,
             snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8,
             train_objectives=TRAIN_OBJECTIVES, train_images=800, epochs=1, batch_size=40,
             eval_k=200, eval_images=20)
-"""The report's sizes: FULL_SECONDS per conv model, so d=4 and d=20 together fit ~4 minutes.
-The 20 training steps per objective only show early training (models far from converged)."""
-FULL_SECONDS = None  # filled in below from the measurements
+"""The report's sizes: d=4 and d=20 together in ~3-4 minutes. Measured (seed 309, load average
+2.4-3.9): vae-d4 100 s (bias/spread 32 s, SNR 27 s, objectives 41 s), vae-d20 90 s (26, 23,
+41 s); ``probnn estimators --preset full`` on both, with data loading and figures, 3 min 24 s.
+The 20 training steps per objective show early training only (models far from converged:
+about -476 nats for d=4 and still -701 for d=20, against -121 and -108 for the checkpoints)."""
 QUICK = dict(holdout_images=3, ks=(1, 10, 100), elbo_mc_k=10, repeats=2,
-             snr_objectives=("trace", "iwae-5"), snr_samples=3, snr_images=4,
+             snr_objectives=("trace", "iwae-5"), snr_samples=3, snr_images=2,
              train_objectives=("trace", "iwae-5"), train_images=40, epochs=1, batch_size=20,
-             eval_k=20, eval_images=8)
-"""A smoke run of every part (numbers too noisy to read): QUICK_SECONDS per conv model."""
-QUICK_SECONDS = None
+             eval_k=20, eval_images=5)
+"""A smoke run of every part (numbers too noisy to read). Measured: 8-17 s for d=4 and d=20
+together, most of it one-off warm-up of the first model (the second took 1-9 s)."""
 ISSUE = dict(holdout_images=1000, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=5,
              snr_objectives=OBJECTIVES, snr_samples=100, snr_images=100,
              train_objectives=TRAIN_OBJECTIVES, train_images=None, epochs=5, batch_size=100,
              eval_k=5000, eval_images=1000)
 """The issue's full specification (all 60,000 training images, 5 epochs): many hours per model
-here (the bias/spread part alone is ~1 h: 1000 images x 5 repeats x ~6,200 samples)."""
+here: the bias/spread part alone is 1-2 h (1000 images x 5 repeats x ~6,200 samples), and
+training IWAE-50 for 5 epochs of 60,000 images about 1.5 h."""
 PRESETS = {"quick": QUICK, "full": FULL, "issue": ISSUE}
 
 
@@ -359,13 +363,14 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
     time, so on a shared machine it moves with the load),
     train_objective (last epoch's mean training objective, nats per image: an ELBO for
     trace/meanfield, the IWAE-K bound for iwae-K), holdout_elbo, holdout_iwae,
-    holdout_iwae_se (standard error over images), delta_vs_best and delta_vs_best_se (the
-    holdout IWAE bound minus the best model's, per image, with its paired standard error),
-    eval_k, eval_images, eval_seconds.
+    holdout_iwae_se (standard error over images), eval_k, eval_images, eval_seconds,
+    delta_vs_best and delta_vs_best_se (the holdout IWAE bound minus the best model's, per
+    image, with its paired standard error), and elbo_delta_vs_best(_se), the same for the
+    holdout ELBO against the model best by ELBO.
     """
     xt = x_train[:train_images] if train_images else x_train
     xh = x_holdout[:eval_images] if eval_images else x_holdout
-    rows, per_image = [], {}
+    rows, per_image, per_image_elbo = [], {}, {}
     if objectives:
         # One untimed step first, so the first objective's time does not carry one-off costs
         # (allocations, oneDNN kernel selection for these shapes). Training reseeds after it.
@@ -381,6 +386,7 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
         bound, elbo, eval_seconds = _holdout_bounds(fit.model, fit.guide, xh, eval_k, seed,
                                                     eval_batch_size)
         per_image[spec] = bound
+        per_image_elbo[spec] = elbo
         last = fit.history.iloc[-1]
         rows.append(dict(objective=spec, elbo=name, k=k, epochs=epochs, train_images=len(xt),
                          train_seconds=float(last["seconds"]), train_objective=float(last["elbo"]),
@@ -390,11 +396,13 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
                          eval_k=eval_k, eval_images=len(xh), eval_seconds=eval_seconds))
     df = pd.DataFrame(rows)
     if len(df):
-        best = df.loc[df["holdout_iwae"].idxmax(), "objective"]
-        diffs = {s: per_image[s] - per_image[best] for s in df["objective"]}
-        df["delta_vs_best"] = [float(diffs[s].mean()) for s in df["objective"]]
-        df["delta_vs_best_se"] = [float(diffs[s].std(ddof=1) / math.sqrt(len(diffs[s])))
-                                  if len(diffs[s]) > 1 else math.nan for s in df["objective"]]
+        for col, values, prefix in (("holdout_iwae", per_image, "delta_vs_best"),
+                                    ("holdout_elbo", per_image_elbo, "elbo_delta_vs_best")):
+            best = df.loc[df[col].idxmax(), "objective"]
+            diffs = [values[s] - values[best] for s in df["objective"]]
+            df[prefix] = [float(d.mean()) for d in diffs]
+            df[f"{prefix}_se"] = [float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1
+                                  else math.nan for d in diffs]
     return df
 
 

@@ -343,9 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "per objective, compared on the same holdout IWAE bound. Sizes come from "
                     "--preset; any size option overrides it. Times per conv checkpoint on 2 "
                     "shared CPU cores: quick ~5 s, full ~2 min, issue (default, the issue's "
-                    "sizes) many hours: the bias/spread part alone is ~1 h (1000 images x 5 "
+                    "sizes) many hours: the bias/spread part alone is 1-2 h (1000 images x 5 "
                     "repeats x ~6,200 samples) and training is 5 epochs of 60,000 images per "
-                    "objective.")
+                    "objective (~1.5 h for IWAE-50 alone).")
     _common(p)
     p.add_argument("--checkpoint", required=True, action="extend", nargs="+",
                    help="VAE checkpoint(s); repeat or list several")

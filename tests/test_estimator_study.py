@@ -165,6 +165,7 @@ def test_objective_comparison_same_start_same_yardstick(images):
     # iwae-1 is Trace_ELBO's loss: same seed, same draws, the same model
     assert t.loc["iwae-1", "holdout_iwae"] == pytest.approx(t.loc["trace", "holdout_iwae"], abs=1e-3)
     assert (t["delta_vs_best"] <= 0).all() and t["delta_vs_best"].max() == 0.0
+    assert (t["elbo_delta_vs_best"] <= 0).all() and t["elbo_delta_vs_best"].max() == 0.0
     assert (t["holdout_iwae"] > t["holdout_elbo"] - 1.0).all()
     assert (t["eval_images"] == 20).all() and (t["train_images"] == 40).all()
 
@@ -250,6 +251,10 @@ def test_objectives_answer_uses_paired_errors():
     assert "best model comes from iwae-5" in text and "within noise" in text
     assert "By the holdout ELBO instead, trace would come first" in text
     assert "far from converged" in text
+    paired = t.assign(elbo_delta_vs_best=[0.0, -1.0], elbo_delta_vs_best_se=[0.0, 0.8])
+    assert "a difference within noise" in ea.objectives_answer(paired)
+    paired = t.assign(elbo_delta_vs_best=[0.0, -1.0], elbo_delta_vs_best_se=[0.0, 0.1])
+    assert "ranks the models differently" in ea.objectives_answer(paired)
 
 
 def test_bound_vs_k_figure_draws_references():
