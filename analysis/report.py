@@ -192,11 +192,14 @@ def _paragraphs(text: str) -> str:
 
 
 def render_html(title: str, sections: list[Section], meta: list[tuple[str, str]],
-                provenance: pd.DataFrame, out: Path) -> Path:
+                provenance: pd.DataFrame, out: Path, warning: str | None = None) -> Path:
     """Write ``out/index.html``: a contents list, the sections, and how the numbers were made."""
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>",
+             f"<h1>{html.escape(title)}</h1>"]
+    if warning:
+        parts.append(f"<p class='answer'><strong>{html.escape(warning)}</strong></p>")
+    parts += [
              "<p class='meta'>" + " · ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in meta)
              + "</p>",
              "<nav><ul>" + "".join(f"<li><a href='#{s.id}'>{html.escape(s.title)}</a></li>"
@@ -258,5 +261,9 @@ def write_report(results: dict[str, Any], out, run) -> Path:
             ("seed", str(run.seed)), ("written", time.strftime("%Y-%m-%d %H:%M")),
             ("pipeline", f"{run.seconds:.0f} s before rendering"),
             ("cache", str(run.cache)), ("python", platform.python_version())]
+    warning = ("Quick mode: every model is trained for a few epochs on a subset and evaluated on "
+               "small subsets. This checks the pipeline and shows what the report looks like; "
+               "its numbers are not the coursework's answers (run without --quick for those)."
+               if run.quick else None)
     return render_html("probnn: Probabilistic Neural Networks, every answer", sections, meta,
-                       provenance, out)
+                       provenance, out, warning)

@@ -121,21 +121,23 @@ def image_grid(images, nrows: int, ncols: int, row_labels=None, col_labels=None,
 def _grid_figure(cells: Sequence[np.ndarray | None], nrows: int, ncols: int, row_labels=None,
                  col_labels=None, titles=None, figsize=None) -> Figure:
     """A figure holding one grid of :func:`_fill_grid`; ``None`` cells are gaps."""
-    titled, labelled = titles is not None or col_labels is not None, row_labels is not None
-    w, h = figsize or _grid_size(nrows, ncols, titled, labelled)
-    # Fixed margins instead of constrained layout: the geometry is known, and solving the
-    # layout of a few hundred image axes costs seconds per figure.
-    fig = Figure(figsize=(w, h))
+    labelled = row_labels is not None
 
     def lines(i: int) -> int:
         t = titles[i] if titles is not None and i < len(titles) else None
         return 0 if t is None else str(t).count("\n") + 1
     first = (col_labels is not None) + max((lines(i) for i in range(ncols)), default=0)
     other = max((lines(i) for i in range(ncols, nrows * ncols)), default=0)
-    line = 0.13  # inches per line of 7-point text
-    fig.subplots_adjust(left=(1.1 if labelled else 0.1) / w, right=1 - 0.1 / w,
-                        bottom=0.15 / h, top=1 - (0.08 + line * first) / h, wspace=0.08,
-                        hspace=(line * other + 0.06) / _CELL)
+    line, gap = 0.13, 0.06  # inches: a line of 7-point text; space between cells
+    left, right, bottom, top = (1.1 if labelled else 0.1), 0.1, 0.1, 0.08 + line * first
+    row_gap = line * other + gap
+    w, h = figsize or (left + right + ncols * _CELL + (ncols - 1) * gap,
+                       top + bottom + nrows * _CELL + (nrows - 1) * row_gap)
+    # Fixed margins instead of constrained layout: the geometry is known, and solving the
+    # layout of a few hundred image axes costs seconds per figure.
+    fig = Figure(figsize=(w, h))
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=gap / _CELL, hspace=row_gap / _CELL)
     _fill_grid(fig, cells, nrows, ncols, row_labels, col_labels, titles)
     return fig
 

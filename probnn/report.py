@@ -234,30 +234,40 @@ REGRESSION_FITS = {  # report name -> (model, cure settings used)
 }
 
 
+# Seconds each job takes in one worker (one torch thread) on an idle 2-core machine, full and
+# quick mode: only for ordering the jobs and for the ETA, which rescales them as it goes.
+ESTIMATES = {
+    "regression-homoscedastic": (80, 6), "regression-heteroscedastic": (95, 7),
+    "regression-heteroscedastic-floor": (95, 7), "regression-heteroscedastic-beta": (95, 7),
+    "vae-d4": (540, 14), "vae-d20": (570, 15), "vae-mlp-d20": (100, 3), "cvae-d4": (560, 15),
+    "figures-vae-d4": (75, 8), "compare-vae-d4": (60, 8), "compare-vae-d20": (60, 8),
+    "compare-vae-mlp-d20": (20, 2), "evaluate-cvae-d4": (120, 12),
+}
+
+
 def build_jobs(quick: bool = False, seed: int = COURSEWORK_SEED, data_dir=None) -> dict[str, Job]:
     """The report's jobs, by name, with their settings (not yet placed in a cache)."""
     from probnn.datasets import find_xkcd
     s = settings(quick)
-    scale = 0.02 if quick else 1.0  # estimates: quick mode is about 50x smaller
     xkcd = _file_digest(find_xkcd(data_dir))
     jobs: list[Job] = []
+
+    def add(name, kind, spec, run, needs=()):
+        jobs.append(Job(name, kind, spec, run, ESTIMATES[name][quick], needs))
+
     for name, (model, cures) in REGRESSION_FITS.items():
-        spec = dict(model=model, seed=seed, data=xkcd, **s["regression"],
-                    sigma_floor=s["cures"]["sigma_floor"] if "sigma_floor" in cures else 0.0,
-                    beta=s["cures"]["beta"] if "beta" in cures else 0.0)
-        jobs.append(Job(f"regression-{name}", "train", spec, _train_regression,
-                        estimate=(0.15 if quick else 1.0) * (100 if model == "homoscedastic" else 115)))
+        add(f"regression-{name}", "train",
+            dict(model=model, seed=seed, data=xkcd, **s["regression"],
+                 sigma_floor=s["cures"]["sigma_floor"] if "sigma_floor" in cures else 0.0,
+                 beta=s["cures"]["beta"] if "beta" in cures else 0.0), _train_regression)
     for name, (d, arch, conditional, key) in VAE_MODELS.items():
-        spec = dict(latent_dim=d, architecture=arch, conditional=conditional, seed=seed, **s[key])
-        cost = {"vae": 290, "mlp": 110, "cvae": 300}[key] * (1.1 if d == 20 else 1.0)
-        jobs.append(Job(name, "train", spec, _train_vae, estimate=cost * scale + (4 if quick else 0)))
-    jobs.append(Job("figures-vae-d4", "evaluate", dict(seed=seed, **s["figures"]), _vae_figures,
-                    estimate=45 * scale + 3, needs=("vae-d4",)))
+        add(name, "train", dict(latent_dim=d, architecture=arch, conditional=conditional,
+                                seed=seed, **s[key]), _train_vae)
+    add("figures-vae-d4", "evaluate", dict(seed=seed, **s["figures"]), _vae_figures, ("vae-d4",))
     for name in ("vae-d4", "vae-d20", "vae-mlp-d20"):
-        jobs.append(Job(f"compare-{name}", "evaluate", dict(seed=seed, **s["compare"]), _vae_compare,
-                        estimate=(15 if "mlp" in name else 40) * scale + 3, needs=(name,)))
-    jobs.append(Job("evaluate-cvae-d4", "evaluate", dict(seed=seed, **s["cvae_eval"]), _cvae_evaluate,
-                    estimate=70 * scale + 3, needs=("cvae-d4",)))
+        add(f"compare-{name}", "evaluate", dict(seed=seed, **s["compare"]), _vae_compare, (name,))
+    add("evaluate-cvae-d4", "evaluate", dict(seed=seed, **s["cvae_eval"]), _cvae_evaluate,
+        ("cvae-d4",))
     return {j.name: j for j in jobs}
 
 
