@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import cvae as ca
+from . import estimator_study as ea
 from . import regression as ra
 from . import vae as va
 from ._plotting import save_figure
@@ -162,6 +163,49 @@ def cvae_section(cvae: dict, rows: dict, history, out: Path) -> Section:
                    answers=ca.cvae_answer(ev["row"], unconditional, train_elbo).split("\n"))
 
 
+def estimator_section(studies: dict, objectives: pd.DataFrame, out: Path) -> Section:
+    """The ELBO-estimator study: bias and spread of the estimators and gradient SNR at each
+    trained checkpoint (``studies``: name -> EstimatorStudy), and one model trained per
+    objective (``objectives``: the table of ``objective_comparison``)."""
+    d = out / "estimators"
+    figures, tables, answers = [], [], []
+    for name, study in studies.items():
+        ea.write_estimator_outputs(study, d, name)
+        stem = d / f"{name}-estimators"
+        c = study.config
+        figures += [(Path(f"{stem}-bound-vs-k.png"),
+                     f"{name}: the bound against K (mean over {c.get('holdout_images')} holdout "
+                     f"images ± stderr over {c.get('repeats')} repeats), ELBO and ELBO-MC beside it."),
+                    (Path(f"{stem}-spread.png"), f"{name}: spread and cost of each estimator."),
+                    (Path(f"{stem}-snr.png"), f"{name}: gradient signal-to-noise ratio of encoder "
+                                              "and decoder parameters, per training objective.")]
+        cols = [col for col in ("estimator", "mean", "stderr", "per_image_sd", "ms_per_image")
+                if col in study.bias_spread]
+        tables.append((f"{name}: log-likelihood estimators (nats per image)",
+                       study.bias_spread[cols].set_index(cols[0])))
+        answers += [f"{name}. " + ea.estimator_answer(study.bias_spread),
+                    f"{name}. " + ea.snr_answer(study.snr)]
+    d.mkdir(parents=True, exist_ok=True)
+    objectives.to_csv(d / "objectives.csv", index=False)
+    fig = save_figure(ea.objectives_figure(objectives, None, "vae-mlp-d20"), d / "objectives.png")
+    row = objectives.iloc[0]
+    figures.append((fig, f"One VAE per training objective (the PyTorch example's MLP VAE, d=20, "
+                         f"{int(row['epochs'])} epoch on {int(row['train_images'])} training "
+                         f"images, same start and same batches), scored by IWAE-{int(row['eval_k'])} "
+                         f"on {int(row['eval_images'])} holdout images."))
+    shown = [c for c in ("objective", "train_seconds", "train_objective", "holdout_elbo",
+                         "holdout_iwae", "holdout_iwae_se", "delta_vs_best", "delta_vs_best_se")
+             if c in objectives]
+    tables.append(("Training with each objective (nats per image)",
+                   objectives[shown].set_index("objective")))
+    answers.append(ea.objectives_answer(objectives))
+    return Section("estimators", "ELBO estimators compared",
+                   "How biased and how noisy are the ELBO, ELBO-MC and IWAE-K estimators of log "
+                   "p(x)? How good are the gradients of each training objective (Trace_ELBO, "
+                   "TraceMeanField_ELBO, IWAE K=1, 5, 50)? Which objective trains the best model?",
+                   figures, tables, answers)
+
+
 # ----------------------------------------------------------------------------- html
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -239,14 +283,12 @@ def write_report(results: dict[str, Any], out, run) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sections = regression_sections(results["regression"], out)
-    sections += results.get("extra_sections_regression", [])
     sections += vae_sections(results["vae_figures"], results["train_x"], out)
     sections.append(comparison_section(results["compare"],
                                        {n: results["histories"][n] for n in results["compare"]}, out))
     sections.append(cvae_section(results["cvae"], results["compare"],
                                  results["histories"]["cvae-d4"], out))
-    for build in results.get("extra_sections", []):
-        sections += build(out)
+    sections.append(estimator_section(results["estimators"], results["objectives"], out))
     missing = [p for p in figures_of(sections) if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"report figures were not written: {missing}")

@@ -68,6 +68,10 @@ def settings(quick: bool = False) -> dict[str, dict[str, Any]]:
                             train_images=300),
             "cvae_eval": dict(holdout_images=300, k=50, large_k=200, large_k_images=50,
                               classify_images=100),
+            "estimators": _estimator_sizes(quick=True),
+            "objectives": dict(objectives=("trace", "iwae-5"), latent_dim=20, architecture="mlp",
+                               train_images=1000, epochs=1, batch_size=100, eval_k=50,
+                               eval_images=50),
         }
     return {
         "regression": dict(epochs=50_000, lr=1e-3, checkpoint_every=5000),
@@ -80,7 +84,21 @@ def settings(quick: bool = False) -> dict[str, dict[str, Any]]:
                         train_images=2000),
         "cvae_eval": dict(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
                           classify_images=500),
+        "estimators": _estimator_sizes(quick=False),
+        # Every objective trains the PyTorch example's MLP VAE: IWAE with K=50 costs about 50
+        # decoder passes a step, which the conv VAE cannot afford in the report's budget.
+        "objectives": dict(objectives=("trace", "meanfield", "iwae-5", "iwae-50"), latent_dim=20,
+                           architecture="mlp", train_images=20_000, epochs=1, batch_size=100,
+                           eval_k=1000, eval_images=200),
     }
+
+
+def _estimator_sizes(quick: bool) -> dict:
+    """The estimator study's bias/spread and gradient-SNR sizes (its preset, minus training,
+    which the report runs as a job of its own)."""
+    from probnn.inference.estimator_study import FULL, QUICK
+    training = ("train_objectives", "train_images", "epochs", "batch_size", "eval_k", "eval_images")
+    return {k: v for k, v in (QUICK if quick else FULL).items() if k not in training}
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -220,6 +238,29 @@ def _cvae_evaluate(spec, artifact, parents, data_dir):
                   "evaluation": evaluation}, artifact)
 
 
+def _estimators(spec, artifact, parents, data_dir):
+    from probnn.inference.estimator_study import run_estimator_study
+    from probnn.inference.vae import load_vae, vae_name
+    (ckpt,) = parents
+    model, guide = load_vae(ckpt)
+    (train_x, _, _), (holdout_x, _, _) = _splits(data_dir)
+    sizes = {k: v for k, v in spec.items() if k != "seed"}
+    study = run_estimator_study(model, guide, holdout_x, train_x, name=vae_name(model),
+                                train_objectives=None, seed=spec["seed"], progress=False, **sizes)
+    _save_result(study, artifact)
+
+
+def _objectives(spec, artifact, parents, data_dir):
+    from probnn.inference.estimator_study import objective_comparison
+    (train_x, _, _), (holdout_x, _, _) = _splits(data_dir)
+    table = objective_comparison(train_x, holdout_x, spec["objectives"], spec["epochs"],
+                                 spec["latent_dim"], spec["eval_k"], spec["seed"],
+                                 architecture=spec["architecture"],
+                                 train_images=spec["train_images"],
+                                 eval_images=spec["eval_images"], batch_size=spec["batch_size"])
+    _save_result(table, artifact)
+
+
 VAE_MODELS = {  # report name -> (latent_dim, architecture, conditional, settings key)
     "vae-d4": (4, "conv", False, "vae"),
     "vae-d20": (20, "conv", False, "vae"),
@@ -242,6 +283,7 @@ ESTIMATES = {
     "vae-d4": (540, 14), "vae-d20": (570, 15), "vae-mlp-d20": (100, 3), "cvae-d4": (560, 15),
     "figures-vae-d4": (75, 8), "compare-vae-d4": (60, 8), "compare-vae-d20": (60, 8),
     "compare-vae-mlp-d20": (20, 2), "evaluate-cvae-d4": (120, 12),
+    "estimators-vae-d4": (70, 8), "estimators-vae-d20": (60, 8), "objectives-vae-mlp-d20": (150, 6),
 }
 
 
@@ -268,6 +310,10 @@ def build_jobs(quick: bool = False, seed: int = COURSEWORK_SEED, data_dir=None) 
         add(f"compare-{name}", "evaluate", dict(seed=seed, **s["compare"]), _vae_compare, (name,))
     add("evaluate-cvae-d4", "evaluate", dict(seed=seed, **s["cvae_eval"]), _cvae_evaluate,
         ("cvae-d4",))
+    for name in ("vae-d4", "vae-d20"):
+        add(f"estimators-{name}", "evaluate", dict(seed=seed, **s["estimators"]), _estimators,
+            (name,))
+    add("objectives-vae-mlp-d20", "evaluate", dict(seed=seed, **s["objectives"]), _objectives)
     return {j.name: j for j in jobs}
 
 
@@ -542,5 +588,8 @@ def load_results(jobs: dict[str, Job], data_dir=None) -> dict[str, Any]:
         "compare": {n: load_result(jobs[f"compare-{n}"].artifact)
                     for n in ("vae-d4", "vae-d20", "vae-mlp-d20")},
         "cvae": load_result(jobs["evaluate-cvae-d4"].artifact),
+        "estimators": {n: load_result(jobs[f"estimators-{n}"].artifact)
+                       for n in ("vae-d4", "vae-d20")},
+        "objectives": load_result(jobs["objectives-vae-mlp-d20"].artifact),
         "settings": {n: j.spec for n, j in jobs.items()},
     }
