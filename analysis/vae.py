@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure, SubFigure
 
 from ._plotting import new_figure, save_figure
@@ -26,7 +28,6 @@ GREY_RANGE = (0.1, 0.9)
 """Pixels strictly inside this range are intermediate grey: mostly the soft edges of strokes."""
 
 _CELL = 0.85   # inches per image cell
-_TITLE = 0.3   # extra inches per grid row that carries per-image titles
 _MAIN_COLUMNS = ("images", "elbo", "elbo_mc", "reconstruction", "kl")
 
 
@@ -54,12 +55,58 @@ def _flat_images(images) -> np.ndarray:
     return a.reshape((-1,) + a.shape[-2:])
 
 
-def _fill_grid(container: Figure | SubFigure, cells: Sequence[np.ndarray | None], nrows: int,
-               ncols: int, row_labels=None, col_labels=None, titles=None):
-    """Draw ``cells`` row by row into an ``nrows`` x ``ncols`` grid of ``container``.
+@dataclass
+class GridCell:
+    """One image placed by :func:`_fill_grid`: where, with which title and row label."""
+    image: np.ndarray
+    row: int
+    col: int
+    title: str | None
+    row_label: str | None
 
-    A ``None`` cell (or a cell past the end of ``cells``) leaves a gap: its axes is removed,
-    so every axes left on the figure shows exactly one image.
+
+# Grid geometry in canvas pixels: one image is 28 pixels and _CELL inches.
+_PX_PER_INCH = 28 / _CELL
+_GAP_PX = 2      # between neighbouring images
+_LINE_PX = 5     # one line of 7-point text above an image
+
+
+def _text_lines(text) -> int:
+    return 0 if text is None else str(text).count("\n") + 1
+
+
+def _grid_geometry(nrows: int, ncols: int, heads: list[list[str]]) -> tuple[list[int], int, int]:
+    """Top pixel of each row (room for the text above it), canvas height and width."""
+    first = max((len(h) for h in heads[:ncols]), default=0)
+    other = max((len(h) for h in heads[ncols:]), default=0)
+    tops, y = [], first * _LINE_PX
+    for r in range(nrows):
+        tops.append(y)
+        y += 28 + _GAP_PX + other * _LINE_PX
+    height = tops[-1] + 28 if tops else 0
+    return tops, height, ncols * 28 + (ncols - 1) * _GAP_PX
+
+
+def _heads(n: int, ncols: int, col_labels, titles) -> list[list[str]]:
+    """The text lines above each of ``n`` cells: the column label (first row), then the title."""
+    out = []
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        head = [str(col_labels[c])] if col_labels is not None and r == 0 else []
+        t = titles[i] if titles is not None and i < len(titles) else None
+        out.append(head + (str(t).split("\n") if t is not None else []))
+    return out
+
+
+def _fill_grid(container: Figure | SubFigure, cells: Sequence[np.ndarray | None], nrows: int,
+               ncols: int, row_labels=None, col_labels=None, titles=None, rect=None):
+    """Draw ``cells`` row by row as an ``nrows`` x ``ncols`` grid in ``container``.
+
+    The images are pasted into one canvas drawn by one ``imshow`` (a few hundred image axes
+    take seconds to lay out and draw; one canvas takes milliseconds). A ``None`` cell (or a
+    cell past the end of ``cells``) leaves a transparent gap. ``rect`` (left, bottom, width,
+    height, in container fractions) is where the grid goes, labels outside it. The placed
+    cells are listed by :func:`grid_cells`.
     """
     if len(cells) > nrows * ncols:
         raise ValueError(f"{len(cells)} images do not fit a {nrows} x {ncols} grid")
@@ -67,32 +114,45 @@ def _fill_grid(container: Figure | SubFigure, cells: Sequence[np.ndarray | None]
                                ("col_labels", col_labels, ncols)):
         if labels is not None and len(labels) != size:
             raise ValueError(f"{name} has {len(labels)} entries, expected {size}")
-    axes = container.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        r, c = divmod(i, ncols)
+    heads = _heads(nrows * ncols, ncols, col_labels, titles)
+    tops, height, width = _grid_geometry(nrows, ncols, heads)
+    canvas = np.full((height, width), np.nan)
+    placed, frames = [], []
+    for i in range(nrows * ncols):
         cell = cells[i] if i < len(cells) else None
         if cell is None:
-            ax.remove()
             continue
-        ax.imshow(cell, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        # A faint frame: a white background cell would otherwise merge with the figure.
-        for spine in ax.spines.values():
-            spine.set(color="0.8", linewidth=0.5)
-        # Column labels and per-image titles share the space above the image.
-        head = [col_labels[c]] if col_labels is not None and r == 0 else []
-        head += [str(titles[i])] if titles is not None and titles[i] is not None else []
-        if head:
-            ax.set_title("\n".join(head), fontsize=7, pad=2)
-        if row_labels is not None and c == 0:
-            ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
-    return axes
+        r, c = divmod(i, ncols)
+        x0, y0 = c * (28 + _GAP_PX), tops[r]
+        canvas[y0:y0 + 28, x0:x0 + 28] = cell
+        frames.append([(x0 - 0.5, y0 - 0.5), (x0 + 27.5, y0 - 0.5), (x0 + 27.5, y0 + 27.5),
+                       (x0 - 0.5, y0 + 27.5), (x0 - 0.5, y0 - 0.5)])
+        placed.append(GridCell(np.asarray(cell), r, c,
+                               None if titles is None or i >= len(titles) or titles[i] is None
+                               else str(titles[i]),
+                               None if row_labels is None else str(row_labels[r])))
+    ax = container.add_axes(rect or [0.02, 0.02, 0.96, 0.96])
+    ax.imshow(canvas, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    # a faint frame per image: a white background cell would otherwise merge with the page
+    ax.add_collection(LineCollection(frames, colors="0.8", linewidths=0.5))
+    ax.set(xlim=(-1, width), ylim=(height, -1))  # room for the outer frames
+    ax.set_anchor("N")
+    ax.set_axis_off()
+    for i, head in enumerate(heads):
+        if head and (i < len(cells) and cells[i] is not None):
+            r, c = divmod(i, ncols)
+            ax.text(c * (28 + _GAP_PX) + 13.5, tops[r] - 1, "\n".join(head), ha="center",
+                    va="bottom", fontsize=7, linespacing=1.0)
+    if row_labels is not None:
+        for r, label in enumerate(row_labels):
+            ax.text(-3, tops[r] + 13.5, str(label), ha="right", va="center", fontsize=8)
+    ax.probnn_cells = placed
+    return ax
 
 
-def _grid_size(nrows: int, ncols: int, titled: bool, labelled: bool) -> tuple[float, float]:
-    return (ncols * _CELL + (1.2 if labelled else 0.2),
-            nrows * (_CELL + (_TITLE if titled else 0.0)) + 0.3)
+def grid_cells(container) -> list[GridCell]:
+    """The images an image-grid figure (or a panel of one) shows, row by row."""
+    return [cell for ax in container.axes for cell in getattr(ax, "probnn_cells", [])]
 
 
 def _strength(r: float) -> str:
@@ -121,24 +181,14 @@ def image_grid(images, nrows: int, ncols: int, row_labels=None, col_labels=None,
 def _grid_figure(cells: Sequence[np.ndarray | None], nrows: int, ncols: int, row_labels=None,
                  col_labels=None, titles=None, figsize=None) -> Figure:
     """A figure holding one grid of :func:`_fill_grid`; ``None`` cells are gaps."""
-    labelled = row_labels is not None
-
-    def lines(i: int) -> int:
-        t = titles[i] if titles is not None and i < len(titles) else None
-        return 0 if t is None else str(t).count("\n") + 1
-    first = (col_labels is not None) + max((lines(i) for i in range(ncols)), default=0)
-    other = max((lines(i) for i in range(ncols, nrows * ncols)), default=0)
-    line, gap = 0.13, 0.06  # inches: a line of 7-point text; space between cells
-    left, right, bottom, top = (1.1 if labelled else 0.1), 0.1, 0.1, 0.08 + line * first
-    row_gap = line * other + gap
-    w, h = figsize or (left + right + ncols * _CELL + (ncols - 1) * gap,
-                       top + bottom + nrows * _CELL + (nrows - 1) * row_gap)
-    # Fixed margins instead of constrained layout: the geometry is known, and solving the
-    # layout of a few hundred image axes costs seconds per figure.
+    heads = _heads(nrows * ncols, ncols, col_labels, titles)
+    _, height, width = _grid_geometry(nrows, ncols, heads)
+    left = 1.1 if row_labels is not None else 0.1  # inches, for the row labels
+    w_in, h_in = width / _PX_PER_INCH, height / _PX_PER_INCH
+    w, h = figsize or (left + w_in + 0.1, h_in + 0.2)
     fig = Figure(figsize=(w, h))
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=gap / _CELL, hspace=row_gap / _CELL)
-    _fill_grid(fig, cells, nrows, ncols, row_labels, col_labels, titles)
+    _fill_grid(fig, cells, nrows, ncols, row_labels, col_labels, titles,
+               rect=[left / w, 0.1 / h, 1 - (left + 0.1) / w, 1 - 0.2 / h])
     return fig
 
 
@@ -262,13 +312,16 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
                else _numpy(pareto_k) > PARETO_K_UNRELIABLE)
     ncols = min(k, 10)
     nrows = math.ceil(k / ncols)
-    width, height = _grid_size(nrows, ncols, True, False)
-    fig = Figure(figsize=(2 * width + 0.3, height + 0.5), layout="constrained")
+    titles = [[f"{b[i]:.1f}"] for i in range(nrows * ncols)]  # one line above each image
+    _, height, width = _grid_geometry(nrows, ncols, titles)
+    w, h = width / _PX_PER_INCH + 0.2, height / _PX_PER_INCH + 0.8
+    fig = Figure(figsize=(2 * w + 0.3, h))
     panels = fig.subfigures(1, 2, wspace=0.05)
     for panel, idx, what in ((panels[0], order[::-1][:k], "most"), (panels[1], order[:k], "least")):
         titles = [f"{b[i]:.1f}{'*' if flagged[i] else ''}" for i in idx]
-        _fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles)
-        panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10)
+        _fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles,
+                   rect=[0.1 / w, 0.1 / h, 1 - 0.2 / w, 1 - 0.7 / h])
+        panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10, y=1 - 0.2 / h)
     if pareto_k is not None:
         checked = int(np.isfinite(_numpy(pareto_k)).sum())  # k may be known for a few only
         fig.suptitle(f"* Pareto k > {PARETO_K_UNRELIABLE}: unreliable estimate "

@@ -14,7 +14,8 @@ PER_DIGIT = 8
 
 
 def image_axes(container) -> list:
-    return [ax for ax in container.axes if ax.images]
+    """The images a grid figure (or panel) shows, row by row."""
+    return va.grid_cells(container)
 
 
 def planted_images(seed: int = 0):
@@ -31,16 +32,23 @@ def planted_images(seed: int = 0):
     return images, labels, ink
 
 
-def test_image_grid_draws_one_axes_per_image_and_leaves_gaps_empty():
+def test_image_grid_places_every_image_and_leaves_gaps_empty():
     images = np.random.default_rng(0).random((7, 1, 28, 28))
     fig = va.image_grid(images, 2, 4, row_labels=["a", "b"], titles=[str(i) for i in range(7)])
     assert isinstance(fig, Figure)
-    axes = image_axes(fig)
-    assert len(axes) == 7 and len(fig.axes) == 7  # the eighth cell is removed, not blank
-    assert [ax.get_title() for ax in axes] == [str(i) for i in range(7)]
-    assert np.allclose(axes[3].images[0].get_array(), images[3, 0])
-    assert axes[0].get_xticks().size == 0 and axes[0].get_yticks().size == 0
-    assert axes[0].get_ylabel() == "a" and axes[4].get_ylabel() == "b"
+    cells = image_axes(fig)
+    assert len(cells) == 7
+    assert [c.title for c in cells] == [str(i) for i in range(7)]
+    assert [(c.row, c.col) for c in cells][3:5] == [(0, 3), (1, 0)]
+    assert cells[0].row_label == "a" and cells[4].row_label == "b"
+    # one canvas: image 3 sits at row 0, column 3, and the eighth cell is a transparent gap
+    canvas = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+    top = int(np.argmax(~np.isnan(canvas[:, 0])))       # first canvas row under the titles
+    x3 = 3 * 30
+    assert np.allclose(canvas[top:top + 28, x3:x3 + 28], images[3, 0])
+    assert np.isnan(canvas[-28:, -28:]).all()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert {"a", "b"} <= set(texts) and "6" in texts
     # (N, 28, 28) tensors work too
     assert len(image_axes(va.image_grid(torch.rand(3, 28, 28), 1, 3))) == 3
     with pytest.raises(ValueError):
@@ -54,14 +62,15 @@ def test_reconstruction_noise_prior_interpolation_figures_layout():
                                    rng.random((r, n, 1, 28, 28)), [59289, 1, 2])
     axes = image_axes(fig)
     assert len(axes) == n * (1 + 2 * r)
-    assert axes[0].get_ylabel() == "image 59289" and axes[0].get_title() == "original"
+    assert axes[0].row_label == "image 59289"
+    assert "original" in [t.get_text() for t in fig.axes[0].texts]
 
     sds = [0.1, 0.2, 0.4]
     fig = va.noise_figure(rng.random((3, 1, 28, 28)), rng.random((1, 3, 1, 28, 28)),
                           rng.random((3, 1, 28, 28)), sds, [-100.0, -150.25, -300.0])
     axes = image_axes(fig)
     assert len(axes) == 9
-    assert axes[0].get_title() == "sd=0.1\n-100.0 nats" and axes[1].get_title().startswith("sd=0.2")
+    assert axes[0].title == "sd=0.1\n-100.0 nats" and axes[1].title.startswith("sd=0.2")
 
     fig = va.prior_samples_figure(rng.random((12, 1, 28, 28)), rng.random((12, 1, 28, 28)))
     assert len(image_axes(fig)) == 24
@@ -71,7 +80,7 @@ def test_reconstruction_noise_prior_interpolation_figures_layout():
     fig = va.interpolation_figure(rng.random((12, 1, 28, 28)), rng.random((12, 1, 28, 28)))
     axes = image_axes(fig)
     assert len(axes) == 24
-    assert axes[0].get_title() == "image 28001" and axes[11].get_title() == "image 43876"
+    assert axes[0].title == "image 28001" and axes[11].title == "image 43876"
 
 
 def test_likely_unlikely_figure_picks_the_extreme_images_in_order():
@@ -85,13 +94,13 @@ def test_likely_unlikely_figure_picks_the_extreme_images_in_order():
     most, least = (image_axes(panel) for panel in fig.subfigs)
     assert len(most) == len(least) == k
     top, bottom = np.sort(bounds)[::-1][:k], np.sort(bounds)[:k]
-    assert [ax.get_title() for ax in most] == [f"{top[0]:.1f}*"] + [f"{b:.1f}" for b in top[1:]]
-    assert [ax.get_title() for ax in least] == [f"{b:.1f}" for b in bottom]
-    assert np.allclose(most[0].images[0].get_array(), images[np.argmax(bounds), 0])
-    assert np.allclose(least[0].images[0].get_array(), images[np.argmin(bounds), 0])
+    assert [c.title for c in most] == [f"{top[0]:.1f}*"] + [f"{b:.1f}" for b in top[1:]]
+    assert [c.title for c in least] == [f"{b:.1f}" for b in bottom]
+    assert np.allclose(most[0].image, images[np.argmax(bounds), 0])
+    assert np.allclose(least[0].image, images[np.argmin(bounds), 0])
     # a precomputed order gives the same picks
     again = va.likely_unlikely_figure(images, bounds, np.argsort(bounds), k=k)
-    assert [ax.get_title() for ax in image_axes(again.subfigs[1])] == [f"{b:.1f}" for b in bottom]
+    assert [c.title for c in image_axes(again.subfigs[1])] == [f"{b:.1f}" for b in bottom]
 
 
 def test_ink_pixels_counts_pixels_above_threshold():
