@@ -8,6 +8,7 @@ the :class:`~probnn.inference.bayes_regression.LooComparison` of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,6 @@ from probnn.inference.bayes_regression import (BayesianRegressionFit, LooCompari
                                                posterior_predictive)
 
 from ._plotting import new_figure, save_figure
-from .regression import REFERENCE
 
 PARETO_K_UNRELIABLE = 0.7
 """Pareto k above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2017)."""
@@ -54,8 +54,14 @@ def pareto_k_plot(compare: LooComparison) -> Figure:
     fig, axes = new_figure()
     ax = axes[0, 0]
     for i, (name, loo) in enumerate(compare.loo.items()):
-        k = np.asarray(loo.pareto_k)
-        ax.scatter(np.arange(len(k)) + 0.15 * i, k, s=14, label=name)
+        k = np.asarray(loo.pareto_k, dtype=float)
+        idx = np.arange(len(k)) + 0.15 * i
+        ok = np.isfinite(k)
+        ax.scatter(idx[ok], k[ok], s=14, color=f"C{i}", label=name)
+        if not ok.all():  # inf/NaN k would vanish from the plot: mark them at the top instead
+            top = max(1.5, float(k[ok].max()) + 0.2) if ok.any() else 1.5
+            ax.scatter(idx[~ok], np.full((~ok).sum(), top), marker="x", s=30, color=f"C{i}",
+                       label=f"{name}: k not finite")
     for t, ls in ((PARETO_K_OK, ":"), (PARETO_K_UNRELIABLE, "--")):
         ax.axhline(t, color="0.4", lw=0.8, ls=ls)
     ax.set(xlabel="data point", ylabel="Pareto k", title="PSIS-LOO diagnostics")
@@ -64,74 +70,117 @@ def pareto_k_plot(compare: LooComparison) -> Figure:
 
 
 def loo_table(compare: LooComparison) -> pd.DataFrame:
-    """The arviz comparison table plus, per model, the in-sample lppd and the Pareto-k counts."""
+    """The arviz comparison table plus, per model, the in-sample lppd and the Pareto-k counts.
+
+    ``k_over_0.7`` counts every point whose k is not <= 0.7, so a k of inf or NaN (PSIS failed
+    for that point) is counted there too, and separately in ``k_nonfinite``; ``elpd_finite``
+    says whether elpd_loo itself is a finite number.
+    """
     table = compare.table.drop(columns=["scale"], errors="ignore").copy()
     for name, loo in compare.loo.items():
-        k = np.asarray(loo.pareto_k)
+        k = np.asarray(loo.pareto_k, dtype=float)
         table.loc[name, "lppd"] = float(loo.elpd_loo + loo.p_loo)
         table.loc[name, "points"] = len(k)
-        table.loc[name, "k_over_0.5"] = int((k > PARETO_K_OK).sum())
-        table.loc[name, "k_over_0.7"] = int((k > PARETO_K_UNRELIABLE).sum())
-        table.loc[name, "k_max"] = float(k.max())
+        table.loc[name, "k_over_0.5"] = int((~(k <= PARETO_K_OK)).sum())
+        table.loc[name, "k_over_0.7"] = int((~(k <= PARETO_K_UNRELIABLE)).sum())
+        table.loc[name, "k_nonfinite"] = int((~np.isfinite(k)).sum())
+        table.loc[name, "k_max"] = float(np.max(k)) if np.isfinite(k).all() else float("inf")
+        table.loc[name, "elpd_finite"] = bool(np.isfinite(loo.elpd_loo) and np.isfinite(loo.se))
     return table
 
 
-def loo_answer(compare: LooComparison) -> str:
-    """The comparison in words, from the numbers only."""
+def _fmt(v: float, digits: int = 1) -> str:
+    return f"{v:.{digits}f}" if np.isfinite(v) else str(v)
+
+
+def loo_answer(compare: LooComparison, ml_loglik: Mapping[str, float] | None = None) -> str:
+    """The comparison in words, from the numbers only.
+
+    ``ml_loglik``: model name -> final mean training log-likelihood per point of the
+    maximum-likelihood fit, as measured in this run; without it no comparison with maximum
+    likelihood is made.
+    """
     t = loo_table(compare)
     if len(t) < 2:
         return "Only one model: nothing to compare."
     best, other = t.index[0], t.index[1]
     diff, dse = float(t.loc[other, "elpd_diff"]), float(t.loc[other, "dse"])
     n = int(t.loc[best, "points"])
-    z = diff / dse if dse > 0 else np.inf
-    verdict = ("a clear preference (the difference is more than twice its standard error)" if z > 2
-               else "no clear preference: the difference is within two standard errors, "
-                    "so on 31 points the data cannot tell the models apart reliably")
+    finite = bool(t["elpd_finite"].all()) and np.isfinite(diff) and np.isfinite(dse)
+    if not finite:
+        verdict = ("no usable comparison: an elpd_loo or its standard error is not finite, "
+                   "so the ranking is meaningless")
+    elif dse > 0 and diff > 2 * dse:
+        verdict = "the difference is more than twice its standard error"
+    else:
+        verdict = ("the difference is within two standard errors, so the data do not separate "
+                   "the models")
     lines = [
-        f"PSIS-LOO prefers the {best} model: elpd_loo {t.loc[best, 'elpd_loo']:.1f} "
-        f"(SE {t.loc[best, 'se']:.1f}, p_loo {t.loc[best, 'p_loo']:.1f}) against "
-        f"{t.loc[other, 'elpd_loo']:.1f} (SE {t.loc[other, 'se']:.1f}, p_loo "
-        f"{t.loc[other, 'p_loo']:.1f}) for the {other} model. The difference is "
-        f"{diff:.1f} ± {dse:.1f} nats (SE of the pointwise differences), "
-        f"{diff / n:.2f} nats per point: {verdict}.",
+        f"PSIS-LOO ranks the {best} model first: elpd_loo {_fmt(t.loc[best, 'elpd_loo'])} "
+        f"(SE {_fmt(t.loc[best, 'se'])}, p_loo {_fmt(t.loc[best, 'p_loo'])}) against "
+        f"{_fmt(t.loc[other, 'elpd_loo'])} (SE {_fmt(t.loc[other, 'se'])}, p_loo "
+        f"{_fmt(t.loc[other, 'p_loo'])}) for the {other} model. The difference is "
+        f"{_fmt(diff)} ± {_fmt(dse)} nats (SE of the pointwise differences), "
+        f"{_fmt(diff / n, 2)} nats per point: {verdict}.",
     ]
     bad = {m: int(t.loc[m, "k_over_0.7"]) for m in t.index}
-    ok = {m: int(t.loc[m, "k_over_0.5"]) for m in t.index}
-    counts = "; ".join(f"{m}: {bad[m]} of {n} points with k > 0.7 ({ok[m]} with k > 0.5, "
-                       f"max {t.loc[m, 'k_max']:.2f})" for m in t.index)
+    counts = "; ".join(
+        f"{m}: {bad[m]} of {n} points with k > 0.7 ({int(t.loc[m, 'k_over_0.5'])} with "
+        f"k > 0.5, max {_fmt(t.loc[m, 'k_max'], 2)})"
+        + (f", of which {int(t.loc[m, 'k_nonfinite'])} with a non-finite k (inf or NaN: "
+           "PSIS failed there)" if t.loc[m, "k_nonfinite"] else "")
+        + ("" if t.loc[m, "elpd_finite"] else ", and its elpd_loo is not finite")
+        for m in t.index)
     if any(bad.values()):
         meaning = ("For those points the importance-sampling estimate of log p(y_i | y_-i) is "
-                   "unreliable: the posterior without the point differs too much from the one "
-                   "with it (an influential point, or a variational posterior too narrow or "
-                   "too wide in the tail), so the estimated elpd_loo is likely optimistic for "
-                   "them and the comparison should be confirmed by refitting without those "
-                   "points (exact LOO for them) or by K-fold cross-validation.")
+                   "unreliable: the posterior draws do not stand in for the posterior without "
+                   "the point (an influential point, or a variational posterior that is too "
+                   "narrow or wrongly shaped in the tail), so the elpd_loo of a model with "
+                   "such points is unreliable too, and its comparison should be confirmed by "
+                   "exact LOO refits for those points or by K-fold cross-validation.")
     else:
-        meaning = ("All Pareto k are at most 0.7, so every point's PSIS estimate is usable and "
-                   "the elpd_loo values can be trusted as estimates.")
+        meaning = ("All Pareto k are at most 0.7, so every point's PSIS estimate is usable.")
     lines.append(f"Pareto k diagnostics: {counts}. {meaning}")
-    ml = REFERENCE
-    lines.append(
-        "Maximum likelihood compared the models on the training log-likelihood, which "
-        f"rewards fitting the data used for the fit: the heteroscedastic model wins there by "
-        f"far ({ml['heteroscedastic']['loglik']} against {ml['homoscedastic']['loglik']} nats "
-        "per point in the coursework's reference run), and without bound if sigma(x) is "
-        "allowed to shrink at single points. elpd_loo instead estimates how well each model "
-        "predicts a point it has not seen, averaged over the posterior, and the extra "
-        "flexibility is charged through p_loo (the in-sample lppd minus elpd_loo: "
-        + ", ".join(f"{m} {t.loc[m, 'lppd']:.1f} - {t.loc[m, 'elpd_loo']:.1f} = "
-                    f"{t.loc[m, 'p_loo']:.1f}" for m in t.index)
-        + "). PSIS-LOO is not computed for the maximum-likelihood fits: a point estimate has "
-        "no posterior draws to reweight.")
+    fitq = ", ".join(
+        f"{m} {_fmt(t.loc[m, 'lppd_per_point'], 2)}" for m in t.index
+        if "lppd_per_point" in t and np.isfinite(t.loc[m, "lppd_per_point"]))
+    if fitq:
+        lines.append("In-sample posterior-predictive log density per training point "
+                     f"(lppd / n): {fitq}.")
+    if ml_loglik:
+        parts = []
+        for m in t.index:
+            if m in ml_loglik and "lppd_per_point" in t:
+                ml, bayes = float(ml_loglik[m]), float(t.loc[m, "lppd_per_point"])
+                rel = ("fits the training points less well than" if bayes < ml - 0.05 else
+                       "fits the training points better than" if bayes > ml + 0.05 else
+                       "fits the training points about as well as")
+                parts.append(f"the Bayesian {m} model ({_fmt(bayes, 2)}) {rel} its "
+                             f"maximum-likelihood fit ({_fmt(ml, 2)})")
+        if parts:
+            lines.append("Against the maximum-likelihood fits of this run (final mean training "
+                         "log-likelihood per point): " + "; ".join(parts) + ". The "
+                         "maximum-likelihood numbers are in-sample and reward fitting the very "
+                         "points they are scored on; elpd_loo / n estimates the log density of "
+                         "a point not used for fitting: "
+                         + ", ".join(f"{m} {_fmt(t.loc[m, 'elpd_loo'] / n, 2)}"
+                                     for m in t.index)
+                         + ". PSIS-LOO is not computed for the maximum-likelihood fits: a "
+                         "point estimate has no posterior draws to reweight.")
+    lines.append("p_loo (in-sample lppd minus elpd_loo) is the effective number of parameters "
+                 "the LOO estimate charges: "
+                 + ", ".join(f"{m} {_fmt(t.loc[m, 'lppd'])} - {_fmt(t.loc[m, 'elpd_loo'])} = "
+                             f"{_fmt(t.loc[m, 'p_loo'])}" for m in t.index) + ".")
     return "\n\n".join(lines)
 
 
 def write_bayes_outputs(fits: list[BayesianRegressionFit], compare: LooComparison, out_dir,
-                        draws: int = RIBBON_DRAWS, seed: int = 0) -> list[Path]:
+                        draws: int = RIBBON_DRAWS, seed: int = 0,
+                        ml_loglik: Mapping[str, float] | None = None) -> list[Path]:
     """Write ``bayes-ribbon_<name>.png``, ``bayes-history_<name>.csv``,
     ``bayes-pointwise_<name>.csv`` (elpd_loo_i and Pareto k per point) per fit, and
-    ``bayes-pareto-k.png``, ``bayes-loo.csv`` and ``bayes-summary.md``; return the paths."""
+    ``bayes-pareto-k.png``, ``bayes-loo.csv`` and ``bayes-summary.md``; return the paths.
+    ``ml_loglik`` goes to :func:`loo_answer`. Works on fits loaded with ``torch.load``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -155,13 +204,14 @@ def write_bayes_outputs(fits: list[BayesianRegressionFit], compare: LooCompariso
         f"- {f.name}: {len(f.history)} SVI steps, final ELBO (mean of the last 10%) "
         f"{f.history['elbo'].iloc[-max(1, len(f.history) // 10):].mean():.3f} nats per point, "
         f"{f.history['seconds'].iloc[-1] if len(f.history) else 0.0:.0f} s" for f in fits)
-    shown = table[["elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "lppd",
-                   "k_over_0.5", "k_over_0.7", "k_max"]]
+    cols = ["elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "lppd", "lppd_per_point",
+            "sigma_mean", "k_over_0.5", "k_over_0.7", "k_nonfinite", "k_max"]
+    shown = table[[c for c in cols if c in table]]
     text = "\n\n".join([
         "# Bayesian regression: PSIS-LOO comparison",
         fit_lines,
         "```\n" + shown.to_string(float_format=lambda v: f"{v:.3f}") + "\n```",
-        loo_answer(compare),
+        loo_answer(compare, ml_loglik),
     ])
     (out / "bayes-summary.md").write_text(text + "\n")
     written.append(out / "bayes-summary.md")

@@ -8,28 +8,75 @@ import torch
 import pyro.poutine as poutine
 
 from probnn.cli import main
-from probnn.inference.bayes_regression import (fit_bayesian_regression, inference_data,
-                                               loo_compare, pointwise_loglik,
+from probnn.analysis.bayes_regression import loo_answer, loo_table, write_bayes_outputs
+from probnn.inference.bayes_regression import (LooComparison, fit_bayesian_regression,
+                                               inference_data, loo_compare, pointwise_loglik,
                                                posterior_predictive, run_bayes_regression)
 from probnn.models.bayes_regression import (BayesianHeteroscedasticRegression,
                                             BayesianHomoscedasticRegression)
-from probnn.models.regression import HomoscedasticRegression
+from probnn.models.bayes_regression import VectorisedMLP
+from probnn.models.regression import HomoscedasticRegression, Wiggle
+from pyro.infer import Predictive, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
 
 
 def test_models_have_priors_not_parameters_and_keep_the_site_names():
     model = BayesianHeteroscedasticRegression(prior_scale=2.0)
-    assert list(model.state_dict()) == []  # every weight is a latent variable now
+    assert list(model.parameters()) == []  # every weight is a latent variable
     x = torch.linspace(0, 1, 5).unsqueeze(-1)
     tr = poutine.trace(model).get_trace(x)
-    assert {"f", "sigma", "y", "f.0.weight", "g.6.bias"} <= set(tr.nodes)
-    assert tr.nodes["y"]["value"].shape == (5, 1) and tr.nodes["f.4.weight"]["value"].shape == (20, 20)
-    # weights: prior sd prior_scale / sqrt(fan-in); biases: prior_scale
-    assert tr.nodes["f.4.weight"]["fn"].base_dist.scale.flatten()[0].item() == pytest.approx(2 / math.sqrt(20))
-    assert tr.nodes["f.4.bias"]["fn"].base_dist.scale.flatten()[0].item() == pytest.approx(2.0)
+    assert {"f", "sigma", "y", "f.w", "g.w"} <= set(tr.nodes)
+    assert tr.nodes["y"]["value"].shape == (5, 1) and tr.nodes["f.w"]["value"].shape == (549,)
+    assert tr.nodes["data"]["value"].shape == (5,)
+    # weights: prior sd prior_scale / sqrt(fan-in); biases: prior_scale (layer 20 -> 20)
+    sd = tr.nodes["f.w"]["fn"].base_dist.scale
+    start = 4 + 4 + 80 + 20
+    assert sd[start].item() == pytest.approx(2 / math.sqrt(20))
+    assert sd[start + 400].item() == pytest.approx(2.0)
     homo = BayesianHomoscedasticRegression()
     assert "log_sigma" in poutine.trace(homo).get_trace(x).nodes
     # the maximum-likelihood model is untouched (its checkpoints still load)
     assert "sigma_pre" in dict(HomoscedasticRegression().named_parameters())
+
+
+def test_vectorised_mlp_is_wiggle_with_batched_weights():
+    """Same architecture as Wiggle: copying a Wiggle's weights gives the same outputs, and a
+    batch of weight vectors gives each network's outputs."""
+    torch.manual_seed(0)
+    nets = [Wiggle() for _ in range(3)]
+    mlp = VectorisedMLP()
+    w = torch.stack([torch.cat([t for lin in net if isinstance(lin, torch.nn.Linear)
+                                for t in (lin.weight.T.flatten(), lin.bias)]) for net in nets])
+    assert w.shape == (3, mlp.num_weights)
+    x = torch.linspace(-2, 2, 7).unsqueeze(-1)
+    out = mlp(x, w)
+    assert out.shape == (3, 7, 1)
+    for s, net in enumerate(nets):
+        torch.testing.assert_close(out[s], net(x))
+        torch.testing.assert_close(mlp(x, w[s]), net(x))
+
+
+def test_standardisation_keeps_data_units():
+    """f and sigma come out in the units of y: with the networks at zero weights, f = mean(y)."""
+    x = torch.linspace(10, 20, 6).unsqueeze(-1)
+    y = 100 + 5 * torch.randn(6, 1)
+    model = BayesianHomoscedasticRegression().standardise_to(x, y)
+    zero = {"f.w": torch.zeros(549), "log_sigma": torch.tensor(0.0)}
+    tr = poutine.trace(poutine.condition(model, data=zero)).get_trace(x, y)
+    torch.testing.assert_close(tr.nodes["f"]["value"], y.mean().expand(6, 1))
+    torch.testing.assert_close(tr.nodes["sigma"]["value"], y.std().expand(6, 1))
+
+
+def test_vectorised_particles_and_parallel_predictive_run():
+    x = torch.linspace(0, 1, 5).unsqueeze(-1)
+    y = 2 * x
+    for cls in (BayesianHomoscedasticRegression, BayesianHeteroscedasticRegression):
+        model = cls().standardise_to(x, y)
+        guide = AutoNormal(model)
+        elbo = Trace_ELBO(num_particles=6, vectorize_particles=True, max_plate_nesting=1)
+        assert math.isfinite(elbo.loss(model, guide, x, y))
+        out = Predictive(model, guide=guide, num_samples=4, parallel=True)(x)
+        assert out["y"].shape == out["f"].shape == out["sigma"].shape == (4, 5, 1)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +85,8 @@ def tiny_fit():
     g = torch.Generator().manual_seed(1234)
     x = torch.linspace(-2.0, 2.0, 40).unsqueeze(-1)
     y = 2.0 * x + 0.3 * torch.randn(40, 1, generator=g)
-    return fit_bayesian_regression("heteroscedastic", x, y, epochs=10, seed=3, progress=False,
-                                   jit=False)
+    return fit_bayesian_regression("heteroscedastic", x, y, epochs=10, map_steps=10, seed=3,
+                                   progress=False, jit=False)
 
 
 def test_pointwise_loglik_is_the_normal_density_of_the_sampled_f_and_sigma(tiny_fit):
@@ -50,10 +97,64 @@ def test_pointwise_loglik_is_the_normal_density_of_the_sampled_f_and_sigma(tiny_
     s = d.sigma.astype(np.float64)
     hand = -0.5 * ((y - d.f) / s) ** 2 - np.log(s) - 0.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(d.loglik, hand, rtol=1e-4, atol=1e-4)
-    assert d.latents["f.0.weight"].shape == (20, 4, 1)
+    assert d.latents["f.w"].shape == (20, 549) and d.latents["g.w"].shape == (20, 549)
     # same seed, same draws; another seed, other draws
     np.testing.assert_array_equal(pointwise_loglik(tiny_fit, 20, seed=1).loglik, d.loglik)
     assert not np.array_equal(pointwise_loglik(tiny_fit, 20, seed=2).loglik, d.loglik)
+
+
+def test_vectorised_draws_equal_one_at_a_time_draws(tiny_fit):
+    """The one-pass matrix: row s equals the model replayed alone on draw s's weights."""
+    d = pointwise_loglik(tiny_fit, draws=8, seed=5)
+    x, y = tiny_fit.x, tiny_fit.y
+    for s in (0, 3, 7):
+        values = {n: torch.as_tensor(v[s]) for n, v in d.latents.items()}
+        tr = poutine.trace(poutine.condition(tiny_fit.model, data=values)).get_trace(x, y)
+        tr.compute_log_prob()
+        np.testing.assert_allclose(d.loglik[s], tr.nodes["y"]["unscaled_log_prob"].double().numpy(),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(d.f[s], tr.nodes["f"]["value"][:, 0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fits_round_trip_through_torch_save(tiny_regression, tmp_path):
+    """The report caches (fits, compare) with torch.save and writes the outputs in another
+    process: the loaded fits give the same draws and the outputs."""
+    x, y = tiny_regression
+    fits, compare = run_bayes_regression(x, y, epochs=5, map_steps=5, draws=10, seed=4,
+                                         progress=False, jit=False)
+    path = tmp_path / "fits.pt"
+    torch.save((fits, compare), path)
+    loaded, cmp2 = torch.load(path, weights_only=False)
+    for a, b in zip(fits, loaded):
+        np.testing.assert_array_equal(pointwise_loglik(a, 6, seed=1).loglik,
+                                      pointwise_loglik(b, 6, seed=1).loglik)
+    written = write_bayes_outputs(loaded, cmp2, tmp_path / "out", draws=20, seed=0,
+                                  ml_loglik={"homoscedastic": -1.72, "heteroscedastic": -0.5})
+    assert all(p.exists() for p in written)
+    assert "maximum-likelihood fits of this run" in (tmp_path / "out" / "bayes-summary.md").read_text()
+
+
+def test_non_finite_pareto_k_is_counted_and_reported():
+    """A k of inf (or NaN) counts among k > 0.7 and is named in the answer; nothing crashes."""
+    import arviz as az
+    rng = np.random.default_rng(0)
+    loo, idata = {}, {}
+    for name, shift in (("homoscedastic", 0.0), ("heteroscedastic", 0.3)):
+        ll = rng.normal(-1.5 - shift, 0.1, size=(1, 200, 10))
+        idata[name] = az.from_dict(posterior={"a": rng.normal(size=(1, 200))},
+                                   log_likelihood={"y": ll})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loo = {n: az.loo(d, pointwise=True) for n, d in idata.items()}
+        table = az.compare(idata, ic="loo")
+    loo["heteroscedastic"].pareto_k[2] = np.inf
+    loo["heteroscedastic"].pareto_k[5] = np.nan
+    t = loo_table(LooComparison(table, loo))
+    assert t.loc["heteroscedastic", "k_over_0.7"] == 2 and t.loc["heteroscedastic", "k_nonfinite"] == 2
+    assert t.loc["heteroscedastic", "k_max"] == np.inf
+    text = loo_answer(LooComparison(table, loo))
+    assert "2 with a non-finite k" in text
+    assert "maximum-likelihood" not in text  # no ML numbers given: no ML comparison claimed
 
 
 def test_posterior_predictive_shapes(tiny_fit):
@@ -75,7 +176,8 @@ def test_inference_data_gives_finite_loo(tiny_fit):
 
 def test_same_seed_same_fit_and_comparison(tiny_regression):
     x, y = tiny_regression
-    runs = [run_bayes_regression(x, y, epochs=5, draws=10, seed=4, progress=False, jit=False)
+    runs = [run_bayes_regression(x, y, epochs=5, map_steps=5, draws=10, seed=4, progress=False,
+                                 jit=False)
             for _ in range(2)]
     (fits_a, cmp_a), (fits_b, cmp_b) = runs
     for a, b in zip(fits_a, fits_b):
@@ -100,7 +202,7 @@ def test_loo_prefers_the_heteroscedastic_model_when_the_noise_grows_with_x():
 
 def test_bayes_regression_command_end_to_end(data_dir, tmp_path):
     out = tmp_path / "bayes"
-    assert main(["bayes-regression", "--epochs", "5", "--draws", "10", "--seed", "2",
+    assert main(["bayes-regression", "--epochs", "5", "--map-steps", "5", "--draws", "10", "--seed", "2",
                  "--data-dir", str(data_dir), "--out", str(out), "--quiet"]) == 0
     for name in ["bayes-ribbon_homoscedastic.png", "bayes-ribbon_heteroscedastic.png",
                  "bayes-pareto-k.png", "bayes-loo.csv", "bayes-summary.md",
