@@ -88,9 +88,12 @@ def cmd_bayes_regression(args) -> int:
     out = Path(args.out or "out/regression")
     preset = br.QUICK if args.quick else br.FULL
     x, y = load_xkcd(args.data_dir)
+    settings = dict(preset)
+    settings.update({k: v for k, v in (("epochs", args.epochs), ("draws", args.draws),
+                                       ("lr", args.lr), ("map_steps", args.map_steps),
+                                       ("num_particles", args.particles)) if v is not None})
     fits, compare = br.run_bayes_regression(
-        x, y, epochs=args.epochs or preset["epochs"], draws=args.draws or preset["draws"],
-        seed=args.seed, progress=not args.quiet, prior_scale=args.prior_scale, lr=args.lr)
+        x, y, seed=args.seed, progress=not args.quiet, prior_scale=args.prior_scale, **settings)
     written = write_bayes_outputs(fits, compare, out, draws=min(args.draws or preset["draws"], 500),
                                   seed=args.seed)
     print((out / "bayes-summary.md").read_text())
@@ -289,7 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
     p.add_argument("--prior-scale", type=float, default=1.0,
                    help="prior sd of the biases, and of the weights times sqrt(fan-in)")
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=None, help="SVI learning rate (default 0.01)")
+    p.add_argument("--map-steps", type=int, default=None,
+                   help="MAP steps before SVI, whose weights start the guide (default: preset)")
+    p.add_argument("--particles", type=int, default=None,
+                   help="vectorised ELBO particles per SVI step (default 4)")
     p.set_defaults(func=cmd_bayes_regression)
 
     vae = sub.add_parser("vae", help="Bernoulli-image VAE on MNIST (questions c-e)")
