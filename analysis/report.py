@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import bayes_regression as ba
 from . import cvae as ca
 from . import estimator_study as ea
 from . import regression as ra
@@ -81,6 +82,31 @@ def regression_sections(fits: dict, out: Path) -> list[Section]:
                 tables=[("Heteroscedastic runs", cures)],
                 answers=[ra.cures_answer(cures, "no cure")])
     return [a, b, c]
+
+
+def bayes_section(bayes: dict, ml_fits: dict, out: Path) -> Section:
+    """Bayesian versions of both regression models compared by PSIS-LOO (``bayes``: the
+    ``fits`` and ``compare`` of ``run_bayes_regression``; ``ml_fits``: the maximum-likelihood
+    fits, whose final training log-likelihoods the answer sets beside the Bayesian ones)."""
+    d = out / "bayes"
+    fits, compare = bayes["fits"], bayes["compare"]
+    ml = {n: float(ml_fits[n].history["loglik"].iloc[-1]) for n in ("homoscedastic", "heteroscedastic")}
+    ba.write_bayes_outputs(fits, compare, d, ml_loglik=ml)
+    table = ba.loo_table(compare)
+    cols = [c for c in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse", "lppd_per_point",
+                        "sigma_mean", "k_over_0.7", "k_nonfinite", "k_max") if c in table]
+    steps = ", ".join(f"{f.name} {len(f.history)} SVI steps" for f in fits)
+    return Section("regression-bayes", "(a–b, further) Bayesian regression and PSIS-LOO",
+                   "Put a Normal prior on every Wiggle weight, fit a Normal guide (AutoNormal) by "
+                   "SVI, draw posterior-predictive ribbons, and compare the two models by PSIS-LOO "
+                   "from the pointwise log-likelihoods of posterior draws.",
+                   figures=[*[(d / f"bayes-ribbon_{f.name}.png",
+                               f"{f.name}: posterior-predictive mean of f, its 95% band, and the "
+                               "95% band of a new y.") for f in fits],
+                            (d / "bayes-pareto-k.png", "Pareto k of each point's PSIS-LOO estimate "
+                                                       "(above 0.7: unreliable).")],
+                   tables=[(f"PSIS-LOO ({steps})", table[cols])],
+                   answers=[ba.loo_answer(compare, ml)])
 
 
 def vae_sections(results, train_x, out: Path) -> list[Section]:
@@ -283,6 +309,7 @@ def write_report(results: dict[str, Any], out, run) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sections = regression_sections(results["regression"], out)
+    sections.append(bayes_section(results["bayes"], results["regression"], out))
     sections += vae_sections(results["vae_figures"], results["train_x"], out)
     sections.append(comparison_section(results["compare"],
                                        {n: results["histories"][n] for n in results["compare"]}, out))

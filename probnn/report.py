@@ -69,6 +69,7 @@ def settings(quick: bool = False) -> dict[str, dict[str, Any]]:
             "cvae_eval": dict(holdout_images=300, k=50, large_k=200, large_k_images=50,
                               classify_images=100),
             "estimators": _estimator_sizes(quick=True),
+            "bayes": _bayes_sizes(quick=True),
             "objectives": dict(objectives=("trace", "iwae-5"), latent_dim=20, architecture="mlp",
                                train_images=1000, epochs=1, batch_size=100, eval_k=50,
                                eval_images=50),
@@ -85,12 +86,18 @@ def settings(quick: bool = False) -> dict[str, dict[str, Any]]:
         "cvae_eval": dict(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
                           classify_images=500),
         "estimators": _estimator_sizes(quick=False),
+        "bayes": _bayes_sizes(quick=False),
         # Every objective trains the PyTorch example's MLP VAE: IWAE with K=50 costs about 50
         # decoder passes a step, which the conv VAE cannot afford in the report's budget.
         "objectives": dict(objectives=("trace", "meanfield", "iwae-5", "iwae-50"), latent_dim=20,
                            architecture="mlp", train_images=20_000, epochs=1, batch_size=100,
                            eval_k=1000, eval_images=200),
     }
+
+
+def _bayes_sizes(quick: bool) -> dict:
+    from probnn.inference.bayes_regression import FULL, QUICK
+    return dict(QUICK if quick else FULL)
 
 
 def _estimator_sizes(quick: bool) -> dict:
@@ -182,6 +189,16 @@ def _train_regression(spec, artifact, parents, data_dir):
                        lr=spec["lr"], checkpoint=artifact,
                        checkpoint_every=spec["checkpoint_every"], resume=True, progress=False,
                        sigma_floor=spec["sigma_floor"], beta=spec["beta"])
+
+
+def _bayes_regression(spec, artifact, parents, data_dir):
+    from probnn.datasets import load_xkcd
+    from probnn.inference.bayes_regression import run_bayes_regression
+    x, y = load_xkcd(data_dir)
+    sizes = {k: v for k, v in spec.items() if k not in ("seed", "data")}
+    with _threads(1):
+        fits, compare = run_bayes_regression(x, y, seed=spec["seed"], progress=False, **sizes)
+    _save_result({"fits": fits, "compare": compare}, artifact)
 
 
 def _train_vae(spec, artifact, parents, data_dir):
@@ -283,7 +300,7 @@ ESTIMATES = {
     "vae-d4": (540, 14), "vae-d20": (570, 15), "vae-mlp-d20": (100, 3), "cvae-d4": (560, 15),
     "figures-vae-d4": (75, 8), "compare-vae-d4": (60, 8), "compare-vae-d20": (60, 8),
     "compare-vae-mlp-d20": (20, 2), "evaluate-cvae-d4": (120, 12),
-    "estimators-vae-d4": (70, 8), "estimators-vae-d20": (60, 8), "objectives-vae-mlp-d20": (150, 6),
+    "bayes-regression": (35, 8), "estimators-vae-d4": (70, 8), "estimators-vae-d20": (60, 8), "objectives-vae-mlp-d20": (150, 6),
 }
 
 
@@ -302,6 +319,7 @@ def build_jobs(quick: bool = False, seed: int = COURSEWORK_SEED, data_dir=None) 
             dict(model=model, seed=seed, data=xkcd, **s["regression"],
                  sigma_floor=s["cures"]["sigma_floor"] if "sigma_floor" in cures else 0.0,
                  beta=s["cures"]["beta"] if "beta" in cures else 0.0), _train_regression)
+    add("bayes-regression", "evaluate", dict(seed=seed, data=xkcd, **s["bayes"]), _bayes_regression)
     for name, (d, arch, conditional, key) in VAE_MODELS.items():
         add(name, "train", dict(latent_dim=d, architecture=arch, conditional=conditional,
                                 seed=seed, **s[key]), _train_vae)
@@ -581,7 +599,7 @@ def load_results(jobs: dict[str, Job], data_dir=None) -> dict[str, Any]:
     (train_x, train_y, _), _ = _splits(data_dir)
     return {
         "regression": fits,
-        "cures": {n: jobs[f"regression-{n}"].spec for n in REGRESSION_FITS},
+        "bayes": load_result(jobs["bayes-regression"].artifact),
         "histories": {n: history_from_checkpoint(jobs[n].artifact) for n in VAE_MODELS},
         "vae_figures": load_result(jobs["figures-vae-d4"].artifact),
         "train_x": train_x,

@@ -51,8 +51,8 @@ def test_quick_report_writes_html_with_every_figure(quick):
     assert len(images) >= 18
     for src in images:
         assert (quick["out"] / src).stat().st_size > 1000, src
-    for section in ("regression-a", "regression-b", "regression-cures", "vae-c", "vae-d", "vae-e",
-                    "cvae-f", "provenance"):
+    for section in ("regression-a", "regression-b", "regression-cures", "regression-bayes",
+                    "vae-c", "vae-d", "vae-e", "cvae-f", "estimators", "provenance"):
         assert f"id='{section}'" in html, section
     # the theory answers are there, and the generated ones carry measured numbers
     assert "+∞" in html and "p(z | x, y)" in html
@@ -68,7 +68,10 @@ def test_quick_report_tables_hold_finite_numbers(quick):
             "compare/comparison.csv": r"elbo|elbo_mc|reconstruction|kl|iwae_\d+|train_elbo",
             "cvae/cvae-d4-evaluation.csv": r"elbo|elbo_mc|kl|iwae_50",
             "vae/vae-d4-bound-by-digit.csv": r".*",
-            "vae/vae-d4-noise-bounds.csv": r".*"}
+            "vae/vae-d4-noise-bounds.csv": r".*",
+            "bayes/bayes-loo.csv": r"elpd_loo|p_loo|lppd|se",
+            "estimators/vae-d4-estimators-bias-spread.csv": r"mean|per_image_sd",
+            "estimators/objectives.csv": r"holdout_elbo|holdout_iwae"}
     for name, pattern in must.items():
         df = pd.read_csv(out / name, index_col=0)
         cols = [c for c in df.select_dtypes("number") if re.fullmatch(pattern, c)]
@@ -93,7 +96,7 @@ def test_second_run_reuses_the_cache_and_trains_nothing(quick, data, tmp_path, m
         raise AssertionError("a cached job ran again")
 
     for body in ("_train_regression", "_train_vae", "_vae_figures", "_vae_compare",
-                 "_cvae_evaluate"):
+                 "_cvae_evaluate", "_bayes_regression", "_estimators", "_objectives"):
         monkeypatch.setattr(rp, body, refuse)
     before = {p.name: p.stat().st_mtime_ns for p in quick["cache"].iterdir()}
     run = rp.make_report(tmp_path / "again", data_dir=data, quick=True, cache=quick["cache"],
