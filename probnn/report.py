@@ -448,6 +448,13 @@ class PipelineProgress:
             self.stream.flush()
 
 
+def schedule(jobs: list[Job]) -> list[Job]:
+    """Jobs in the order to start them: the longest chain of work first (a job's estimate
+    plus its dependants'), so trainings that gate evaluations are not left to the end."""
+    chain = {j.name: j.estimate + sum(c.estimate for c in jobs if j.name in c.needs) for j in jobs}
+    return sorted(jobs, key=lambda j: -chain[j.name])
+
+
 def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bool = True) -> None:
     """Run every job whose artifact is not cached, parents first, in ``workers`` processes
     (in this process when ``workers`` is 1). Cached jobs are marked and skipped."""
@@ -459,8 +466,7 @@ def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bo
     if not todo:
         return
     bar = PipelineProgress(todo, workers, progress)
-    # longest chains first, so the trainings that gate evaluations are not left to the end
-    todo.sort(key=lambda j: -(j.estimate + sum(c.estimate for c in todo if j.name in c.needs)))
+    todo = schedule(todo)
 
     def ready(j: Job) -> bool:
         return j.status == "pending" and all(

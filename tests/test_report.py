@@ -162,3 +162,13 @@ def test_report_without_data_is_one_clear_error(tmp_path, isolated_cache, capsys
     err = capsys.readouterr().err
     assert "xkcd.csv" in err and "PROBNN_DATA" in err
     assert not (tmp_path / "c").exists()  # nothing started
+
+
+def test_schedule_starts_the_longest_chain_first():
+    def job(name, estimate, needs=()):
+        return rp.Job(name, "train", {}, None, estimate, needs)
+    jobs = [job("long", 100), job("gating", 90), job("child", 20, ("gating",)), job("short", 5)]
+    assert [j.name for j in rp.schedule(jobs)] == ["gating", "long", "child", "short"]
+    # the full report starts the d=4 VAE first: its evaluations wait on it
+    full = list(rp.build_jobs(quick=False, data_dir=_resolve_data_dir()).values())
+    assert rp.schedule(full)[0].name == "vae-d4"
