@@ -319,11 +319,7 @@ def write_report(results: dict[str, Any], out, run) -> Path:
     missing = [p for p in figures_of(sections) if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"report figures were not written: {missing}")
-    provenance = pd.DataFrame(
-        [{"job": n, "status": j.status, "seconds": round(j.seconds, 1),
-          "artifact": j.artifact.name,
-          "settings": ", ".join(f"{k}={v}" for k, v in j.spec.items() if k != "data")}
-         for n, j in run.jobs.items()]).set_index("job")
+    provenance = run.provenance()
     provenance.to_csv(out / "provenance.csv")
     meta = [("mode", "quick (a first look: few epochs, small subsets)" if run.quick
              else "full (the coursework's settings)"),

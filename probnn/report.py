@@ -105,7 +105,10 @@ def _estimator_sizes(quick: bool) -> dict:
     which the report runs as a job of its own)."""
     from probnn.inference.estimator_study import FULL, QUICK
     training = ("train_objectives", "train_images", "epochs", "batch_size", "eval_k", "eval_images")
-    return {k: v for k, v in (QUICK if quick else FULL).items() if k not in training}
+    sizes = {k: v for k, v in (QUICK if quick else FULL).items() if k not in training}
+    if not quick:  # one worker does FULL's sizes in ~13 s a model: afford steadier numbers
+        sizes.update(holdout_images=12, repeats=5, snr_samples=20, snr_images=16)
+    return sizes
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -292,15 +295,17 @@ REGRESSION_FITS = {  # report name -> (model, cure settings used)
 }
 
 
-# Seconds each job takes in one worker (one torch thread) on an idle 2-core machine, full and
-# quick mode: only for ordering the jobs and for the ETA, which rescales them as it goes.
+# Seconds each job takes in one worker (one torch thread) on an idle 2-core machine with the
+# other worker busy, full and quick mode (measured on the full run of 2026-11-22): only for
+# ordering the jobs and for the ETA, which rescales them as it goes.
 ESTIMATES = {
-    "regression-homoscedastic": (80, 6), "regression-heteroscedastic": (95, 7),
-    "regression-heteroscedastic-floor": (95, 7), "regression-heteroscedastic-beta": (95, 7),
-    "vae-d4": (540, 14), "vae-d20": (570, 15), "vae-mlp-d20": (100, 3), "cvae-d4": (560, 15),
-    "figures-vae-d4": (75, 8), "compare-vae-d4": (60, 8), "compare-vae-d20": (60, 8),
-    "compare-vae-mlp-d20": (20, 2), "evaluate-cvae-d4": (120, 12),
-    "bayes-regression": (35, 8), "estimators-vae-d4": (70, 8), "estimators-vae-d20": (60, 8), "objectives-vae-mlp-d20": (150, 6),
+    "regression-homoscedastic": (100, 6), "regression-heteroscedastic": (125, 7),
+    "regression-heteroscedastic-floor": (125, 7), "regression-heteroscedastic-beta": (125, 7),
+    "vae-d4": (510, 14), "vae-d20": (555, 15), "vae-mlp-d20": (85, 3), "cvae-d4": (555, 15),
+    "figures-vae-d4": (70, 8), "compare-vae-d4": (57, 8), "compare-vae-d20": (56, 8),
+    "compare-vae-mlp-d20": (10, 2), "evaluate-cvae-d4": (115, 12),
+    "bayes-regression": (27, 8), "estimators-vae-d4": (60, 8), "estimators-vae-d20": (60, 8),
+    "objectives-vae-mlp-d20": (110, 6),
 }
 
 
@@ -362,12 +367,30 @@ def _worker_init(threads: int) -> None:
     import probnn  # noqa: F401  (module-local params in the worker too)
 
 
+def _record_path(job: Job) -> Path:
+    return job.artifact.with_name(job.artifact.name + ".json")
+
+
+def read_record(job: Job) -> dict:
+    """What the run that made the artifact recorded: status, seconds, when, threads."""
+    try:
+        return json.loads(_record_path(job).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _run_job(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     t0 = time.perf_counter()
     resumed = job.kind == "train" and job.artifact.is_file()
     job.run(job.spec, job.artifact, parents, data_dir)
     status = ("resumed" if resumed else "trained") if job.kind == "train" else "evaluated"
-    return status, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    # beside the artifact, so a report that reuses it can still say what it cost
+    _record_path(job).write_text(json.dumps(
+        {"job": job.name, "status": status, "seconds": round(seconds, 1),
+         "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
+         "spec": job.spec}, default=str, indent=1))
+    return status, seconds
 
 
 def _fmt_seconds(s: float) -> str:
@@ -550,6 +573,19 @@ class ReportRun:
 
     def statuses(self) -> dict[str, str]:
         return {n: j.status for n, j in self.jobs.items()}
+
+    def provenance(self):
+        """One row per job: what this run did with it (status, seconds) and when and how fast
+        its artifact was made (which a cached job would otherwise not show)."""
+        import pandas as pd
+        rows = []
+        for n, j in self.jobs.items():
+            made = read_record(j)
+            rows.append({"job": n, "status": j.status, "seconds": round(j.seconds, 1),
+                         "made": made.get("finished", ""), "made_in_seconds": made.get("seconds"),
+                         "artifact": j.artifact.name,
+                         "settings": ", ".join(f"{k}={v}" for k, v in j.spec.items() if k != "data")})
+        return pd.DataFrame(rows).set_index("job")
 
 
 def default_cache() -> Path:

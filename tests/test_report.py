@@ -110,6 +110,10 @@ def test_second_run_reuses_the_cache_and_trains_nothing(quick, data, tmp_path, m
         pd.testing.assert_frame_equal(a, b)
     prov = pd.read_csv(tmp_path / "again" / "provenance.csv", index_col=0)
     assert (prov["status"] == "cached").all()
+    # what the first run recorded beside each artifact: how long it took to make
+    first = pd.read_csv(quick["out"] / "provenance.csv", index_col=0)
+    assert (first["status"] != "cached").all()
+    assert np.allclose(prov["made_in_seconds"], first["seconds"], atol=0.06)
 
 
 def test_changed_settings_get_new_artifacts_and_parents_propagate(data, tmp_path):
