@@ -383,7 +383,10 @@ def estimator_summary(study) -> str:
     b = study.bias_spread
     lines = [f"# {study.name}: ELBO-estimator study", ""]
     if study.config:
-        lines += ["Sizes: " + ", ".join(f"{k}={v}" for k, v in study.config.items()), ""]
+        training = ("train_images", "epochs", "batch_size", "eval_k", "eval_images")
+        shown = {k: v for k, v in study.config.items()
+                 if study.objectives is not None or k not in training}  # none trained: no sizes
+        lines += ["Sizes: " + ", ".join(f"{k}={v}" for k, v in shown.items()), ""]
     if study.seconds:
         lines += ["Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in study.seconds.items()), ""]
     cols = ["estimator", "mean", "stderr", "sd_of_mean", "per_image_sd", "gap_to_ref",
