@@ -29,6 +29,8 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
+from .regression import _Regression
+
 WIGGLE_SIZES = (1, 4, 20, 20, 1)
 """Layer widths of :class:`~probnn.models.regression.Wiggle`."""
 LEAKY_SLOPE = 0.01
@@ -94,8 +96,9 @@ def _draw_dims(value: torch.Tensor, event_dims: int) -> torch.Size:
     return batch[:-1] if len(batch) and batch[-1] == 1 else batch
 
 
-class _BayesianRegression(PyroModule):
-    """Shared body: standardisation buffers, ``forward(x, y=None)`` with plate ``"data"``.
+class _BayesianRegression(_Regression):
+    """Shared body: standardisation buffers; ``forward(x, y=None)`` with plate ``"data"`` at
+    ``dim=-1`` is the maximum-likelihood models' (:class:`~probnn.models.regression._Regression`).
 
     The networks act on standardised data, x_std = (x - x_loc) / x_scale, and model
     y_std = (y - y_loc) / y_scale; f and sigma are mapped back (f = y_loc + y_scale f_std,
@@ -104,8 +107,6 @@ class _BayesianRegression(PyroModule):
     the training data by :meth:`standardise_to` (the prior is then on functions of
     standardised data, whatever the units of x and y).
     """
-
-    config: dict = {}
 
     def __init__(self):
         super().__init__()
@@ -123,21 +124,6 @@ class _BayesianRegression(PyroModule):
         scale = getattr(self, f"{net}_prior_sd")
         w = pyro.sample(f"{net}.w", dist.Normal(torch.zeros_like(scale), scale).to_event(1))
         return w.reshape(_draw_dims(w, 1) + w.shape[-1:])  # drop the data plate's dim -1
-
-    def mean_and_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """f and sigma at ``x`` in data units, each (..., n, 1) with the latents' draw dims."""
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[-1] != 1:
-            raise ValueError(f"x must have shape (n, 1), got {tuple(x.shape)}")
-        if y is not None and y.shape != x.shape:
-            raise ValueError(f"y must have the shape of x {tuple(x.shape)}, got {tuple(y.shape)}")
-        f, sigma = self.mean_and_scale(x)  # the latents are drawn here, outside the data plate
-        with pyro.plate("data", x.shape[0], dim=-1):
-            pyro.deterministic("f", f, event_dim=1)
-            pyro.deterministic("sigma", sigma, event_dim=1)
-            return pyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
 
     def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)`` under one prior draw, shape (n,)."""

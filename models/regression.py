@@ -39,8 +39,8 @@ class _Regression(PyroModule):
             raise ValueError(f"x must have shape (n, 1), got {tuple(x.shape)}")
         if y is not None and y.shape != x.shape:
             raise ValueError(f"y must have the shape of x {tuple(x.shape)}, got {tuple(y.shape)}")
-        f, sigma = self.mean_and_scale(x)
-        with pyro.plate("data", x.shape[0]):
+        f, sigma = self.mean_and_scale(x)  # latents, if any, are drawn here, outside the plate
+        with pyro.plate("data", x.shape[0], dim=-1):
             pyro.deterministic("f", f, event_dim=1)
             pyro.deterministic("sigma", sigma, event_dim=1)
             with poutine.scale(scale=self.observation_weight(sigma)):
