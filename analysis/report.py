@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class Section:
 def regression_sections(fits: dict, out: Path) -> list[Section]:
     """Questions (a) and (b), and the dip cures, from the maximum-likelihood fits
     (``homoscedastic``, ``heteroscedastic``, ``heteroscedastic-floor``, ``heteroscedastic-beta``)."""
-    import dataclasses
     d = out / "regression"
     main = [fits["homoscedastic"], fits["heteroscedastic"]]
     ra.write_regression_outputs(main, d)
@@ -70,7 +69,7 @@ def regression_sections(fits: dict, out: Path) -> list[Section]:
     runs = {"no cure": fits["heteroscedastic"],
             f"σ floor {floor.sigma_floor:g}": fits["heteroscedastic-floor"],
             f"β-NLL β={beta.beta:g}": fits["heteroscedastic-beta"]}
-    labelled = [dataclasses.replace(f, name=label) for label, f in runs.items()]
+    labelled = [replace(f, name=label) for label, f in runs.items()]
     cures = ra.cures_table(runs)
     cures.to_csv(d / "cures.csv")
     fig = save_figure(ra.loglik_curves(labelled, ylim=(-20, 1)), d / "cures-loglik.png")

@@ -134,3 +134,28 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
                accuracy=float((pred == truth).mean()),
                **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
     return {"row": out, "confusion": confusion, "class_posterior": post, "labels": truth}
+
+
+TRANSFER_DIGITS = (3, 7)
+"""The style-transfer figure redraws the first holdout image of each of these digits."""
+
+
+def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 309,
+                 eval_index=None, progress: bool = False, **evaluate_kw) -> dict:
+    """Everything question (f) shows, for :func:`probnn.analysis.cvae.write_cvae_outputs`.
+
+    Seeded with ``seed``: four style sets, ten samples of each digit, the style of the first
+    image of each of :data:`TRANSFER_DIGITS` in ``(x, y)`` redrawn as every digit, and
+    :func:`evaluate_cvae` (``evaluate_kw``: ``k``, ``large_k``, ...) on ``x[eval_index]``
+    (all of ``x`` by default). Returns ``styles``, ``digits`` (probs, samples pairs),
+    ``transfer`` (originals, labels, probs) and ``evaluation``.
+    """
+    pyro.set_rng_seed(seed)
+    styles = style_sets(model, 4)
+    digits = digit_samples(model, 10)
+    pick = [int((y == d).nonzero()[0]) for d in TRANSFER_DIGITS]
+    transfer = (x[pick], y[pick], style_transfer(model, guide, x[pick], y[pick])[0])
+    if eval_index is not None:
+        x, y = x[eval_index], y[eval_index]
+    evaluation = evaluate_cvae(model, guide, x, y, seed=seed, progress=progress, **evaluate_kw)
+    return {"styles": styles, "digits": digits, "transfer": transfer, "evaluation": evaluation}

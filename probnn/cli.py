@@ -189,31 +189,25 @@ def cmd_vae_compare(args) -> int:
 
 def cmd_cvae_figures(args) -> int:
     import pandas as pd
-    import pyro
 
     from probnn.analysis.cvae import write_cvae_outputs
-    from probnn.inference.cvae import digit_samples, evaluate_cvae, style_sets, style_transfer
+    from probnn.inference.cvae import cvae_results
     from probnn.inference.vae import history_from_checkpoint, vae_name
 
     out = Path(args.out or "out/cvae")
     model, guide = _load_pair(args.checkpoint, conditional=True)
     _, (hx, hy, _) = _load_splits(args)
-    pyro.set_rng_seed(args.seed)
-    styles = style_sets(model, 4)
-    digits = digit_samples(model, 10)
-    pick = [int((hy == d).nonzero()[0]) for d in (3, 7)]  # one real test image of two digits
-    transfer = (hx[pick], hy[pick], style_transfer(model, guide, hx[pick], hy[pick])[0])
-    hx, hy = (hx[: args.holdout_images], hy[: args.holdout_images]) if args.holdout_images else (hx, hy)
-    evaluation = evaluate_cvae(model, guide, hx, hy, k=args.k, large_k=args.large_k or None,
-                               large_k_images=args.large_k_images,
-                               classify_images=args.classify_images, seed=args.seed,
-                               progress=not args.quiet)
+    res = cvae_results(model, guide, hx, hy, seed=args.seed,
+                       eval_index=slice(None, args.holdout_images) if args.holdout_images else None,
+                       k=args.k, large_k=args.large_k or None, large_k_images=args.large_k_images,
+                       classify_images=args.classify_images, progress=not args.quiet)
     unconditional = {}
     if args.compare and Path(args.compare).is_file():
         table = pd.read_csv(args.compare, index_col=0)
         unconditional = {n: r.dropna().to_dict() for n, r in table.iterrows()}
-    written = write_cvae_outputs(vae_name(model), styles, digits, transfer, evaluation, out,
-                                 unconditional, history_from_checkpoint(args.checkpoint))
+    written = write_cvae_outputs(vae_name(model), res["styles"], res["digits"], res["transfer"],
+                                 res["evaluation"], out, unconditional,
+                                 history_from_checkpoint(args.checkpoint))
     print((out / f"{vae_name(model)}-summary.md").read_text())
     print(f"wrote {len(written)} files to {out}")
     return 0
@@ -221,6 +215,8 @@ def cmd_cvae_figures(args) -> int:
 
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
+    from collections import Counter
+
     from probnn.report import ReportInterrupted, make_report
 
     try:
@@ -230,9 +226,7 @@ def cmd_report(args) -> int:
     except ReportInterrupted as e:
         print(f"\nprobnn: {e}", file=sys.stderr)
         return 130
-    counts: dict[str, int] = {}
-    for status in run.statuses().values():
-        counts[status] = counts.get(status, 0) + 1
+    counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
     print(f"report: {run.index.resolve()}")

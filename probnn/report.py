@@ -35,7 +35,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -238,24 +238,15 @@ def _vae_compare(spec, artifact, parents, data_dir):
 
 
 def _cvae_evaluate(spec, artifact, parents, data_dir):
-    import pyro
-
-    from probnn.inference.cvae import digit_samples, evaluate_cvae, style_sets, style_transfer
+    from probnn.inference.cvae import cvae_results
     from probnn.inference.vae import _subset, load_vae
     (ckpt,) = parents
     model, guide = load_vae(ckpt)
     _, (hx, hy, _) = _splits(data_dir)
-    pyro.set_rng_seed(spec["seed"])
-    styles = style_sets(model, 4)
-    digits = digit_samples(model, 10)
-    pick = [int((hy == d).nonzero()[0]) for d in (3, 7)]
-    transfer = (hx[pick], hy[pick], style_transfer(model, guide, hx[pick], hy[pick])[0])
-    sub = _subset(len(hx), spec["holdout_images"], spec["seed"])
-    evaluation = evaluate_cvae(model, guide, hx[sub], hy[sub], k=spec["k"],
-                               large_k=spec["large_k"], large_k_images=spec["large_k_images"],
-                               classify_images=spec["classify_images"], seed=spec["seed"])
-    _save_result({"styles": styles, "digits": digits, "transfer": transfer,
-                  "evaluation": evaluation}, artifact)
+    evaluate_kw = {k: spec[k] for k in ("k", "large_k", "large_k_images", "classify_images")}
+    _save_result(cvae_results(model, guide, hx, hy, seed=spec["seed"],
+                              eval_index=_subset(len(hx), spec["holdout_images"], spec["seed"]),
+                              **evaluate_kw), artifact)
 
 
 def _estimators(spec, artifact, parents, data_dir):
@@ -569,7 +560,6 @@ class ReportRun:
     quick: bool
     seed: int
     cache: Path
-    notes: list[str] = field(default_factory=list)
 
     def statuses(self) -> dict[str, str]:
         return {n: j.status for n, j in self.jobs.items()}
@@ -651,5 +641,4 @@ def load_results(jobs: dict[str, Job], data_dir=None) -> dict[str, Any]:
         "estimators": {n: load_result(jobs[f"estimators-{n}"].artifact)
                        for n in ("vae-d4", "vae-d20")},
         "objectives": load_result(jobs["objectives-vae-mlp-d20"].artifact),
-        "settings": {n: j.spec for n, j in jobs.items()},
     }
