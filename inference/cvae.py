@@ -13,8 +13,8 @@ import torch
 
 from probnn.models.cvae import NUM_CLASSES
 
+from .batching import random_subset
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound, posterior_means
-from .vae import _subset
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
 
@@ -114,7 +114,7 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
                reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()),
                **{f"iwae_{k}": float(bound.mean()) + shift})
     if large_k:
-        sub = _subset(len(x), large_k_images, seed + 1)
+        sub = random_subset(len(x), large_k_images, seed + 1)
         out["large_k_images"] = len(sub)
         out[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (x[sub], y[sub]), k,
                                                    batch_size=batch_size,
@@ -122,7 +122,7 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
         res = iwae_bound(model, guide, (x[sub], y[sub]), large_k, batch_size=max(1, batch_size // 10))
         out[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
         out[f"unreliable_{large_k}"] = float(res.unreliable.mean())
-    sub = _subset(len(x), classify_images, seed + 2)
+    sub = random_subset(len(x), classify_images, seed + 2)
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
                                                   progress=progress))
     post = class_posterior(cond)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pyro.infer as infer
 
+from .estimators import IWAE_ELBO
+
 ELBO_NAMES = ("trace", "jit", "meanfield", "jit-meanfield", "iwae")
 
 
@@ -28,6 +30,5 @@ def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: in
     if name == "jit-meanfield":
         return infer.JitTraceMeanField_ELBO(**kw, ignore_jit_warnings=True)
     if name == "iwae":
-        from .estimators import IWAE_ELBO
         return IWAE_ELBO(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
     raise ValueError(f"unknown ELBO {name!r}; choose one of {', '.join(ELBO_NAMES)}")

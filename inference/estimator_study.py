@@ -52,7 +52,8 @@ from probnn.models.vae import VAE
 
 from .elbos import make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
-from .train import LossModule, _as_tuple
+from .batching import as_tuple
+from .train import LossModule
 from .vae import train_vae
 
 OBJECTIVES = ("trace", "meanfield", "iwae-1", "iwae-5", "iwae-50")
@@ -117,7 +118,7 @@ def parse_objective(spec: str) -> tuple[str, int]:
 
 
 def _data(x, extra_args) -> tuple:
-    return _as_tuple(x) + tuple(extra_args)
+    return as_tuple(x) + tuple(extra_args)
 
 
 def _head(data: tuple, n: int | None) -> tuple:

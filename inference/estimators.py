@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from pyro.distributions.kl import kl_divergence
 from pyro.poutine.util import site_is_subsample
 
-from .train import _as_tuple
+from .batching import as_tuple, chunks
 
 DATA_PLATE = "data"
 
@@ -41,12 +41,6 @@ def _particle_traces(model, guide, args, num_particles: int, max_plate_nesting: 
         guide_trace = poutine.trace(guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
     return model_trace, guide_trace
-
-
-def _chunks(data: tuple, batch_size: int):
-    n = len(data[0])
-    for i in range(0, n, batch_size):
-        yield tuple(t[i:i + batch_size] for t in data)
 
 
 def _shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:
@@ -95,13 +89,13 @@ def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | 
 
     Returns per-data-point ``(log_mean_w, log_w or None, mean log_obs, kl)``.
     """
-    data = _as_tuple(data)
+    data = as_tuple(data)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     per_pass = per_pass or max(1, min(num_samples, max_pairs // batch_size))
     lse_all, weights, obs_all, kl_all = [], [], [], []
     n_batches = math.ceil(len(data[0]) / batch_size)
-    for batch in tqdm(_chunks(data, batch_size), total=n_batches, disable=not progress,
+    for batch in tqdm(chunks(data, batch_size), total=n_batches, disable=not progress,
                       desc=desc, leave=False):
         parts, obs, kl = [], 0.0, None
         for start in range(0, num_samples, per_pass):
@@ -217,9 +211,9 @@ def iwae_and_elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: 
 @torch.no_grad()
 def posterior_means(guide, data, site: str = "z", batch_size: int = 500) -> torch.Tensor:
     """Mean of q(site | data) for every data point, from the guide's trace, shape (N, d)."""
-    data = _as_tuple(data)
+    data = as_tuple(data)
     means = []
-    for batch in _chunks(data, batch_size):
+    for batch in chunks(data, batch_size):
         with pyro.validation_enabled(False):
             tr = poutine.trace(guide).get_trace(*batch)
         means.append(tr.nodes[site]["fn"].mean)

@@ -22,10 +22,11 @@ from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
+from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from .estimators import (active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound, pareto_k,
                          posterior_means)
-from .train import TensorBatches, fit
+from .train import fit
 
 class BinarizedBatches(TensorBatches):
     """Dynamic binarisation: every epoch each pixel is redrawn as Bernoulli(grey level).
@@ -244,7 +245,7 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     p_probs, p_samples = sample_prior(model, 12)
     i_probs, i_samples = interpolate(model, guide, train_x[28001], train_x[43876], 12)
 
-    rank_index = _subset(len(train_x), rank_subset, seed)
+    rank_index = random_subset(len(train_x), rank_subset, seed)
     rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
                       diagnostics=True, pareto=False, progress=progress)
     order = np.argsort(rank.bound)
@@ -256,12 +257,6 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
                       p_probs, p_samples, i_probs, i_samples, rank_index.numpy(),
                       train_y[rank_index].numpy(), rank.bound, rank_k, shown_k,
                       history if history is not None else pd.DataFrame())
-
-
-def _subset(n: int, size: int | None, seed: int) -> torch.Tensor:
-    if not size or size >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
 
 
 def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
@@ -276,10 +271,10 @@ def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor 
     a like-for-like comparison. ``train_elbo``: the one-sample ELBO on ``train_images``
     training images, to show the train/holdout gap.
     """
-    hx = holdout_x[_subset(len(holdout_x), holdout_images, seed)]
+    hx = holdout_x[random_subset(len(holdout_x), holdout_images, seed)]
     row = evaluate(model, guide, hx, ks=(k,), batch_size=batch_size, seed=seed)
     if large_k:
-        sub = hx[_subset(len(hx), large_k_images, seed + 1)]
+        sub = hx[random_subset(len(hx), large_k_images, seed + 1)]
         row["large_k_images"] = len(sub)
         row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (sub,), k, batch_size=batch_size,
                                                    diagnostics=False).bound.mean())
@@ -287,7 +282,7 @@ def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor 
         row[f"iwae_{large_k}"] = float(res.bound.mean())
         row[f"unreliable_{large_k}"] = float(res.unreliable.mean())
     if train_x is not None:
-        tx = train_x[_subset(len(train_x), train_images, seed + 2)]
+        tx = train_x[random_subset(len(train_x), train_images, seed + 2)]
         row["train_images"] = len(tx)
         row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size).elbo.mean())
     return row
