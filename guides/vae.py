@@ -7,7 +7,7 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
-from probnn.models.vae import _flat_batch, check_images
+from probnn.models.vae import check_images, flat_batch
 
 
 class GaussianEncoder(nn.Module):
@@ -28,7 +28,7 @@ class GaussianEncoder(nn.Module):
                                   nn.Linear(128, 2 * d))
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None):
-        flat, batch = _flat_batch(x, 3)
+        flat, batch = flat_batch(x, 3)
         h = self.features(flat)
         if extra is not None:
             h = torch.cat([h, extra.reshape(h.shape[0], -1)], dim=-1)

@@ -29,7 +29,7 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
-from .regression import _Regression
+from .regression import RegressionModel
 
 WIGGLE_SIZES = (1, 4, 20, 20, 1)
 """Layer widths of :class:`~probnn.models.regression.Wiggle`."""
@@ -96,9 +96,10 @@ def _draw_dims(value: torch.Tensor, event_dims: int) -> torch.Size:
     return batch[:-1] if len(batch) and batch[-1] == 1 else batch
 
 
-class _BayesianRegression(_Regression):
+class _BayesianRegression(RegressionModel):
     """Shared body: standardisation buffers; ``forward(x, y=None)`` with plate ``"data"`` at
-    ``dim=-1`` is the maximum-likelihood models' (:class:`~probnn.models.regression._Regression`).
+    ``dim=-1`` is the maximum-likelihood models'
+    (:class:`~probnn.models.regression.RegressionModel`).
 
     The networks act on standardised data, x_std = (x - x_loc) / x_scale, and model
     y_std = (y - y_loc) / y_scale; f and sigma are mapped back (f = y_loc + y_scale f_std,

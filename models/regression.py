@@ -22,8 +22,10 @@ class Wiggle(nn.Sequential):
         )
 
 
-class _Regression(PyroModule):
-    """Shared body: ``forward(x, y=None)`` with observations in plate ``"data"``.
+class RegressionModel(PyroModule):
+    """Base class of the regression models (maximum-likelihood and Bayesian): subclasses give
+    :meth:`mean_and_scale`; this class gives ``forward(x, y=None)`` with observations in plate
+    ``"data"`` and :meth:`log_likelihood`.
 
     Sites: ``"f"`` and ``"sigma"`` (deterministic, shape (n, 1)) and ``"y"`` (observed or
     generated, shape (n, 1)). With ``y=None`` the model generates, so ``Predictive`` can sample.
@@ -56,7 +58,7 @@ class _Regression(PyroModule):
         return dist.Normal(f, sigma).log_prob(y).sum(-1)
 
 
-class HomoscedasticRegression(_Regression):
+class HomoscedasticRegression(RegressionModel):
     """Regression with one noise level for all inputs::
 
         f = Wiggle()                  # 1 -> 4 -> 20 -> 20 -> 1
@@ -74,7 +76,7 @@ class HomoscedasticRegression(_Regression):
         return f, F.softplus(self.sigma_pre).expand_as(f)
 
 
-class HeteroscedasticRegression(_Regression):
+class HeteroscedasticRegression(RegressionModel):
     """Regression whose noise level depends on the input::
 
         f = Wiggle(); g = Wiggle()

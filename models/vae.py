@@ -16,7 +16,7 @@ LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 ARCHITECTURES = ("conv", "mlp")
 
 
-def _flat_batch(t: torch.Tensor, event_dims: int):
+def flat_batch(t: torch.Tensor, event_dims: int):
     """Fold all leading batch dims (data, particles, ...) into one, for layers that need 2-D/4-D."""
     batch = t.shape[:t.dim() - event_dims]
     return t.reshape((-1,) + t.shape[t.dim() - event_dims:]), batch
@@ -45,7 +45,7 @@ class BernoulliImageGenerator(nn.Module):
         self.f.to(memory_format=torch.channels_last)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        flat, batch = _flat_batch(z, 1)
+        flat, batch = flat_batch(z, 1)
         return self.f(flat).reshape(batch + IMAGE_SHAPE)
 
 
