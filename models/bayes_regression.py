@@ -126,11 +126,6 @@ class _BayesianRegression(RegressionModel):
         w = pyro.sample(f"{net}.w", dist.Normal(torch.zeros_like(scale), scale).to_event(1))
         return w.reshape(_draw_dims(w, 1) + w.shape[-1:])  # drop the data plate's dim -1
 
-    def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)`` under one prior draw, shape (n,)."""
-        f, sigma = self.mean_and_scale(x)
-        return dist.Normal(f, sigma).log_prob(y).sum(-1)
-
 
 class BayesianHomoscedasticRegression(_BayesianRegression):
     """The homoscedastic model with priors on the weights and on the noise level::

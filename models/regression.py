@@ -53,7 +53,13 @@ class RegressionModel(PyroModule):
         return 1.0
 
     def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)``, shape (n,)."""
+        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)``, shape (n,).
+
+        In the Bayesian models (:mod:`probnn.models.bayes_regression`) :meth:`mean_and_scale`
+        samples the weights, so this is the log-likelihood under one draw of them (from the
+        prior, or the values a handler such as ``poutine.replay`` supplies), shape (..., n)
+        for vectorised draws.
+        """
         f, sigma = self.mean_and_scale(x)
         return dist.Normal(f, sigma).log_prob(y).sum(-1)
 
