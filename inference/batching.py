@@ -13,7 +13,8 @@ import torch
 
 
 def as_tuple(batch) -> tuple:
-    """A batch as a tuple of model arguments: a tuple or list as it is, anything else as ``(batch,)``."""
+    """A batch as a tuple of model arguments: a tuple or list as a tuple, anything else as
+    ``(batch,)``."""
     return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
 
 

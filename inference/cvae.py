@@ -11,6 +11,7 @@ import numpy as np
 import pyro
 import torch
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import NUM_CLASSES
 
 from .batching import random_subset
@@ -92,7 +93,7 @@ def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
 
 def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
                   large_k: int | None = 1000, large_k_images: int | None = 1000,
-                  classify_images: int | None = 1000, batch_size: int = 100, seed: int = 309,
+                  classify_images: int | None = 1000, batch_size: int = 100, seed: int = COURSEWORK_SEED,
                   progress: bool = False) -> dict:
     """Holdout evaluation of the conditional VAE, in nats per image.
 
@@ -140,7 +141,7 @@ TRANSFER_DIGITS = (3, 7)
 """The style-transfer figure redraws the first holdout image of each of these digits."""
 
 
-def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 309,
+def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = COURSEWORK_SEED,
                  eval_index=None, progress: bool = False, **evaluate_kw) -> dict:
     """Everything question (f) shows, for :func:`probnn.analysis.cvae.write_cvae_outputs`.
 

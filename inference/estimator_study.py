@@ -47,6 +47,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
@@ -346,7 +347,7 @@ def _holdout_bounds(model, guide, x, eval_k: int, seed: int, batch_size: int = 1
 
 def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
                          objectives: Sequence[str] = OBJECTIVES, epochs: int = 1,
-                         latent_dim: int = 4, eval_k: int = 5000, seed: int = 309, *,
+                         latent_dim: int = 4, eval_k: int = 5000, seed: int = COURSEWORK_SEED, *,
                          architecture: str = "conv", likelihood: str = "bernoulli",
                          binarize: bool = False, train_images: int | None = None,
                          eval_images: int | None = None, batch_size: int = 100, lr: float = 1e-3, eval_batch_size: int = 100,
@@ -430,7 +431,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                         snr_samples: int = 10, snr_images: int = 8,
                         train_objectives: Sequence[str] | None = TRAIN_OBJECTIVES,
                         train_images: int | None = 800, epochs: int = 1, batch_size: int = 40,
-                        eval_k: int = 200, eval_images: int | None = 20, seed: int = 309,
+                        eval_k: int = 200, eval_images: int | None = 20, seed: int = COURSEWORK_SEED,
                         estimator_batch_size: int = 100, progress: bool = True) -> EstimatorStudy:
     """All three parts of the study for a trained VAE (defaults: the :data:`FULL` preset).
 

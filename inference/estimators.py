@@ -24,6 +24,11 @@ from .batching import as_tuple, chunks
 
 DATA_PLATE = "data"
 
+PARETO_K_UNRELIABLE = 0.7
+"""Pareto k above which an importance-sampling estimate is unreliable: the PSIS threshold of
+Vehtari, Simpson, Gelman, Yao & Gabry (2024), "Pareto smoothed importance sampling" (JMLR 25),
+as in ``arviz.loo``'s warning."""
+
 
 def _sites(trace):
     for name, site in trace.nodes.items():
@@ -124,15 +129,16 @@ class IWAEResult:
     """Per-data-point importance-weighted bound and its diagnostics."""
     bound: np.ndarray            # (N,) log (1/K) sum_k w_k
     log_weights: np.ndarray | None  # (N, K) normalised log-weights (sum_k exp = 1), if kept
-    pareto_k: np.ndarray | None  # (N,) PSIS shape estimate; > 0.7 means unreliable
+    pareto_k: np.ndarray | None  # (N,) PSIS shape estimate; > PARETO_K_UNRELIABLE: unreliable
     num_samples: int
 
     @property
     def unreliable(self) -> np.ndarray:
-        """Mask of data points whose estimate is unreliable (Pareto k > 0.7)."""
+        """Mask of data points whose estimate is unreliable (Pareto k above
+        :data:`PARETO_K_UNRELIABLE`)."""
         if self.pareto_k is None:
             raise ValueError("Pareto k was not computed (diagnostics=False)")
-        return self.pareto_k > 0.7
+        return self.pareto_k > PARETO_K_UNRELIABLE
 
 
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ import torch
 from pyro.infer import Predictive
 
 from probnn.datasets import mnist_splits
+from probnn.datasets.coursework import (COURSEWORK_SEED, FIGURE_IMAGES, INTERPOLATION_IMAGES,
+                                         NOISE_IMAGE, NOISE_SDS)
 from probnn.guides.cvae import ConditionalVAEGuide
 from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
@@ -69,7 +71,7 @@ class VAEFit:
 
 def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = None,
               y: torch.Tensor | None = None, conditional: bool = False,
-              epochs: int = 5, batch_size: int = 100, lr: float = 1e-3, seed: int = 309,
+              epochs: int = 5, batch_size: int = 100, lr: float = 1e-3, seed: int = COURSEWORK_SEED,
               elbo: str = "trace", num_particles: int = 1, likelihood: str = "bernoulli",
               architecture: str = "conv", binarize: bool = False, checkpoint=None,
               resume: bool = False, progress: bool = True, holdout_split: float | None = None,
@@ -194,10 +196,6 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
 
 
 # ----------------------------------------------------------------------------- coursework results
-FIGURE_IMAGES = (59289, 28001, 35508, 43876)
-NOISE_SDS = (0.05, 0.1, 0.2, 0.5, 1.0)
-
-
 @dataclass
 class VAEResults:
     """Everything the VAE figures and tables of questions (c)-(e) need, computed from a
@@ -207,14 +205,14 @@ class VAEResults:
     recon_probs: torch.Tensor        # (3, 4, 1, 28, 28)
     recon_samples: torch.Tensor
     noise_sds: tuple
-    noisy: torch.Tensor              # (5, 1, 28, 28) image 35508 with noise
+    noisy: torch.Tensor              # (5, 1, 28, 28) training image NOISE_IMAGE with noise
     noisy_probs: torch.Tensor
     noisy_samples: torch.Tensor
     noisy_bounds: np.ndarray         # (5,) IWAE bound of each noisy image
-    clean_bound: float               # IWAE bound of image 35508 itself
+    clean_bound: float               # IWAE bound of image NOISE_IMAGE itself
     prior_probs: torch.Tensor        # (12, 1, 28, 28)
     prior_samples: torch.Tensor
-    interp_probs: torch.Tensor       # (12, 1, 28, 28) from 28001 to 43876
+    interp_probs: torch.Tensor       # (12, 1, 28, 28) between the INTERPOLATION_IMAGES
     interp_samples: torch.Tensor
     rank_index: np.ndarray           # training-image indices that were scored
     rank_labels: np.ndarray
@@ -227,7 +225,7 @@ class VAEResults:
 @torch.no_grad()
 def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, *,
                     name: str = "vae", rank_subset: int | None = None, rank_k: int = 100,
-                    shown: int = 50, seed: int = 309, batch_size: int = 100,
+                    shown: int = 50, seed: int = COURSEWORK_SEED, batch_size: int = 100,
                     progress: bool = True, history: pd.DataFrame | None = None) -> VAEResults:
     """Compute the coursework's VAE results: reconstructions, noisy inputs with their bounds,
     prior samples, an interpolation, and the ``rank_k``-sample bound of every training image
@@ -237,13 +235,14 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     originals = train_x[idx]
     r_probs, r_samples = reconstruct(model, guide, originals, 3)
     g = torch.Generator().manual_seed(seed)
-    base = train_x[35508]
+    base = train_x[NOISE_IMAGE]
     noisy = torch.stack([add_noise(base, sd, g) for sd in NOISE_SDS])
     n_probs, n_samples = reconstruct(model, guide, noisy, 1)
     bounds = iwae_bound(model, guide, (torch.cat([noisy, base[None]]),), rank_k,
                         diagnostics=False).bound
     p_probs, p_samples = sample_prior(model, 12)
-    i_probs, i_samples = interpolate(model, guide, train_x[28001], train_x[43876], 12)
+    start, end = INTERPOLATION_IMAGES
+    i_probs, i_samples = interpolate(model, guide, train_x[start], train_x[end], 12)
 
     rank_index = random_subset(len(train_x), rank_subset, seed)
     rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
@@ -262,7 +261,7 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
 def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
                    k: int = 100, large_k: int | None = 1000, large_k_images: int | None = 1000,
                    holdout_images: int | None = None, train_images: int | None = 10_000,
-                   seed: int = 309, batch_size: int = 100) -> dict:
+                   seed: int = COURSEWORK_SEED, batch_size: int = 100) -> dict:
     """One model's row of the comparison table (question e), in nats per image.
 
     On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``. The
