@@ -15,7 +15,8 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import NUM_CLASSES
 
 from .batching import random_subset
-from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound, posterior_means
+from .estimators import active_units, iwae_bound, posterior_means
+from .evaluation import holdout_bounds
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
 
@@ -103,26 +104,14 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     K=``k`` bound of the same images). On ``classify_images`` images, the
     ten per-class bounds give ``marginal_iwae_<k>`` (log p(x), comparable with the
     unconditional VAEs) and the classifier's ``accuracy``; ``confusion`` and
-    ``class_posterior`` are returned for the figures.
+    ``class_posterior`` are returned for the figures. ``active_units`` counts the style units
+    in use given the true labels. The bounds come from
+    :func:`~probnn.inference.evaluation.holdout_bounds`, shifted by ``-log p(y)``.
     """
-    pyro.set_rng_seed(seed)
-    out: dict = {"images": len(x)}
-    shift = -LOG_PRIOR  # ELBO/IWAE of log p(x, y) -> of log p(x | y)
-    one = elbo_mc(model, guide, (x, y), 1, batch_size=batch_size)
-    out["elbo"] = float(one.elbo.mean()) + shift
-    bound, mc = iwae_and_elbo_mc(model, guide, (x, y), k, batch_size=batch_size)
-    out.update(elbo_mc=float(mc.elbo.mean()) + shift,
-               reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()),
-               **{f"iwae_{k}": float(bound.mean()) + shift})
-    if large_k:
-        sub = random_subset(len(x), large_k_images, seed + 1)
-        out["large_k_images"] = len(sub)
-        out[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (x[sub], y[sub]), k,
-                                                   batch_size=batch_size,
-                                                   diagnostics=False).bound.mean()) + shift
-        res = iwae_bound(model, guide, (x[sub], y[sub]), large_k, batch_size=max(1, batch_size // 10))
-        out[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
-        out[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+    # ELBO/IWAE of log p(x, y) -> of log p(x | y): shift by -log p(y)
+    out = holdout_bounds(model, guide, (x, y), k=k, large_k=large_k,
+                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
+                         shift=-LOG_PRIOR)
     sub = random_subset(len(x), classify_images, seed + 2)
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
                                                   progress=progress))
@@ -134,6 +123,7 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     out.update(classify_images=len(sub), **{f"marginal_iwae_{k}": float(marginal_log_likelihood(cond).mean())},
                accuracy=float((pred == truth).mean()),
                **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
+    out["active_units"] = active_units(guide, (x, y))[0]  # last: its guide pass draws too
     return {"row": out, "confusion": confusion, "class_posterior": post, "labels": truth}
 
 

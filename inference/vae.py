@@ -26,8 +26,8 @@ from probnn.models.vae import VAE
 
 from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from .estimators import (active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound, pareto_k,
-                         posterior_means)
+from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
+from .evaluation import holdout_bounds
 from .train import fit
 
 class BinarizedBatches(TensorBatches):
@@ -177,22 +177,12 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
     estimator, split into ``reconstruction`` and ``kl``; ``iwae_K``: importance-weighted
     bound for each K in ``ks`` (K=``mc_samples`` from the same samples as ``elbo_mc``);
     ``active_units``; ``unreliable_K``: fraction of images with Pareto k > 0.7 (for K other
-    than ``mc_samples``). All in nats per image.
+    than ``mc_samples``). All in nats per image. Computed by
+    :func:`~probnn.inference.evaluation.holdout_bounds`.
     """
-    pyro.set_rng_seed(seed)
-    data = (x,) + tuple(extra_args)
-    row = {"images": len(x)}
-    row["elbo"] = float(elbo_mc(model, guide, data, 1, batch_size=batch_size).elbo.mean())
-    bound, mc = iwae_and_elbo_mc(model, guide, data, mc_samples, batch_size=batch_size)
-    row.update(elbo_mc=float(mc.elbo.mean()), reconstruction=float(mc.reconstruction.mean()),
-               kl=float(mc.kl.mean()), **{f"iwae_{mc_samples}": float(bound.mean())})
-    for k in ks:
-        if k != mc_samples:
-            res = iwae_bound(model, guide, data, k, batch_size=batch_size)
-            row[f"iwae_{k}"] = float(res.bound.mean())
-            row[f"unreliable_{k}"] = float(res.unreliable.mean())
-    row["active_units"] = active_units(guide, data)[0]
-    return row
+    return holdout_bounds(model, guide, (x,) + tuple(extra_args), k=mc_samples, ks=ks,
+                          mc_samples=mc_samples, seed=seed, batch_size=batch_size,
+                          with_active_units=True)
 
 
 # ----------------------------------------------------------------------------- coursework results
@@ -264,22 +254,19 @@ def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor 
                    seed: int = COURSEWORK_SEED, batch_size: int = 100) -> dict:
     """One model's row of the comparison table (question e), in nats per image.
 
-    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``. The
+    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``
+    (:func:`~probnn.inference.evaluation.holdout_bounds`). The
     ``large_k`` bound costs ``large_k / k`` times more, so it runs on a random subset of
     ``large_k_images``, beside the K=``k`` bound of the same images (``iwae_<k>_subset``) for
     a like-for-like comparison. ``train_elbo``: the one-sample ELBO on ``train_images``
     training images, to show the train/holdout gap.
     """
     hx = holdout_x[random_subset(len(holdout_x), holdout_images, seed)]
-    row = evaluate(model, guide, hx, ks=(k,), batch_size=batch_size, seed=seed)
-    if large_k:
-        sub = hx[random_subset(len(hx), large_k_images, seed + 1)]
-        row["large_k_images"] = len(sub)
-        row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (sub,), k, batch_size=batch_size,
-                                                   diagnostics=False).bound.mean())
-        res = iwae_bound(model, guide, (sub,), large_k, batch_size=max(1, batch_size // 10))
-        row[f"iwae_{large_k}"] = float(res.bound.mean())
-        row[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+    # evaluate(hx, ks=(k,)) and the large-K comparison in one seeded pass; ELBO-MC keeps
+    # evaluate's default of 100 samples (the coursework's estimator) whatever k is
+    row = holdout_bounds(model, guide, (hx,), k=k, ks=(k,), mc_samples=100, large_k=large_k,
+                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
+                         with_active_units=True)
     if train_x is not None:
         tx = train_x[random_subset(len(train_x), train_images, seed + 2)]
         row["train_images"] = len(tx)

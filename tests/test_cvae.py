@@ -9,6 +9,7 @@ from pyro.infer import Predictive
 from probnn.inference.cvae import (class_posterior, conditional_from_joint, digit_samples,
                                    evaluate_cvae, label_log_joint, marginal_log_likelihood,
                                    style_sets, style_transfer)
+from probnn.inference.evaluation import holdout_bounds
 from probnn.inference.vae import build_vae, load_vae, train_vae
 from probnn.models.cvae import ConditionalVAE
 
@@ -91,6 +92,21 @@ def test_label_log_joint_and_evaluation(labelled):
     np.testing.assert_allclose(res["class_posterior"].sum(1), 1.0)
     # log p(x) >= log p(x, y) = log p(x | y) - log 10 for every y: holds for the estimates too
     assert row["marginal_iwae_8"] >= row["iwae_8_classified"] - math.log(10) - 1e-6
+    assert 0 <= row["active_units"] <= 2
+
+
+def test_cvae_bounds_are_the_shared_holdout_bounds_shifted(labelled):
+    """evaluate_cvae's bounds are holdout_bounds' on (x, y) plus log 10 (log p(x, y) ->
+    log p(x | y)); kl and the unreliable fractions are not shifted."""
+    x, y = labelled
+    model, guide = build_vae(2, conditional=True, architecture="mlp")
+    row = evaluate_cvae(model, guide, x, y, k=8, large_k=16, large_k_images=5,
+                        classify_images=6, seed=5)["row"]
+    joint = holdout_bounds(model, guide, (x, y), k=8, large_k=16, large_k_images=5, seed=5)
+    for key in ("elbo", "elbo_mc", "reconstruction", "iwae_8", "iwae_8_subset", "iwae_16"):
+        assert row[key] == pytest.approx(joint[key] + math.log(10), abs=1e-9), key
+    for key in ("kl", "unreliable_16", "images", "large_k_images"):
+        assert row[key] == joint[key], key
 
 
 def test_seeds_and_checkpoints(labelled, tmp_path):
