@@ -6,6 +6,7 @@ generative classifier. Training and loading are shared with the VAE
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyro
@@ -92,10 +93,34 @@ def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
     return torch.softmax(a, dim=1).numpy()
 
 
+class _ItemAccess:
+    """``result["name"]`` reads attribute ``name``: the results were dicts before, and code
+    written for that (``probnn.analysis``) keeps working until it reads attributes."""
+
+    def __getitem__(self, name: str):
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+
+@dataclass
+class CVAEEvaluation(_ItemAccess):
+    """What :func:`evaluate_cvae` returns."""
+    row: dict
+    """The table row, nats per image (see :func:`evaluate_cvae`)."""
+    confusion: np.ndarray
+    """(10, 10) counts of the classified images: true label (rows) against predicted."""
+    class_posterior: np.ndarray
+    """(classify_images, 10) the classifier's p(y | x); rows sum to 1."""
+    labels: np.ndarray
+    """(classify_images,) the true labels of the classified images."""
+
+
 def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
                   large_k: int | None = 1000, large_k_images: int | None = 1000,
                   classify_images: int | None = 1000, batch_size: int = 100, seed: int = COURSEWORK_SEED,
-                  progress: bool = False) -> dict:
+                  progress: bool = False) -> CVAEEvaluation:
     """Holdout evaluation of the conditional VAE, in nats per image.
 
     Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
@@ -124,22 +149,34 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
                accuracy=float((pred == truth).mean()),
                **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
     out["active_units"] = active_units(guide, (x, y))[0]  # last: its guide pass draws too
-    return {"row": out, "confusion": confusion, "class_posterior": post, "labels": truth}
+    return CVAEEvaluation(out, confusion, post, truth)
 
 
 TRANSFER_DIGITS = (3, 7)
 """The style-transfer figure redraws the first holdout image of each of these digits."""
 
 
+@dataclass
+class CVAEResults(_ItemAccess):
+    """What :func:`cvae_results` returns: everything question (f) shows."""
+    styles: tuple
+    """(probs, samples) of :func:`style_sets`, each (4, 10, 1, 28, 28)."""
+    digits: tuple
+    """(probs, samples) of :func:`digit_samples`, each (10, 10, 1, 28, 28)."""
+    transfer: tuple
+    """(originals, labels, probs): the images of :data:`TRANSFER_DIGITS`, their labels and
+    :func:`style_transfer`'s probability maps."""
+    evaluation: CVAEEvaluation
+
+
 def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = COURSEWORK_SEED,
-                 eval_index=None, progress: bool = False, **evaluate_kw) -> dict:
+                 eval_index=None, progress: bool = False, **evaluate_kw) -> CVAEResults:
     """Everything question (f) shows, for :func:`probnn.analysis.cvae.write_cvae_outputs`.
 
     Seeded with ``seed``: four style sets, ten samples of each digit, the style of the first
     image of each of :data:`TRANSFER_DIGITS` in ``(x, y)`` redrawn as every digit, and
     :func:`evaluate_cvae` (``evaluate_kw``: ``k``, ``large_k``, ...) on ``x[eval_index]``
-    (all of ``x`` by default). Returns ``styles``, ``digits`` (probs, samples pairs),
-    ``transfer`` (originals, labels, probs) and ``evaluation``.
+    (all of ``x`` by default), as a :class:`CVAEResults`.
     """
     pyro.set_rng_seed(seed)
     styles = style_sets(model, 4)
@@ -149,4 +186,4 @@ def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 
     if eval_index is not None:
         x, y = x[eval_index], y[eval_index]
     evaluation = evaluate_cvae(model, guide, x, y, seed=seed, progress=progress, **evaluate_kw)
-    return {"styles": styles, "digits": digits, "transfer": transfer, "evaluation": evaluation}
+    return CVAEResults(styles, digits, transfer, evaluation)
