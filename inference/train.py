@@ -29,6 +29,8 @@ import pyro.poutine as poutine
 import torch
 from tqdm.auto import tqdm
 
+from probnn.models.settings import use_module_local_params
+
 from .batching import TensorBatches, as_tuple
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .elbos import make_elbo
@@ -175,6 +177,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    use_module_local_params()  # the torch optimiser below trains the modules' own parameters
     if isinstance(data, torch.Tensor) or (
             isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data)):
         data = as_tuple(data)

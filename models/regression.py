@@ -9,6 +9,8 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
+from .settings import use_module_local_params
+
 
 class Wiggle(nn.Sequential):
     """The coursework's small MLP ``1 -> 4 -> 20 -> 20 -> 1`` with LeakyReLU activations."""
@@ -32,6 +34,14 @@ class RegressionModel(PyroModule):
     """
 
     config: dict = {}
+
+    def __init__(self):
+        use_module_local_params()
+        super().__init__()
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def mean_and_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

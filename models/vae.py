@@ -11,6 +11,8 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
+from .settings import use_module_local_params
+
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 ARCHITECTURES = ("conv", "mlp")
@@ -109,6 +111,7 @@ class VAE(PyroModule):
 
     def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
                  architecture: str = "conv", binarize: bool = False):
+        use_module_local_params()
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
@@ -116,6 +119,10 @@ class VAE(PyroModule):
                            architecture=architecture, binarize=binarize)
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.decoder = make_decoder(architecture, latent_dim, self.extra_inputs)
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is not None:
