@@ -1,16 +1,31 @@
-"""The project's structure: the Pyro setting set where models are built, and the shared
-batching helpers."""
+"""The project's structure: no import cycles, the Pyro setting set where models are built,
+and the shared batching helpers."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 from probnn.inference import batching, train
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IMPORT_LAYERS = PROJECT_ROOT.parent / "shared" / "tools" / "import_layers.py"
+
+
+@pytest.mark.skipif(not IMPORT_LAYERS.is_file(), reason=f"{IMPORT_LAYERS} not found")
+def test_no_import_cycles():
+    out = subprocess.run([sys.executable, str(IMPORT_LAYERS), "."], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in out.stderr, out.stderr
+    summary = re.search(r"(\d+) modules, (\d+) import cycles", out.stdout)
+    assert summary and int(summary[1]) > 0, out.stdout + out.stderr
+    cycles = [line for line in out.stdout.splitlines() if line.startswith("cycle:")]
+    assert cycles == [] and int(summary[2]) == 0, "\n".join(cycles)
 
 
 def test_building_a_model_turns_module_local_params_on(tmp_path):
