@@ -3,7 +3,7 @@
 Lookup order: an explicit ``data_dir``, then ``$PROBNN_DATA``, then the user cache
 (``~/.cache/probnn/data``), into which the real download code saves when allowed.
 """
-from ._paths import DataFormatError, DataNotFoundError, ENV_VAR, cache_dir, candidate_dirs
+from .paths import DataFormatError, DataNotFoundError, ENV_VAR, cache_dir, candidate_dirs
 from .mnist import MNIST_RAW, holdout_split, load_mnist, mnist_splits
 from .xkcd import XKCD_URL, find_xkcd, load_xkcd, read_xkcd_csv
 

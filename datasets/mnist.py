@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ._paths import DataNotFoundError, cache_dir, candidate_dirs, not_found_message
+from .paths import DataNotFoundError, cache_dir, candidate_dirs, not_found_message
 
 MNIST_RAW = "MNIST/raw"
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/ (torchvision's mirrors)"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._paths import DataFormatError, DataNotFoundError, cache_dir, candidate_dirs, not_found_message
+from .paths import DataFormatError, DataNotFoundError, cache_dir, candidate_dirs, not_found_message
 
 XKCD_URL = "https://www.cl.cam.ac.uk/teaching/2122/DataSci/data/xkcd.csv"
 XKCD_FILE = "xkcd.csv"

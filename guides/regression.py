@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from pyro.nn import PyroModule
 
+from probnn.models.settings import use_module_local_params
+
 
 class MaximumLikelihoodGuide(PyroModule):
     """The empty guide: fitting by maximum likelihood.
@@ -18,6 +20,14 @@ class MaximumLikelihoodGuide(PyroModule):
     """
 
     config: dict = {}
+
+    def __init__(self):
+        use_module_local_params()
+        super().__init__()
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         return None

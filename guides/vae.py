@@ -7,7 +7,8 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
-from probnn.models.vae import _flat_batch, check_images
+from probnn.models.settings import use_module_local_params
+from probnn.models.vae import check_images, flat_batch
 
 
 class GaussianEncoder(nn.Module):
@@ -28,7 +29,7 @@ class GaussianEncoder(nn.Module):
                                   nn.Linear(128, 2 * d))
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None):
-        flat, batch = _flat_batch(x, 3)
+        flat, batch = flat_batch(x, 3)
         h = self.features(flat)
         if extra is not None:
             h = torch.cat([h, extra.reshape(h.shape[0], -1)], dim=-1)
@@ -71,9 +72,14 @@ class VAEGuide(PyroModule):
     """
 
     def __init__(self, latent_dim: int = 4, architecture: str = "conv"):
+        use_module_local_params()
         super().__init__()
         self.config = dict(latent_dim=latent_dim, architecture=architecture)
         self.encoder = make_encoder(architecture, latent_dim)
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is None:

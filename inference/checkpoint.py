@@ -82,7 +82,7 @@ def check_compatible(state: dict, path, model, guide) -> None:
                 f"build the {role} with the checkpoint's settings, or train a new one")
 
 
-def load_checkpoint(path, model, guide, optimizer=None, *, restore_rng: bool = False) -> dict[str, Any]:
+def load_checkpoint(path, model, guide, optimizer=None) -> dict[str, Any]:
     """Load weights (and optimiser state) into ``model``/``guide``; return the checkpoint's ``extra``.
 
     Raises :class:`CheckpointError` with both descriptions when the checkpoint was written for a
@@ -99,6 +99,4 @@ def load_checkpoint(path, model, guide, optimizer=None, *, restore_rng: bool = F
         pyro.get_param_store().set_state(state["param_store"])
     if optimizer is not None and state["optimizer_state"] is not None:
         optimizer.load_state_dict(state["optimizer_state"])
-    if restore_rng:
-        set_rng_state(state["rng"])
     return state["extra"]

@@ -6,15 +6,18 @@ generative classifier. Training and loading are shared with the VAE
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyro
 import torch
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import NUM_CLASSES
 
-from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound, posterior_means
-from .vae import _subset
+from .batching import random_subset
+from .estimators import active_units, iwae_bound, posterior_means
+from .evaluation import holdout_bounds
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
 
@@ -90,10 +93,34 @@ def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
     return torch.softmax(a, dim=1).numpy()
 
 
+class _ItemAccess:
+    """``result["name"]`` reads attribute ``name``: the results were dicts before, and code
+    written for that (``probnn.analysis``) keeps working until it reads attributes."""
+
+    def __getitem__(self, name: str):
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+
+@dataclass
+class CVAEEvaluation(_ItemAccess):
+    """What :func:`evaluate_cvae` returns."""
+    row: dict
+    """The table row, nats per image (see :func:`evaluate_cvae`)."""
+    confusion: np.ndarray
+    """(10, 10) counts of the classified images: true label (rows) against predicted."""
+    class_posterior: np.ndarray
+    """(classify_images, 10) the classifier's p(y | x); rows sum to 1."""
+    labels: np.ndarray
+    """(classify_images,) the true labels of the classified images."""
+
+
 def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
                   large_k: int | None = 1000, large_k_images: int | None = 1000,
-                  classify_images: int | None = 1000, batch_size: int = 100, seed: int = 309,
-                  progress: bool = False) -> dict:
+                  classify_images: int | None = 1000, batch_size: int = 100, seed: int = COURSEWORK_SEED,
+                  progress: bool = False) -> CVAEEvaluation:
     """Holdout evaluation of the conditional VAE, in nats per image.
 
     Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
@@ -102,27 +129,15 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     K=``k`` bound of the same images). On ``classify_images`` images, the
     ten per-class bounds give ``marginal_iwae_<k>`` (log p(x), comparable with the
     unconditional VAEs) and the classifier's ``accuracy``; ``confusion`` and
-    ``class_posterior`` are returned for the figures.
+    ``class_posterior`` are returned for the figures. ``active_units`` counts the style units
+    in use given the true labels. The bounds come from
+    :func:`~probnn.inference.evaluation.holdout_bounds`, shifted by ``-log p(y)``.
     """
-    pyro.set_rng_seed(seed)
-    out: dict = {"images": len(x)}
-    shift = -LOG_PRIOR  # ELBO/IWAE of log p(x, y) -> of log p(x | y)
-    one = elbo_mc(model, guide, (x, y), 1, batch_size=batch_size)
-    out["elbo"] = float(one.elbo.mean()) + shift
-    bound, mc = iwae_and_elbo_mc(model, guide, (x, y), k, batch_size=batch_size)
-    out.update(elbo_mc=float(mc.elbo.mean()) + shift,
-               reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()),
-               **{f"iwae_{k}": float(bound.mean()) + shift})
-    if large_k:
-        sub = _subset(len(x), large_k_images, seed + 1)
-        out["large_k_images"] = len(sub)
-        out[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (x[sub], y[sub]), k,
-                                                   batch_size=batch_size,
-                                                   diagnostics=False).bound.mean()) + shift
-        res = iwae_bound(model, guide, (x[sub], y[sub]), large_k, batch_size=max(1, batch_size // 10))
-        out[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
-        out[f"unreliable_{large_k}"] = float(res.unreliable.mean())
-    sub = _subset(len(x), classify_images, seed + 2)
+    # ELBO/IWAE of log p(x, y) -> of log p(x | y): shift by -log p(y)
+    out = holdout_bounds(model, guide, (x, y), k=k, large_k=large_k,
+                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
+                         shift=-LOG_PRIOR)
+    sub = random_subset(len(x), classify_images, seed + 2)
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
                                                   progress=progress))
     post = class_posterior(cond)
@@ -133,22 +148,35 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     out.update(classify_images=len(sub), **{f"marginal_iwae_{k}": float(marginal_log_likelihood(cond).mean())},
                accuracy=float((pred == truth).mean()),
                **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
-    return {"row": out, "confusion": confusion, "class_posterior": post, "labels": truth}
+    out["active_units"] = active_units(guide, (x, y))[0]  # last: its guide pass draws too
+    return CVAEEvaluation(out, confusion, post, truth)
 
 
 TRANSFER_DIGITS = (3, 7)
 """The style-transfer figure redraws the first holdout image of each of these digits."""
 
 
-def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 309,
-                 eval_index=None, progress: bool = False, **evaluate_kw) -> dict:
+@dataclass
+class CVAEResults(_ItemAccess):
+    """What :func:`cvae_results` returns: everything question (f) shows."""
+    styles: tuple
+    """(probs, samples) of :func:`style_sets`, each (4, 10, 1, 28, 28)."""
+    digits: tuple
+    """(probs, samples) of :func:`digit_samples`, each (10, 10, 1, 28, 28)."""
+    transfer: tuple
+    """(originals, labels, probs): the images of :data:`TRANSFER_DIGITS`, their labels and
+    :func:`style_transfer`'s probability maps."""
+    evaluation: CVAEEvaluation
+
+
+def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = COURSEWORK_SEED,
+                 eval_index=None, progress: bool = False, **evaluate_kw) -> CVAEResults:
     """Everything question (f) shows, for :func:`probnn.analysis.cvae.write_cvae_outputs`.
 
     Seeded with ``seed``: four style sets, ten samples of each digit, the style of the first
     image of each of :data:`TRANSFER_DIGITS` in ``(x, y)`` redrawn as every digit, and
     :func:`evaluate_cvae` (``evaluate_kw``: ``k``, ``large_k``, ...) on ``x[eval_index]``
-    (all of ``x`` by default). Returns ``styles``, ``digits`` (probs, samples pairs),
-    ``transfer`` (originals, labels, probs) and ``evaluation``.
+    (all of ``x`` by default), as a :class:`CVAEResults`.
     """
     pyro.set_rng_seed(seed)
     styles = style_sets(model, 4)
@@ -158,4 +186,4 @@ def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 
     if eval_index is not None:
         x, y = x[eval_index], y[eval_index]
     evaluation = evaluate_cvae(model, guide, x, y, seed=seed, progress=progress, **evaluate_kw)
-    return {"styles": styles, "digits": digits, "transfer": transfer, "evaluation": evaluation}
+    return CVAEResults(styles, digits, transfer, evaluation)

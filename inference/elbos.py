@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pyro.infer as infer
 
-ELBO_NAMES = ("trace", "jit", "meanfield", "jit-meanfield", "iwae")
+from .estimators import IWAE_ELBO
+
+ELBO_NAMES = ("trace", "meanfield", "iwae")
 
 
 def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: int = 1,
@@ -11,9 +13,7 @@ def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: in
     """Build a Pyro ELBO by name.
 
     ``trace``         :class:`~pyro.infer.Trace_ELBO` (Monte Carlo KL; the default)
-    ``jit``           :class:`~pyro.infer.JitTrace_ELBO` (same objective, compiled)
     ``meanfield``     :class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL where available)
-    ``jit-meanfield`` :class:`~pyro.infer.JitTraceMeanField_ELBO`
     ``iwae``          importance-weighted bound with ``num_particles`` samples; see
                       :class:`probnn.inference.estimators.IWAE_ELBO`
     """
@@ -21,13 +21,8 @@ def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: in
               vectorize_particles=vectorize_particles and num_particles > 1)
     if name == "trace":
         return infer.Trace_ELBO(**kw)
-    if name == "jit":
-        return infer.JitTrace_ELBO(**kw, ignore_jit_warnings=True)
     if name == "meanfield":
         return infer.TraceMeanField_ELBO(**kw)
-    if name == "jit-meanfield":
-        return infer.JitTraceMeanField_ELBO(**kw, ignore_jit_warnings=True)
     if name == "iwae":
-        from .estimators import IWAE_ELBO
         return IWAE_ELBO(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
     raise ValueError(f"unknown ELBO {name!r}; choose one of {', '.join(ELBO_NAMES)}")

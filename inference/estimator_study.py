@@ -47,12 +47,14 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
 from .elbos import make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
-from .train import LossModule, _as_tuple
+from .batching import as_tuple
+from .train import LossModule
 from .vae import train_vae
 
 OBJECTIVES = ("trace", "meanfield", "iwae-1", "iwae-5", "iwae-50")
@@ -117,7 +119,7 @@ def parse_objective(spec: str) -> tuple[str, int]:
 
 
 def _data(x, extra_args) -> tuple:
-    return _as_tuple(x) + tuple(extra_args)
+    return as_tuple(x) + tuple(extra_args)
 
 
 def _head(data: tuple, n: int | None) -> tuple:
@@ -345,7 +347,7 @@ def _holdout_bounds(model, guide, x, eval_k: int, seed: int, batch_size: int = 1
 
 def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
                          objectives: Sequence[str] = OBJECTIVES, epochs: int = 1,
-                         latent_dim: int = 4, eval_k: int = 5000, seed: int = 309, *,
+                         latent_dim: int = 4, eval_k: int = 5000, seed: int = COURSEWORK_SEED, *,
                          architecture: str = "conv", likelihood: str = "bernoulli",
                          binarize: bool = False, train_images: int | None = None,
                          eval_images: int | None = None, batch_size: int = 100, lr: float = 1e-3, eval_batch_size: int = 100,
@@ -429,7 +431,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                         snr_samples: int = 10, snr_images: int = 8,
                         train_objectives: Sequence[str] | None = TRAIN_OBJECTIVES,
                         train_images: int | None = 800, epochs: int = 1, batch_size: int = 40,
-                        eval_k: int = 200, eval_images: int | None = 20, seed: int = 309,
+                        eval_k: int = 200, eval_images: int | None = 20, seed: int = COURSEWORK_SEED,
                         estimator_batch_size: int = 100, progress: bool = True) -> EstimatorStudy:
     """All three parts of the study for a trained VAE (defaults: the :data:`FULL` preset).
 

@@ -20,9 +20,14 @@ from tqdm.auto import tqdm
 from pyro.distributions.kl import kl_divergence
 from pyro.poutine.util import site_is_subsample
 
-from .train import _as_tuple
+from .batching import as_tuple, chunks
 
 DATA_PLATE = "data"
+
+PARETO_K_UNRELIABLE = 0.7
+"""Pareto k above which an importance-sampling estimate is unreliable: the PSIS threshold of
+Vehtari, Simpson, Gelman, Yao & Gabry (2024), "Pareto smoothed importance sampling" (JMLR 25),
+as in ``arviz.loo``'s warning."""
 
 
 def _sites(trace):
@@ -41,12 +46,6 @@ def _particle_traces(model, guide, args, num_particles: int, max_plate_nesting: 
         guide_trace = poutine.trace(guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
     return model_trace, guide_trace
-
-
-def _chunks(data: tuple, batch_size: int):
-    n = len(data[0])
-    for i in range(0, n, batch_size):
-        yield tuple(t[i:i + batch_size] for t in data)
 
 
 def _shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:
@@ -95,13 +94,13 @@ def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | 
 
     Returns per-data-point ``(log_mean_w, log_w or None, mean log_obs, kl)``.
     """
-    data = _as_tuple(data)
+    data = as_tuple(data)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     per_pass = per_pass or max(1, min(num_samples, max_pairs // batch_size))
     lse_all, weights, obs_all, kl_all = [], [], [], []
     n_batches = math.ceil(len(data[0]) / batch_size)
-    for batch in tqdm(_chunks(data, batch_size), total=n_batches, disable=not progress,
+    for batch in tqdm(chunks(data, batch_size), total=n_batches, disable=not progress,
                       desc=desc, leave=False):
         parts, obs, kl = [], 0.0, None
         for start in range(0, num_samples, per_pass):
@@ -130,15 +129,16 @@ class IWAEResult:
     """Per-data-point importance-weighted bound and its diagnostics."""
     bound: np.ndarray            # (N,) log (1/K) sum_k w_k
     log_weights: np.ndarray | None  # (N, K) normalised log-weights (sum_k exp = 1), if kept
-    pareto_k: np.ndarray | None  # (N,) PSIS shape estimate; > 0.7 means unreliable
+    pareto_k: np.ndarray | None  # (N,) PSIS shape estimate; > PARETO_K_UNRELIABLE: unreliable
     num_samples: int
 
     @property
     def unreliable(self) -> np.ndarray:
-        """Mask of data points whose estimate is unreliable (Pareto k > 0.7)."""
+        """Mask of data points whose estimate is unreliable (Pareto k above
+        :data:`PARETO_K_UNRELIABLE`)."""
         if self.pareto_k is None:
             raise ValueError("Pareto k was not computed (diagnostics=False)")
-        return self.pareto_k > 0.7
+        return self.pareto_k > PARETO_K_UNRELIABLE
 
 
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:
@@ -217,9 +217,9 @@ def iwae_and_elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: 
 @torch.no_grad()
 def posterior_means(guide, data, site: str = "z", batch_size: int = 500) -> torch.Tensor:
     """Mean of q(site | data) for every data point, from the guide's trace, shape (N, d)."""
-    data = _as_tuple(data)
+    data = as_tuple(data)
     means = []
-    for batch in _chunks(data, batch_size):
+    for batch in chunks(data, batch_size):
         with pyro.validation_enabled(False):
             tr = poutine.trace(guide).get_trace(*batch)
         means.append(tr.nodes[site]["fn"].mean)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.guides.regression import MaximumLikelihoodGuide
 from probnn.models.regression import REGRESSION_MODELS
 
 from .train import fit
 
 COURSEWORK_EPOCHS = 50_000
-COURSEWORK_SEED = 309
 
 
 @dataclass

@@ -29,6 +29,9 @@ import pyro.poutine as poutine
 import torch
 from tqdm.auto import tqdm
 
+from probnn.models.settings import use_module_local_params
+
+from .batching import TensorBatches, as_tuple
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .elbos import make_elbo
 
@@ -57,36 +60,6 @@ class FitResult:
     in the same pass that computed that epoch's loss (so at the same parameters)."""
     checkpoint: Path | None = None
     resumed_from_epoch: int = 0
-
-
-def _as_tuple(batch) -> tuple:
-    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-
-
-class TensorBatches:
-    """Mini-batches of in-memory tensors, reshuffled each epoch from torch's global RNG.
-
-    Slicing whole tensors is much faster than a ``DataLoader`` over a ``TensorDataset``,
-    which collates item by item.
-    """
-
-    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool = True):
-        self.tensors = _as_tuple(tensors)
-        n = len(self.tensors[0])
-        if any(len(t) != n for t in self.tensors):
-            raise ValueError("all data tensors must have the same length")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.n, self.batch_size, self.shuffle = n, int(batch_size), shuffle
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
-        for i in range(0, self.n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            yield tuple(t[idx] for t in self.tensors)
 
 
 class LossModule(torch.nn.Module):
@@ -204,9 +177,10 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    use_module_local_params()  # the torch optimiser below trains the modules' own parameters
     if isinstance(data, torch.Tensor) or (
             isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data)):
-        data = _as_tuple(data)
+        data = as_tuple(data)
         loader = TensorBatches(data, batch_size) if batch_size else [data]
     else:
         loader = data
@@ -283,7 +257,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     epoch_rng, acc, first = rng_state(), [0.0, 0], 0
                     it = iter(loader)
                 for b, batch in enumerate(it, start=first):
-                    batch = _as_tuple(batch)
+                    batch = as_tuple(batch)
                     n = len(batch[0]) if hasattr(batch[0], "__len__") else 1
                     if validated:
                         with pyro.validation_enabled(False):  # checked on the first step

@@ -17,15 +17,18 @@ import torch
 from pyro.infer import Predictive
 
 from probnn.datasets import mnist_splits
+from probnn.datasets.coursework import (COURSEWORK_SEED, FIGURE_IMAGES, INTERPOLATION_IMAGES,
+                                         NOISE_IMAGE, NOISE_SDS)
 from probnn.guides.cvae import ConditionalVAEGuide
 from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
+from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from .estimators import (active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound, pareto_k,
-                         posterior_means)
-from .train import TensorBatches, fit
+from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
+from .evaluation import holdout_bounds
+from .train import fit
 
 class BinarizedBatches(TensorBatches):
     """Dynamic binarisation: every epoch each pixel is redrawn as Bernoulli(grey level).
@@ -68,7 +71,7 @@ class VAEFit:
 
 def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = None,
               y: torch.Tensor | None = None, conditional: bool = False,
-              epochs: int = 5, batch_size: int = 100, lr: float = 1e-3, seed: int = 309,
+              epochs: int = 5, batch_size: int = 100, lr: float = 1e-3, seed: int = COURSEWORK_SEED,
               elbo: str = "trace", num_particles: int = 1, likelihood: str = "bernoulli",
               architecture: str = "conv", binarize: bool = False, checkpoint=None,
               resume: bool = False, progress: bool = True, holdout_split: float | None = None,
@@ -174,29 +177,15 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
     estimator, split into ``reconstruction`` and ``kl``; ``iwae_K``: importance-weighted
     bound for each K in ``ks`` (K=``mc_samples`` from the same samples as ``elbo_mc``);
     ``active_units``; ``unreliable_K``: fraction of images with Pareto k > 0.7 (for K other
-    than ``mc_samples``). All in nats per image.
+    than ``mc_samples``). All in nats per image. Computed by
+    :func:`~probnn.inference.evaluation.holdout_bounds`.
     """
-    pyro.set_rng_seed(seed)
-    data = (x,) + tuple(extra_args)
-    row = {"images": len(x)}
-    row["elbo"] = float(elbo_mc(model, guide, data, 1, batch_size=batch_size).elbo.mean())
-    bound, mc = iwae_and_elbo_mc(model, guide, data, mc_samples, batch_size=batch_size)
-    row.update(elbo_mc=float(mc.elbo.mean()), reconstruction=float(mc.reconstruction.mean()),
-               kl=float(mc.kl.mean()), **{f"iwae_{mc_samples}": float(bound.mean())})
-    for k in ks:
-        if k != mc_samples:
-            res = iwae_bound(model, guide, data, k, batch_size=batch_size)
-            row[f"iwae_{k}"] = float(res.bound.mean())
-            row[f"unreliable_{k}"] = float(res.unreliable.mean())
-    row["active_units"] = active_units(guide, data)[0]
-    return row
+    return holdout_bounds(model, guide, (x,) + tuple(extra_args), k=mc_samples, ks=ks,
+                          mc_samples=mc_samples, seed=seed, batch_size=batch_size,
+                          with_active_units=True)
 
 
 # ----------------------------------------------------------------------------- coursework results
-FIGURE_IMAGES = (59289, 28001, 35508, 43876)
-NOISE_SDS = (0.05, 0.1, 0.2, 0.5, 1.0)
-
-
 @dataclass
 class VAEResults:
     """Everything the VAE figures and tables of questions (c)-(e) need, computed from a
@@ -206,14 +195,14 @@ class VAEResults:
     recon_probs: torch.Tensor        # (3, 4, 1, 28, 28)
     recon_samples: torch.Tensor
     noise_sds: tuple
-    noisy: torch.Tensor              # (5, 1, 28, 28) image 35508 with noise
+    noisy: torch.Tensor              # (5, 1, 28, 28) training image NOISE_IMAGE with noise
     noisy_probs: torch.Tensor
     noisy_samples: torch.Tensor
     noisy_bounds: np.ndarray         # (5,) IWAE bound of each noisy image
-    clean_bound: float               # IWAE bound of image 35508 itself
+    clean_bound: float               # IWAE bound of image NOISE_IMAGE itself
     prior_probs: torch.Tensor        # (12, 1, 28, 28)
     prior_samples: torch.Tensor
-    interp_probs: torch.Tensor       # (12, 1, 28, 28) from 28001 to 43876
+    interp_probs: torch.Tensor       # (12, 1, 28, 28) between the INTERPOLATION_IMAGES
     interp_samples: torch.Tensor
     rank_index: np.ndarray           # training-image indices that were scored
     rank_labels: np.ndarray
@@ -226,7 +215,7 @@ class VAEResults:
 @torch.no_grad()
 def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, *,
                     name: str = "vae", rank_subset: int | None = None, rank_k: int = 100,
-                    shown: int = 50, seed: int = 309, batch_size: int = 100,
+                    shown: int = 50, seed: int = COURSEWORK_SEED, batch_size: int = 100,
                     progress: bool = True, history: pd.DataFrame | None = None) -> VAEResults:
     """Compute the coursework's VAE results: reconstructions, noisy inputs with their bounds,
     prior samples, an interpolation, and the ``rank_k``-sample bound of every training image
@@ -236,15 +225,16 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     originals = train_x[idx]
     r_probs, r_samples = reconstruct(model, guide, originals, 3)
     g = torch.Generator().manual_seed(seed)
-    base = train_x[35508]
+    base = train_x[NOISE_IMAGE]
     noisy = torch.stack([add_noise(base, sd, g) for sd in NOISE_SDS])
     n_probs, n_samples = reconstruct(model, guide, noisy, 1)
     bounds = iwae_bound(model, guide, (torch.cat([noisy, base[None]]),), rank_k,
                         diagnostics=False).bound
     p_probs, p_samples = sample_prior(model, 12)
-    i_probs, i_samples = interpolate(model, guide, train_x[28001], train_x[43876], 12)
+    start, end = INTERPOLATION_IMAGES
+    i_probs, i_samples = interpolate(model, guide, train_x[start], train_x[end], 12)
 
-    rank_index = _subset(len(train_x), rank_subset, seed)
+    rank_index = random_subset(len(train_x), rank_subset, seed)
     rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
                       diagnostics=True, pareto=False, progress=progress)
     order = np.argsort(rank.bound)
@@ -258,36 +248,27 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
                       history if history is not None else pd.DataFrame())
 
 
-def _subset(n: int, size: int | None, seed: int) -> torch.Tensor:
-    if not size or size >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
-
-
 def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
                    k: int = 100, large_k: int | None = 1000, large_k_images: int | None = 1000,
                    holdout_images: int | None = None, train_images: int | None = 10_000,
-                   seed: int = 309, batch_size: int = 100) -> dict:
+                   seed: int = COURSEWORK_SEED, batch_size: int = 100) -> dict:
     """One model's row of the comparison table (question e), in nats per image.
 
-    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``. The
+    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``
+    (:func:`~probnn.inference.evaluation.holdout_bounds`). The
     ``large_k`` bound costs ``large_k / k`` times more, so it runs on a random subset of
     ``large_k_images``, beside the K=``k`` bound of the same images (``iwae_<k>_subset``) for
     a like-for-like comparison. ``train_elbo``: the one-sample ELBO on ``train_images``
     training images, to show the train/holdout gap.
     """
-    hx = holdout_x[_subset(len(holdout_x), holdout_images, seed)]
-    row = evaluate(model, guide, hx, ks=(k,), batch_size=batch_size, seed=seed)
-    if large_k:
-        sub = hx[_subset(len(hx), large_k_images, seed + 1)]
-        row["large_k_images"] = len(sub)
-        row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, (sub,), k, batch_size=batch_size,
-                                                   diagnostics=False).bound.mean())
-        res = iwae_bound(model, guide, (sub,), large_k, batch_size=max(1, batch_size // 10))
-        row[f"iwae_{large_k}"] = float(res.bound.mean())
-        row[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+    hx = holdout_x[random_subset(len(holdout_x), holdout_images, seed)]
+    # evaluate(hx, ks=(k,)) and the large-K comparison in one seeded pass; ELBO-MC keeps
+    # evaluate's default of 100 samples (the coursework's estimator) whatever k is
+    row = holdout_bounds(model, guide, (hx,), k=k, ks=(k,), mc_samples=100, large_k=large_k,
+                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
+                         with_active_units=True)
     if train_x is not None:
-        tx = train_x[_subset(len(train_x), train_images, seed + 2)]
+        tx = train_x[random_subset(len(train_x), train_images, seed + 2)]
         row["train_images"] = len(tx)
         row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size).elbo.mean())
     return row

@@ -29,7 +29,7 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
-from .regression import _Regression
+from .regression import RegressionModel
 
 WIGGLE_SIZES = (1, 4, 20, 20, 1)
 """Layer widths of :class:`~probnn.models.regression.Wiggle`."""
@@ -96,9 +96,10 @@ def _draw_dims(value: torch.Tensor, event_dims: int) -> torch.Size:
     return batch[:-1] if len(batch) and batch[-1] == 1 else batch
 
 
-class _BayesianRegression(_Regression):
+class _BayesianRegression(RegressionModel):
     """Shared body: standardisation buffers; ``forward(x, y=None)`` with plate ``"data"`` at
-    ``dim=-1`` is the maximum-likelihood models' (:class:`~probnn.models.regression._Regression`).
+    ``dim=-1`` is the maximum-likelihood models'
+    (:class:`~probnn.models.regression.RegressionModel`).
 
     The networks act on standardised data, x_std = (x - x_loc) / x_scale, and model
     y_std = (y - y_loc) / y_scale; f and sigma are mapped back (f = y_loc + y_scale f_std,
@@ -124,11 +125,6 @@ class _BayesianRegression(_Regression):
         scale = getattr(self, f"{net}_prior_sd")
         w = pyro.sample(f"{net}.w", dist.Normal(torch.zeros_like(scale), scale).to_event(1))
         return w.reshape(_draw_dims(w, 1) + w.shape[-1:])  # drop the data plate's dim -1
-
-    def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)`` under one prior draw, shape (n,)."""
-        f, sigma = self.mean_and_scale(x)
-        return dist.Normal(f, sigma).log_prob(y).sum(-1)
 
 
 class BayesianHomoscedasticRegression(_BayesianRegression):

@@ -9,6 +9,8 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
+from .settings import use_module_local_params
+
 
 class Wiggle(nn.Sequential):
     """The coursework's small MLP ``1 -> 4 -> 20 -> 20 -> 1`` with LeakyReLU activations."""
@@ -22,14 +24,24 @@ class Wiggle(nn.Sequential):
         )
 
 
-class _Regression(PyroModule):
-    """Shared body: ``forward(x, y=None)`` with observations in plate ``"data"``.
+class RegressionModel(PyroModule):
+    """Base class of the regression models (maximum-likelihood and Bayesian): subclasses give
+    :meth:`mean_and_scale`; this class gives ``forward(x, y=None)`` with observations in plate
+    ``"data"`` and :meth:`log_likelihood`.
 
     Sites: ``"f"`` and ``"sigma"`` (deterministic, shape (n, 1)) and ``"y"`` (observed or
     generated, shape (n, 1)). With ``y=None`` the model generates, so ``Predictive`` can sample.
     """
 
     config: dict = {}
+
+    def __init__(self):
+        use_module_local_params()
+        super().__init__()
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def mean_and_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -51,12 +63,18 @@ class _Regression(PyroModule):
         return 1.0
 
     def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)``, shape (n,)."""
+        """Pointwise ``log N(y_i | f(x_i), sigma(x_i)^2)``, shape (n,).
+
+        In the Bayesian models (:mod:`probnn.models.bayes_regression`) :meth:`mean_and_scale`
+        samples the weights, so this is the log-likelihood under one draw of them (from the
+        prior, or the values a handler such as ``poutine.replay`` supplies), shape (..., n)
+        for vectorised draws.
+        """
         f, sigma = self.mean_and_scale(x)
         return dist.Normal(f, sigma).log_prob(y).sum(-1)
 
 
-class HomoscedasticRegression(_Regression):
+class HomoscedasticRegression(RegressionModel):
     """Regression with one noise level for all inputs::
 
         f = Wiggle()                  # 1 -> 4 -> 20 -> 20 -> 1
@@ -74,7 +92,7 @@ class HomoscedasticRegression(_Regression):
         return f, F.softplus(self.sigma_pre).expand_as(f)
 
 
-class HeteroscedasticRegression(_Regression):
+class HeteroscedasticRegression(RegressionModel):
     """Regression whose noise level depends on the input::
 
         f = Wiggle(); g = Wiggle()

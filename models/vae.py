@@ -11,12 +11,14 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
+from .settings import use_module_local_params
+
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 ARCHITECTURES = ("conv", "mlp")
 
 
-def _flat_batch(t: torch.Tensor, event_dims: int):
+def flat_batch(t: torch.Tensor, event_dims: int):
     """Fold all leading batch dims (data, particles, ...) into one, for layers that need 2-D/4-D."""
     batch = t.shape[:t.dim() - event_dims]
     return t.reshape((-1,) + t.shape[t.dim() - event_dims:]), batch
@@ -45,7 +47,7 @@ class BernoulliImageGenerator(nn.Module):
         self.f.to(memory_format=torch.channels_last)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        flat, batch = _flat_batch(z, 1)
+        flat, batch = flat_batch(z, 1)
         return self.f(flat).reshape(batch + IMAGE_SHAPE)
 
 
@@ -109,6 +111,7 @@ class VAE(PyroModule):
 
     def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
                  architecture: str = "conv", binarize: bool = False):
+        use_module_local_params()
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
@@ -116,6 +119,10 @@ class VAE(PyroModule):
                            architecture=architecture, binarize=binarize)
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.decoder = make_decoder(architecture, latent_dim, self.extra_inputs)
+
+    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
+        use_module_local_params()
+        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is not None:

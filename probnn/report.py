@@ -239,13 +239,14 @@ def _vae_compare(spec, artifact, parents, data_dir):
 
 def _cvae_evaluate(spec, artifact, parents, data_dir):
     from probnn.inference.cvae import cvae_results
-    from probnn.inference.vae import _subset, load_vae
+    from probnn.inference.batching import random_subset
+    from probnn.inference.vae import load_vae
     (ckpt,) = parents
     model, guide = load_vae(ckpt)
     _, (hx, hy, _) = _splits(data_dir)
     evaluate_kw = {k: spec[k] for k in ("k", "large_k", "large_k_images", "classify_images")}
     _save_result(cvae_results(model, guide, hx, hy, seed=spec["seed"],
-                              eval_index=_subset(len(hx), spec["holdout_images"], spec["seed"]),
+                              eval_index=random_subset(len(hx), spec["holdout_images"], spec["seed"]),
                               **evaluate_kw), artifact)
 
 

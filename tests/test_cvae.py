@@ -6,9 +6,11 @@ import pytest
 import torch
 from pyro.infer import Predictive
 
-from probnn.inference.cvae import (class_posterior, conditional_from_joint, digit_samples,
+from probnn.inference.cvae import (CVAEEvaluation, CVAEResults, class_posterior,
+                                   conditional_from_joint, cvae_results, digit_samples,
                                    evaluate_cvae, label_log_joint, marginal_log_likelihood,
                                    style_sets, style_transfer)
+from probnn.inference.evaluation import holdout_bounds
 from probnn.inference.vae import build_vae, load_vae, train_vae
 from probnn.models.cvae import ConditionalVAE
 
@@ -86,11 +88,44 @@ def test_label_log_joint_and_evaluation(labelled):
     lj = label_log_joint(model, guide, x[:6], 8)
     assert lj.shape == (6, 10) and np.isfinite(lj).all()
     res = evaluate_cvae(model, guide, x, y, k=8, large_k=16, large_k_images=5, classify_images=6)
-    row = res["row"]
-    assert res["confusion"].sum() == 6 and 0 <= row["accuracy"] <= 1
-    np.testing.assert_allclose(res["class_posterior"].sum(1), 1.0)
+    row = res.row
+    assert res.confusion.sum() == 6 and 0 <= row["accuracy"] <= 1
+    np.testing.assert_allclose(res.class_posterior.sum(1), 1.0)
     # log p(x) >= log p(x, y) = log p(x | y) - log 10 for every y: holds for the estimates too
     assert row["marginal_iwae_8"] >= row["iwae_8_classified"] - math.log(10) - 1e-6
+    assert 0 <= row["active_units"] <= 2
+
+
+def test_cvae_results_are_typed(labelled):
+    x, y = labelled
+    model, guide = build_vae(2, conditional=True, architecture="mlp")
+    res = cvae_results(model, guide, x, y, k=4, large_k=None, classify_images=5)
+    assert isinstance(res, CVAEResults) and isinstance(res.evaluation, CVAEEvaluation)
+    assert res.styles[0].shape == (4, 10, 1, 28, 28) and res.digits[1].shape == (10, 10, 1, 28, 28)
+    originals, labels, probs = res.transfer
+    assert labels.tolist() == [3, 7] and probs.shape == (2, 10, 1, 28, 28)
+    ev = res.evaluation
+    assert ev.confusion.shape == (10, 10) and ev.confusion.sum() == 5
+    assert ev.class_posterior.shape == (5, 10) and ev.labels.shape == (5,)
+    assert ev.row["images"] == 20 and "iwae_4" in ev.row
+    # item access, for callers written when these were dicts
+    assert res["evaluation"] is ev and ev["row"] is ev.row
+    with pytest.raises(KeyError):
+        ev["nothing"]
+
+
+def test_cvae_bounds_are_the_shared_holdout_bounds_shifted(labelled):
+    """evaluate_cvae's bounds are holdout_bounds' on (x, y) plus log 10 (log p(x, y) ->
+    log p(x | y)); kl and the unreliable fractions are not shifted."""
+    x, y = labelled
+    model, guide = build_vae(2, conditional=True, architecture="mlp")
+    row = evaluate_cvae(model, guide, x, y, k=8, large_k=16, large_k_images=5,
+                        classify_images=6, seed=5).row
+    joint = holdout_bounds(model, guide, (x, y), k=8, large_k=16, large_k_images=5, seed=5)
+    for key in ("elbo", "elbo_mc", "reconstruction", "iwae_8", "iwae_8_subset", "iwae_16"):
+        assert row[key] == pytest.approx(joint[key] + math.log(10), abs=1e-9), key
+    for key in ("kl", "unreliable_16", "images", "large_k_images"):
+        assert row[key] == joint[key], key
 
 
 def test_seeds_and_checkpoints(labelled, tmp_path):

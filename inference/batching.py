@@ -1,0 +1,61 @@
+"""Batches of in-memory data tensors: the helpers training and the estimators share.
+
+A leaf of :mod:`probnn.inference` (it imports nothing from the rest of the project), so
+:mod:`.train`, :mod:`.estimators` and the modules above them can all use it without an
+import cycle.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def as_tuple(batch) -> tuple:
+    """A batch as a tuple of model arguments: a tuple or list as a tuple, anything else as
+    ``(batch,)``."""
+    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors, reshuffled each epoch from torch's global RNG.
+
+    Slicing whole tensors is much faster than a ``DataLoader`` over a ``TensorDataset``,
+    which collates item by item.
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool = True):
+        self.tensors = as_tuple(tensors)
+        n = len(self.tensors[0])
+        if any(len(t) != n for t in self.tensors):
+            raise ValueError("all data tensors must have the same length")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.shuffle = n, int(batch_size), shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        for i in range(0, self.n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+def chunks(data: tuple, batch_size: int):
+    """Consecutive slices of ``batch_size`` data points of every tensor in ``data``, in order
+    (no shuffling, no random numbers drawn)."""
+    n = len(data[0])
+    for i in range(0, n, batch_size):
+        yield tuple(t[i:i + batch_size] for t in data)
+
+
+def random_subset(n: int, size: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices of a random subset of ``size`` of ``range(n)``, drawn from its own
+    generator seeded with ``seed`` (torch's global RNG is left alone); all of ``range(n)`` when
+    ``size`` is None or 0 or at least ``n``."""
+    if not size or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values

@@ -1,0 +1,100 @@
+"""The project's structure: no import cycles, the Pyro setting set where models are built,
+and the shared batching helpers."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from probnn.inference import batching, train
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IMPORT_LAYERS = PROJECT_ROOT.parent / "shared" / "tools" / "import_layers.py"
+
+
+@pytest.mark.skipif(not IMPORT_LAYERS.is_file(), reason=f"{IMPORT_LAYERS} not found")
+def test_no_import_cycles():
+    out = subprocess.run([sys.executable, str(IMPORT_LAYERS), "."], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in out.stderr, out.stderr
+    summary = re.search(r"(\d+) modules, (\d+) import cycles", out.stdout)
+    assert summary and int(summary[1]) > 0, out.stdout + out.stderr
+    cycles = [line for line in out.stdout.splitlines() if line.startswith("cycle:")]
+    assert cycles == [] and int(summary[2]) == 0, "\n".join(cycles)
+
+
+def test_building_a_model_turns_module_local_params_on(tmp_path):
+    """A fresh process with the setting off: importing probnn leaves it alone, building a VAE
+    turns it on, and the parameters are the modules' own (state_dict, not the param store)."""
+    import probnn.inference.vae as vae_module
+    script = textwrap.dedent(f"""
+        import pyro, torch
+        pyro.settings.set(module_local_params=False)
+        import probnn.inference.vae as vae_module
+        assert vae_module.__file__ == {vae_module.__file__!r}, vae_module.__file__
+        assert not pyro.settings.get("module_local_params"), "set as an import side effect"
+        model, guide = vae_module.build_vae(2, architecture="mlp")
+        assert pyro.settings.get("module_local_params")
+        for module in (model, guide):
+            names = [n for n, _ in module.named_parameters()]
+            assert names and set(names) <= set(module.state_dict()), names
+        x = torch.rand(3, 1, 28, 28)
+        pyro.poutine.trace(pyro.poutine.replay(model, trace=pyro.poutine.trace(guide).get_trace(x))).get_trace(x)
+        assert len(pyro.get_param_store()) == 0, list(pyro.get_param_store().keys())
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae", "regression", "bayes"])
+def test_loading_a_pickled_model_turns_module_local_params_on(tmp_path, kind):
+    """Unpickling counts as loading: a saved fit read back in a fresh process (the report's
+    results) sets the setting before its modules are used. Without it, two Bayesian fits read
+    back together would share their guides' parameters through the param store."""
+    from probnn.guides.regression import MaximumLikelihoodGuide
+    from probnn.inference.vae import build_vae
+    from probnn.models.bayes_regression import BayesianHomoscedasticRegression
+    from probnn.models.regression import HomoscedasticRegression
+    pair = {"vae": lambda: build_vae(2, architecture="mlp"),
+            "cvae": lambda: build_vae(2, architecture="mlp", conditional=True),
+            "regression": lambda: (HomoscedasticRegression(), MaximumLikelihoodGuide()),
+            "bayes": lambda: (BayesianHomoscedasticRegression(), MaximumLikelihoodGuide())}[kind]()
+    for i, module in enumerate(pair):
+        torch.save(module, tmp_path / f"{i}.pt")
+    script = textwrap.dedent(f"""
+        import pyro, torch
+        pyro.settings.set(module_local_params=False)
+        torch.load({str(tmp_path / "0.pt")!r}, weights_only=False)
+        assert pyro.settings.get("module_local_params"), "model"
+        pyro.settings.set(module_local_params=False)
+        torch.load({str(tmp_path / "1.pt")!r}, weights_only=False)
+        assert pyro.settings.get("module_local_params"), "guide"
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+def test_batching_helpers():
+    assert batching.as_tuple([1, 2]) == (1, 2) and batching.as_tuple("x") == ("x",)
+    assert train.TensorBatches is batching.TensorBatches  # still importable from train
+    x, y = torch.arange(7), torch.arange(7) * 10
+    parts = list(batching.chunks((x, y), 3))
+    assert [len(p[0]) for p in parts] == [3, 3, 1] and torch.equal(parts[2][1], torch.tensor([60]))
+    assert torch.equal(batching.random_subset(5, None, 0), torch.arange(5))
+    assert torch.equal(batching.random_subset(5, 9, 0), torch.arange(5))
+    state = torch.get_rng_state()
+    a = batching.random_subset(100, 10, 3)
+    assert torch.equal(torch.get_rng_state(), state)  # its own generator: global RNG untouched
+    assert torch.equal(a, batching.random_subset(100, 10, 3)) and len(a.unique()) == 10
+    assert torch.equal(a, a.sort().values)
+    expected = torch.randperm(100, generator=torch.Generator().manual_seed(3))[:10].sort().values
+    assert torch.equal(a, expected)
