@@ -27,7 +27,7 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
     2. ``elbo_mc`` (split into ``reconstruction`` and ``kl``) and ``iwae_<mc_samples>`` from
        the same ``mc_samples`` samples (default ``k``);
     3. ``iwae_<K>`` and ``unreliable_<K>`` (the fraction of data points with Pareto k above
-       :data:`~probnn.inference.estimators.PARETO_K_UNRELIABLE`) for every K in ``ks``
+       :data:`~probnn.inference.estimators.PARETO_K_UNRELIABLE`; K >= 5 only) for every K in ``ks``
        (default ``(k,)``) other than ``mc_samples``;
     4. with ``with_active_units``: ``active_units`` (its guide pass draws random numbers too);
     5. with ``large_k``: ``iwae_<large_k>`` and ``unreliable_<large_k>`` on a random subset of
@@ -54,7 +54,7 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
         if kk != mc_samples:
             res = iwae_bound(model, guide, data, kk, batch_size=batch_size)
             row[f"iwae_{kk}"] = float(res.bound.mean()) + shift
-            row[f"unreliable_{kk}"] = float(res.unreliable.mean())
+            _unreliable(row, kk, res)
     if with_active_units:
         row["active_units"] = active_units(guide, data)[0]
     if large_k:
@@ -65,5 +65,10 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
                                                    diagnostics=False).bound.mean()) + shift
         res = iwae_bound(model, guide, sub, large_k, batch_size=max(1, batch_size // 10))
         row[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
-        row[f"unreliable_{large_k}"] = float(res.unreliable.mean())
+        _unreliable(row, large_k, res)
     return row
+
+
+def _unreliable(row: dict, k: int, res) -> None:
+    if res.pareto_k is not None:  # not computed for K < 5: too few weights to fit a tail
+        row[f"unreliable_{k}"] = float(res.unreliable.mean())
