@@ -5,16 +5,15 @@ import torch
 import torch.nn.functional as F
 import pyro
 import pyro.distributions as dist
-from pyro.nn import PyroModule
 
 from probnn.models.cvae import NUM_CLASSES, check_labels
-from probnn.models.settings import use_module_local_params
+from probnn.models.settings import LocalPyroModule
 from probnn.models.vae import check_images
 
 from .vae import make_encoder
 
 
-class ConditionalVAEGuide(PyroModule):
+class ConditionalVAEGuide(LocalPyroModule):
     """Amortised Gaussian posterior over the style given image and label::
 
         h = conv_features(x)                       # the VAE encoder's conv layers
@@ -33,14 +32,9 @@ class ConditionalVAEGuide(PyroModule):
     """
 
     def __init__(self, latent_dim: int = 4, architecture: str = "conv"):
-        use_module_local_params()
         super().__init__()
         self.config = dict(latent_dim=latent_dim, architecture=architecture)
         self.encoder = make_encoder(architecture, latent_dim, extra_inputs=NUM_CLASSES)
-
-    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
-        use_module_local_params()
-        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                 size: int = 1) -> torch.Tensor:

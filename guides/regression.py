@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import torch
-from pyro.nn import PyroModule
 
-from probnn.models.settings import use_module_local_params
+from probnn.models.settings import LocalPyroModule
 
 
-class MaximumLikelihoodGuide(PyroModule):
+class MaximumLikelihoodGuide(LocalPyroModule):
     """The empty guide: fitting by maximum likelihood.
 
     The regression models have no latent sample sites, only parameters. With a guide that
@@ -20,14 +19,6 @@ class MaximumLikelihoodGuide(PyroModule):
     """
 
     config: dict = {}
-
-    def __init__(self):
-        use_module_local_params()
-        super().__init__()
-
-    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
-        use_module_local_params()
-        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         return None

@@ -5,9 +5,8 @@ import torch
 import torch.nn as nn
 import pyro
 import pyro.distributions as dist
-from pyro.nn import PyroModule
 
-from probnn.models.settings import use_module_local_params
+from probnn.models.settings import LocalPyroModule
 from probnn.models.vae import check_images, flat_batch
 
 
@@ -62,7 +61,7 @@ def make_encoder(architecture: str, d: int, extra_inputs: int = 0) -> nn.Module:
     raise ValueError(f"unknown architecture {architecture!r}; choose from 'conv', 'mlp'")
 
 
-class VAEGuide(PyroModule):
+class VAEGuide(LocalPyroModule):
     """Amortised mean-field Gaussian posterior::
 
         (mu, tau) = encoder(x)
@@ -72,14 +71,9 @@ class VAEGuide(PyroModule):
     """
 
     def __init__(self, latent_dim: int = 4, architecture: str = "conv"):
-        use_module_local_params()
         super().__init__()
         self.config = dict(latent_dim=latent_dim, architecture=architecture)
         self.encoder = make_encoder(architecture, latent_dim)
-
-    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
-        use_module_local_params()
-        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is None:

@@ -93,19 +93,8 @@ def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
     return torch.softmax(a, dim=1).numpy()
 
 
-class _ItemAccess:
-    """``result["name"]`` reads attribute ``name``: the results were dicts before, and code
-    written for that (``probnn.analysis``) keeps working until it reads attributes."""
-
-    def __getitem__(self, name: str):
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise KeyError(name) from None
-
-
 @dataclass
-class CVAEEvaluation(_ItemAccess):
+class CVAEEvaluation:
     """What :func:`evaluate_cvae` returns."""
     row: dict
     """The table row, nats per image (see :func:`evaluate_cvae`)."""
@@ -157,7 +146,7 @@ TRANSFER_DIGITS = (3, 7)
 
 
 @dataclass
-class CVAEResults(_ItemAccess):
+class CVAEResults:
     """What :func:`cvae_results` returns: everything question (f) shows."""
     styles: tuple
     """(probs, samples) of :func:`style_sets`, each (4, 10, 1, 28, 28)."""

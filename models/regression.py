@@ -7,9 +7,8 @@ import torch.nn.functional as F
 import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
-from pyro.nn import PyroModule
 
-from .settings import use_module_local_params
+from .settings import LocalPyroModule
 
 
 class Wiggle(nn.Sequential):
@@ -24,7 +23,7 @@ class Wiggle(nn.Sequential):
         )
 
 
-class RegressionModel(PyroModule):
+class RegressionModel(LocalPyroModule):
     """Base class of the regression models (maximum-likelihood and Bayesian): subclasses give
     :meth:`mean_and_scale`; this class gives ``forward(x, y=None)`` with observations in plate
     ``"data"`` and :meth:`log_likelihood`.
@@ -34,14 +33,6 @@ class RegressionModel(PyroModule):
     """
 
     config: dict = {}
-
-    def __init__(self):
-        use_module_local_params()
-        super().__init__()
-
-    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
-        use_module_local_params()
-        super().__setstate__(state)
 
     def mean_and_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

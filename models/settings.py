@@ -1,5 +1,6 @@
 """The one Pyro setting the project's models and guides rely on."""
 import pyro
+from pyro.nn import PyroModule
 
 
 def use_module_local_params() -> None:
@@ -12,10 +13,25 @@ def use_module_local_params() -> None:
     (:func:`probnn.inference.train.fit`). Without it, their parameters are also registered
     by name in the one global param store that every module of the process shares.
 
-    Called wherever models and guides are built or loaded: ``__init__`` and ``__setstate__``
-    (unpickling, e.g. a saved fit read back) of the project's model and guide classes, the
+    Called wherever models and guides are built or loaded: by :class:`LocalPyroModule`, the
+    base of the project's model and guide classes (when built and when unpickled), the
     autoguides of :mod:`probnn.inference.bayes_regression` and
     :func:`probnn.inference.train.fit`; so it holds whatever was imported first, and in every
     worker process. Pyro reads it each time a module's parameters are accessed.
     """
     pyro.settings.set(module_local_params=True)
+
+
+class LocalPyroModule(PyroModule):
+    """The base of the project's models and guides: a :class:`~pyro.nn.PyroModule` that turns
+    on :func:`use_module_local_params` when it is built and when it is unpickled (a saved fit
+    read back with ``torch.load``, whose parameters would otherwise be looked up by name in
+    the global param store, shared with every other fit of the process)."""
+
+    def __init__(self, *args, **kwargs):
+        use_module_local_params()
+        super().__init__(*args, **kwargs)
+
+    def __setstate__(self, state):
+        use_module_local_params()
+        super().__setstate__(state)

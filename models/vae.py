@@ -9,9 +9,8 @@ import torch
 import torch.nn as nn
 import pyro
 import pyro.distributions as dist
-from pyro.nn import PyroModule
 
-from .settings import use_module_local_params
+from .settings import LocalPyroModule
 
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
@@ -93,7 +92,7 @@ def check_images(x: torch.Tensor) -> None:
         raise ValueError(f"images must have shape (n, 1, 28, 28), got {tuple(x.shape)}")
 
 
-class VAE(PyroModule):
+class VAE(LocalPyroModule):
     """Latent-variable model of images::
 
         z ~ N(0, I_d)                      # site "z", shape (n, d)
@@ -111,7 +110,6 @@ class VAE(PyroModule):
 
     def __init__(self, latent_dim: int = 4, likelihood: str = "bernoulli",
                  architecture: str = "conv", binarize: bool = False):
-        use_module_local_params()
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; choose from {LIKELIHOODS}")
@@ -119,10 +117,6 @@ class VAE(PyroModule):
                            architecture=architecture, binarize=binarize)
         self.latent_dim, self.likelihood = latent_dim, likelihood
         self.decoder = make_decoder(architecture, latent_dim, self.extra_inputs)
-
-    def __setstate__(self, state):  # unpickled, e.g. a saved fit: loaded, so the same setting
-        use_module_local_params()
-        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor | None = None, size: int = 1) -> torch.Tensor:
         if x is not None:

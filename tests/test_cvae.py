@@ -108,10 +108,6 @@ def test_cvae_results_are_typed(labelled):
     assert ev.confusion.shape == (10, 10) and ev.confusion.sum() == 5
     assert ev.class_posterior.shape == (5, 10) and ev.labels.shape == (5,)
     assert ev.row["images"] == 20 and "iwae_4" in ev.row
-    # item access, for callers written when these were dicts
-    assert res["evaluation"] is ev and ev["row"] is ev.row
-    with pytest.raises(KeyError):
-        ev["nothing"]
 
 
 def test_cvae_bounds_are_the_shared_holdout_bounds_shifted(labelled):
