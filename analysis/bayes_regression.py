@@ -7,7 +7,6 @@ the :class:`~probnn.inference.bayes_regression.LooComparison` of
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -16,13 +15,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from probnn.inference.estimators import PARETO_K_UNRELIABLE
 from probnn.inference.bayes_regression import (BayesianRegressionFit, LooComparison,
                                                posterior_predictive)
 
-from ._plotting import new_figure, save_figure
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
 
-PARETO_K_UNRELIABLE = 0.7
-"""Pareto k above which a point's PSIS-LOO estimate is unreliable (Vehtari et al. 2017)."""
 PARETO_K_OK = 0.5
 RIBBON_DRAWS = 500
 
@@ -174,45 +173,37 @@ def loo_answer(compare: LooComparison, ml_loglik: Mapping[str, float] | None = N
     return "\n\n".join(lines)
 
 
-def write_bayes_outputs(fits: list[BayesianRegressionFit], compare: LooComparison, out_dir,
-                        draws: int = RIBBON_DRAWS, seed: int = 0,
-                        ml_loglik: Mapping[str, float] | None = None) -> list[Path]:
-    """Write ``bayes-ribbon_<name>.png``, ``bayes-history_<name>.csv``,
-    ``bayes-pointwise_<name>.csv`` (elpd_loo_i and Pareto k per point) per fit, and
-    ``bayes-pareto-k.png``, ``bayes-loo.csv`` and ``bayes-summary.md``; return the paths.
-    ``ml_loglik`` goes to :func:`loo_answer`. Works on fits loaded with ``torch.load``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+QUESTION = ("Put a Normal prior on every Wiggle weight, fit a Normal guide (AutoNormal) by SVI, "
+            "draw posterior-predictive ribbons, and compare the two models by PSIS-LOO from the "
+            "pointwise log-likelihoods of posterior draws.")
+REPORT_COLUMNS = ("elpd_loo", "se", "p_loo", "elpd_diff", "dse", "lppd_per_point", "sigma_mean",
+                  "k_over_0.7", "k_nonfinite", "k_max")
+
+
+def bayes_section(fits: list[BayesianRegressionFit], compare: LooComparison,
+                  ml_loglik: Mapping[str, float] | None = None, draws: int = RIBBON_DRAWS,
+                  seed: int = 0) -> Section:
+    """Bayesian regression compared by PSIS-LOO: a posterior-predictive ribbon per fit (``draws``
+    draws, seeded), the Pareto-k plot, the LOO table and answer (``ml_loglik`` goes to
+    :func:`loo_answer`), each fit's SVI history and pointwise elpd_loo_i / Pareto k.
+    Works on fits loaded with ``torch.load``."""
+    table = loo_table(compare)
+    steps = ", ".join(f"{f.name} {len(f.history)} SVI steps" for f in fits)
+    s = Section("regression-bayes", "(a–b, further) Bayesian regression and PSIS-LOO", QUESTION,
+                answers=[loo_answer(compare, ml_loglik)],
+                tables=[Table("bayes-loo", table, f"PSIS-LOO ({steps})",
+                              view=table[[c for c in REPORT_COLUMNS if c in table]])])
     for fit in fits:
-        written.append(save_figure(ribbon_plot(fit, draws, seed), out / f"bayes-ribbon_{fit.name}.png"))
-        path = out / f"bayes-history_{fit.name}.csv"
-        fit.history.to_csv(path, index=False)
-        written.append(path)
+        s.plots.append(Plot(f"bayes-ribbon_{fit.name}", ribbon_plot(fit, draws, seed),
+                            f"{fit.name}: posterior-predictive mean of f, its 95% band, and the "
+                            "95% band of a new y."))
+        s.tables.append(Table(f"bayes-history_{fit.name}", fit.history, index=False))
         if fit.name in compare.loo:
             loo = compare.loo[fit.name]
-            path = out / f"bayes-pointwise_{fit.name}.csv"
-            pd.DataFrame({"x": fit.x[:, 0].numpy(), "y": fit.y[:, 0].numpy(),
-                          "elpd_loo_i": np.asarray(loo.loo_i), "pareto_k": np.asarray(loo.pareto_k)}
-                         ).rename_axis("point").to_csv(path)
-            written.append(path)
-    written.append(save_figure(pareto_k_plot(compare), out / "bayes-pareto-k.png"))
-    table = loo_table(compare)
-    table.to_csv(out / "bayes-loo.csv")
-    written.append(out / "bayes-loo.csv")
-    fit_lines = "\n".join(
-        f"- {f.name}: {len(f.history)} SVI steps, final ELBO (mean of the last 10%) "
-        f"{f.history['elbo'].iloc[-max(1, len(f.history) // 10):].mean():.3f} nats per point, "
-        f"{f.history['seconds'].iloc[-1] if len(f.history) else 0.0:.0f} s" for f in fits)
-    cols = ["elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "lppd", "lppd_per_point",
-            "sigma_mean", "k_over_0.5", "k_over_0.7", "k_nonfinite", "k_max"]
-    shown = table[[c for c in cols if c in table]]
-    text = "\n\n".join([
-        "# Bayesian regression: PSIS-LOO comparison",
-        fit_lines,
-        "```\n" + shown.to_string(float_format=lambda v: f"{v:.3f}") + "\n```",
-        loo_answer(compare, ml_loglik),
-    ])
-    (out / "bayes-summary.md").write_text(text + "\n")
-    written.append(out / "bayes-summary.md")
-    return written
+            s.tables.append(Table(f"bayes-pointwise_{fit.name}", pd.DataFrame(
+                {"x": fit.x[:, 0].numpy(), "y": fit.y[:, 0].numpy(),
+                 "elpd_loo_i": np.asarray(loo.loo_i), "pareto_k": np.asarray(loo.pareto_k)}
+            ).rename_axis("point")))
+    s.plots.append(Plot("bayes-pareto-k", pareto_k_plot(compare),
+                        "Pareto k of each point's PSIS-LOO estimate (above 0.7: unreliable)."))
+    return s

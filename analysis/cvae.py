@@ -6,14 +6,15 @@ trains or runs an estimator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._plotting import new_figure, save_figure
-from .vae import _flat_images, comparison_table, history_figure, image_grid
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
+from .images import flat_images, image_grid
+from .vae import comparison_table, history_figure
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -31,7 +32,7 @@ def style_sets_figure(probs, samples) -> Figure:
     ``probs`` and ``samples`` are (styles, 10, 1, 28, 28) from
     :func:`~probnn.inference.cvae.style_sets`.
     """
-    p, s = _flat_images(probs), _flat_images(samples)
+    p, s = flat_images(probs), flat_images(samples)
     styles = len(p) // 10
     cells, rows = [], []
     for i in range(styles):
@@ -42,14 +43,14 @@ def style_sets_figure(probs, samples) -> Figure:
 
 def digit_samples_figure(probs) -> Figure:
     """A 10 x n grid: row = digit, each column a different style z ~ N(0, I)."""
-    p = _flat_images(probs)
+    p = flat_images(probs)
     per = len(p) // 10
     return image_grid(p, 10, per, row_labels=[f"y = {d}" for d in range(10)])
 
 
 def style_transfer_figure(originals, labels, probs) -> Figure:
     """Real images (first column) re-drawn in their own style with every label 0-9."""
-    x, p = _flat_images(originals), _flat_images(probs)
+    x, p = flat_images(originals), flat_images(probs)
     n = len(x)
     cells = []
     for i in range(n):
@@ -114,32 +115,39 @@ def cvae_answer(row: Mapping, unconditional: Mapping[str, Mapping] | None = None
     return "\n".join(lines)
 
 
-def write_cvae_outputs(name: str, styles, digits, transfer, evaluation: Mapping, out_dir,
-                       unconditional: Mapping[str, Mapping] | None = None,
-                       history: pd.DataFrame | None = None) -> list[Path]:
-    """Write the figures, the evaluation table and the answer of question (f).
+QUESTION = ("Model X = f(Z, y): show style-consistent digit sets (fix Z, vary y) and samples of "
+            "one digit (fix y, vary Z); what is the perfect sampling distribution for Z given an "
+            "image and its label?")
 
-    ``styles``, ``digits``: (probs, samples) pairs; ``transfer``: (originals, labels, probs);
-    ``evaluation``: the dict of :func:`~probnn.inference.cvae.evaluate_cvae`.
+
+def cvae_section(name: str, results, unconditional: Mapping[str, Mapping] | None = None,
+                 history: pd.DataFrame | None = None) -> Section:
+    """Question (f): style sets, digit samples, style transfer, the generative classifier, the
+    holdout evaluation beside the unconditional models and the answer.
+
+    ``results``: a :class:`~probnn.inference.cvae.CVAEResults`; ``unconditional``: rows of
+    the unconditional models' holdout comparison (name -> row; missing values are dropped);
+    ``history``: the training history.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [
-        save_figure(style_sets_figure(*styles), out / f"{name}-style-sets.png"),
-        save_figure(digit_samples_figure(digits[0]), out / f"{name}-digit-samples.png"),
-        save_figure(style_transfer_figure(*transfer), out / f"{name}-style-transfer.png"),
-        save_figure(confusion_figure(evaluation["confusion"], evaluation["row"]["accuracy"]),
-              out / f"{name}-confusion.png"),
-    ]
-    rows = {name: evaluation["row"], **(unconditional or {})}
-    table = comparison_table(rows)
-    table.to_csv(out / f"{name}-evaluation.csv")
-    pd.DataFrame(evaluation["confusion"], index=DIGITS, columns=DIGITS).to_csv(out / f"{name}-confusion.csv")
+    ev = results.evaluation
+    others = ({n: r.dropna().to_dict() for n, r in comparison_table(unconditional).iterrows()}
+              if unconditional else {})
     train_elbo = float(history["elbo"].iloc[-1]) if history is not None and len(history) else None
-    text = (f"# {name}: question (f)\n\n" + table.to_string() + "\n\n"
-            + cvae_answer(evaluation["row"], unconditional, train_elbo) + "\n")
-    (out / f"{name}-summary.md").write_text(text)
-    if history is not None and len(history):
-        written.append(save_figure(history_figure({name: history}), out / f"{name}-history.png"))
-    return written + [out / f"{name}-evaluation.csv", out / f"{name}-confusion.csv",
-                      out / f"{name}-summary.md"]
+    s = Section("cvae-f", "(f) The label-conditioned VAE", QUESTION,
+                answers=cvae_answer(ev.row, others, train_elbo).split("\n"),
+                tables=[Table(f"{name}-evaluation", comparison_table({name: ev.row, **others}),
+                              "Held-out estimates beside the unconditional models"),
+                        Table(f"{name}-confusion",
+                              pd.DataFrame(ev.confusion, index=DIGITS, columns=DIGITS))],
+                plots=[Plot(f"{name}-style-sets", style_sets_figure(*results.styles),
+                            "Each row pair: one style z, digits 0-9."),
+                       Plot(f"{name}-digit-samples", digit_samples_figure(results.digits[0]),
+                            "Each column: one digit, ten styles."),
+                       Plot(f"{name}-style-transfer", style_transfer_figure(*results.transfer),
+                            "The style of two holdout images, redrawn as every digit."),
+                       Plot(f"{name}-confusion", confusion_figure(ev.confusion, ev.row["accuracy"]),
+                            "The model as a generative classifier, argmax_y p(x | y) p(y).")])
+    if train_elbo is not None:
+        s.plots.append(Plot(f"{name}-history", history_figure({name: history}),
+                            "Training ELBO per epoch."))
+    return s

@@ -7,20 +7,22 @@ numbers, and claims a difference only when it lies outside the 95% t-interval of
 
 Notebook use::
 
-    from probnn.analysis.estimator_study import write_estimator_outputs, estimator_answer
-    write_estimator_outputs(study, "out/estimators")      # PNGs, CSVs, <name>-estimators.md
-    print(estimator_answer(study.bias_spread))
+    from probnn.analysis.estimator_study import estimator_section
+    from probnn.analysis.outputs import markdown, save
+    section = estimator_section(study)          # figures, tables, answers, in memory
+    save(section, "out/estimators")             # PNGs and CSVs
+    print(markdown(section))
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._plotting import new_figure, save_figure
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
 from .vae import bound_vs_k_figure
 
 CONFIDENCE = 0.95
@@ -373,62 +375,72 @@ def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str
     return " ".join(out)
 
 
-# ----------------------------------------------------------------------------- writing outputs
-def _block(df: pd.DataFrame) -> str:
-    return "```\n" + df.to_string(index=False) + "\n```"
+# ----------------------------------------------------------------------------- builders
+QUESTION = ("How biased and how noisy are the ELBO, ELBO-MC and IWAE-K estimators of log p(x)? "
+            "How good are the gradients of each training objective (Trace_ELBO, "
+            "TraceMeanField_ELBO, IWAE K=1, 5, 50)? Which objective trains the best model?")
+QUESTION_OBJECTIVES = "Which training objective trains the best model?"
+SHOWN_BIAS = ("estimator", "mean", "stderr", "per_image_sd", "ms_per_image")
+SHOWN_OBJECTIVES = ("objective", "train_seconds", "train_objective", "holdout_elbo",
+                    "holdout_iwae", "holdout_iwae_se", "delta_vs_best", "delta_vs_best_se")
 
 
-def estimator_summary(study) -> str:
-    """The markdown summary: sizes, the three tables and the answers."""
-    b = study.bias_spread
-    lines = [f"# {study.name}: ELBO-estimator study", ""]
-    if study.config:
-        training = ("train_images", "epochs", "batch_size", "eval_k", "eval_images")
-        shown = {k: v for k, v in study.config.items()
-                 if study.objectives is not None or k not in training}  # none trained: no sizes
-        lines += ["Sizes: " + ", ".join(f"{k}={v}" for k, v in shown.items()), ""]
+def _sizes_text(study) -> str:
+    training = ("train_images", "epochs", "batch_size", "eval_k", "eval_images")
+    shown = {k: v for k, v in study.config.items()
+             if study.objectives is not None or k not in training}  # none trained: no sizes
+    parts = ["Sizes: " + ", ".join(f"{k}={v}" for k, v in shown.items())] if shown else []
     if study.seconds:
-        lines += ["Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in study.seconds.items()), ""]
-    cols = ["estimator", "mean", "stderr", "sd_of_mean", "per_image_sd", "gap_to_ref",
-            "gap_to_ref_se", "ms_per_image"]
-    lines += ["## Bias and spread of the log-likelihood estimators", "",
-              _block(b[cols].round(3)), "", estimator_answer(b), ""]
-    cols = ["objective", "side", "parameters", "snr_median", "snr_mean", "snr_q10", "snr_q90",
-            "mean_abs_grad", "mean_grad_sd", "seconds"]
-    lines += ["## Gradient signal-to-noise ratio (Rainforth et al. 2018)", "",
-              _block(study.snr[cols].round(4)), "", snr_answer(study.snr), ""]
-    if study.objectives is not None and len(study.objectives):
-        o = study.objectives
-        k = int(o["eval_k"].iloc[0])
-        shown = o[["objective", "train_seconds", "train_objective", "holdout_elbo",
-                   "holdout_iwae", "holdout_iwae_se", "delta_vs_best", "delta_vs_best_se"]].rename(
-            columns={"holdout_iwae": f"holdout_iwae_{k}", "holdout_iwae_se": f"holdout_iwae_{k}_se"})
-        lines += ["## Training with each objective", "", _block(shown.round(2)), "",
-                  objectives_answer(o, getattr(study, "reference", None)), ""]
-    return "\n".join(lines)
+        parts.append("Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in study.seconds.items()))
+    return ". ".join(parts) + "." if parts else ""
 
 
-def write_estimator_outputs(study, out_dir, name: str | None = None) -> list[Path]:
-    """Write the study's figures (PNG), tables (CSV) and ``<name>-estimators.md`` into
-    ``out_dir``; ``name`` defaults to ``study.name``. Returns the paths written."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name or study.name}-estimators"
-    written = []
-    for suffix, df in (("bias-spread", study.bias_spread), ("snr", study.snr),
-                       ("objectives", study.objectives)):
-        if df is not None and len(df):
-            df.to_csv(out / f"{stem}-{suffix}.csv", index=False)
-            written.append(out / f"{stem}-{suffix}.csv")
+def estimator_section(study, name: str | None = None) -> Section:
+    """The study of one model (an :class:`~probnn.inference.estimator_study.EstimatorStudy`):
+    bias and spread of the estimators, gradient SNR per objective, and (when the study trained
+    them) the objective comparison; files are named ``<name>-estimators-*``."""
     label = name or study.name
-    figures = [("bound-vs-k", estimator_bound_figure(study.bias_spread, label)),
-               ("spread", estimator_spread_figure(study.bias_spread, label)),
-               ("snr", snr_figure(study.snr, label))]
+    stem = f"{label}-estimators"
+    c, b = study.config, study.bias_spread
+    s = Section(f"estimators-{label}", f"ELBO estimators: {label}", QUESTION,
+                answers=[t for t in (_sizes_text(study), f"{label}. " + estimator_answer(b),
+                                     f"{label}. " + snr_answer(study.snr)) if t],
+                tables=[Table(f"{stem}-bias-spread", b,
+                              f"{label}: log-likelihood estimators (nats per image)",
+                              view=b[[col for col in SHOWN_BIAS if col in b]].set_index("estimator"),
+                              index=False),
+                        Table(f"{stem}-snr", study.snr, index=False)],
+                plots=[Plot(f"{stem}-bound-vs-k", estimator_bound_figure(b, label),
+                            f"{label}: the bound against K (mean over {c.get('holdout_images')} "
+                            f"holdout images ± stderr over {c.get('repeats')} repeats), ELBO and "
+                            "ELBO-MC beside it."),
+                       Plot(f"{stem}-spread", estimator_spread_figure(b, label),
+                            f"{label}: spread and cost of each estimator."),
+                       Plot(f"{stem}-snr", snr_figure(study.snr, label),
+                            f"{label}: gradient signal-to-noise ratio of encoder and decoder "
+                            "parameters, per training objective.")])
     if study.objectives is not None and len(study.objectives):
-        figures.append(("objectives", objectives_figure(study.objectives,
-                                                        getattr(study, "reference", None), label)))
-    written += [save_figure(fig, out / f"{stem}-{suffix}.png") for suffix, fig in figures]
-    summary = out / f"{stem}.md"
-    summary.write_text(estimator_summary(study) + "\n")
-    written.append(summary)
-    return written
+        o = objectives_section(study.objectives, study.reference, f"{stem}-objectives", label)
+        s.tables += o.tables
+        s.plots += o.plots
+        s.answers += o.answers
+    return s
+
+
+def objectives_section(table: pd.DataFrame, reference: dict | None = None,
+                       stem: str = "objectives", name: str = "") -> Section:
+    """One VAE trained per objective (the table of
+    :func:`~probnn.inference.estimator_study.objective_comparison`), scored on one holdout
+    yardstick; ``reference``: the studied checkpoint scored the same way."""
+    row = table.iloc[0]
+    arch = f"{name}, " if name else ""
+    return Section("objectives", "Training objectives compared", QUESTION_OBJECTIVES,
+                   answers=[objectives_answer(table, reference)],
+                   tables=[Table(stem, table, "Training with each objective (nats per image)",
+                                 view=table[[c for c in SHOWN_OBJECTIVES if c in table]]
+                                 .set_index("objective"), index=False)],
+                   plots=[Plot(stem, objectives_figure(table, reference, name),
+                               f"One VAE per training objective ({arch}{int(row['epochs'])} "
+                               f"epoch(s) on {int(row['train_images'])} training images, same "
+                               f"start and same batches), scored by IWAE-{int(row['eval_k'])} on "
+                               f"{int(row['eval_images'])} holdout images.")])

@@ -8,8 +8,8 @@ do not pile up in pyplot's figure manager.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 
 from probnn.inference.regression import RegressionFit
 
-from ._plotting import new_figure, save_figure
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
 
 HETEROSCEDASTIC = "heteroscedastic"
 
@@ -409,35 +410,71 @@ def cures_answer(table: pd.DataFrame, baseline: str) -> str:
     return " ".join(out)
 
 
-# ----------------------------------------------------------------------------- outputs
-def write_regression_outputs(fits: list[RegressionFit], out_dir) -> list[Path]:
-    """Write every figure, table and record for ``fits`` into ``out_dir``; return the paths.
+# ----------------------------------------------------------------------------- builders
+QUESTION_A = ("Fit Y ~ N(f(x), σ²) with a small MLP f by maximum likelihood (50,000 Adam epochs); "
+              "show the fit with its ±1.96σ ribbon; what is the maximum possible training "
+              "log-likelihood if f is rich enough?")
+QUESTION_B = ("Fit Y ~ N(f(x), σ(x)²); plot log-likelihood per epoch for both models; why does "
+              "the heteroscedastic curve dip?")
+QUESTION_CURES = ("Train the heteroscedastic model with a floor under σ(x), and with the β-NLL "
+                  "loss (Seitzer et al., 2022); does the log-likelihood still dip?")
+BASELINE = "no cure"
 
-    Per fit: ``ribbon_<name>.png``, ``history_<name>.csv``, ``record_<name>.npz``. For all:
-    ``loglik.png``, ``summary.csv``, ``summary.txt``. For the heteroscedastic fit, if present:
-    ``dip.png``, ``dip_low.csv``, ``dip_high.csv`` (per-point tables at the lowest and highest
-    epoch after 100; empty without a per-epoch record).
+
+def regression_sections(fits: list[RegressionFit]) -> list[Section]:
+    """Questions (a) and (b) from the maximum-likelihood fits (one model or both).
+
+    (a): the fits table, the homoscedastic ribbon, the maximum-log-likelihood answers; (b)
+    (with a heteroscedastic fit): its ribbon, the log-likelihood curves, the dip analysis.
+    Every fit also gets its history (CSV) and per-epoch record (NPZ).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fit in fits:
-        written.append(save_figure(ribbon_plot(fit), out / f"ribbon_{fit.name}.png"))
-        fit.history[["epoch", "loglik", "seconds"]].to_csv(out / f"history_{fit.name}.csv", index=False)
-        written += [out / f"history_{fit.name}.csv", fit.save(out / f"record_{fit.name}.npz")]
-    written.append(save_figure(loglik_curves(fits), out / "loglik.png"))
-
-    table = summary_table(fits)
-    table.to_csv(out / "summary.csv")
-    written.append(out / "summary.csv")
-    hetero = next((f for f in fits if f.name == HETEROSCEDASTIC), None)
+    by_name = {f.name: f for f in fits}
+    hetero = by_name.get(HETEROSCEDASTIC)
     dip = dip_analysis(hetero) if hetero is not None else None
-    if dip is not None:
-        written.append(save_figure(dip_figure(hetero, dip), out / "dip.png"))
-        for which, df in (("low", dip.low_points), ("high", dip.high_points)):
-            df.to_csv(out / f"dip_{which}.csv")
-            written.append(out / f"dip_{which}.csv")
-    parts = [table.to_string(float_format=lambda v: f"{v:.4g}")] + regression_answers(fits, dip)
-    (out / "summary.txt").write_text("\n\n".join(parts) + "\n")
-    written.append(out / "summary.txt")
-    return written
+    dip_text, *rest = regression_answers(fits, dip) if dip else [None, *regression_answers(fits)]
+    ribbons = {f.name: Plot(f"ribbon_{f.name}", ribbon_plot(f),
+                            "Data, f(x) and f(x) ± 1.96 σ(x)." if f.name == HETEROSCEDASTIC
+                            else "Data, f(x) and f(x) ± 1.96 σ.") for f in fits}
+    curves = Plot("loglik", loglik_curves(fits),
+                  "Training mean log-likelihood per epoch (clipped at −10).")
+    a = Section("regression-a", "(a) Homoscedastic regression", QUESTION_A, answers=rest,
+                tables=[Table("summary", summary_table(fits),
+                              "Both fits (mean log-likelihood per point)")],
+                plots=[p for n, p in ribbons.items() if n != HETEROSCEDASTIC])
+    for f in fits:
+        a.tables.append(Table(f"history_{f.name}", f.history[["epoch", "loglik", "seconds"]],
+                              index=False))
+        a.arrays[f"record_{f.name}"] = f.arrays()
+    if hetero is None:
+        a.plots.append(curves)
+        return [a]
+    b = Section("regression-b", "(b) Heteroscedastic regression and its dips", QUESTION_B,
+                answers=[dip_text], plots=[ribbons[HETEROSCEDASTIC], curves,
+                                           Plot("dip", dip_figure(hetero, dip),
+                                                "The deepest dip after epoch 100, point by point.")],
+                tables=[Table("dip_low", dip.low_points,
+                              "Points that drive the dip (at its lowest epoch)",
+                              view=dip.low_points.head(8)),
+                        Table("dip_high", dip.high_points)])
+    return [a, b]
+
+
+def cures_section(runs: Mapping[str, RegressionFit]) -> Section:
+    """The dip cures: one heteroscedastic fit per training run (label -> fit, the first the
+    baseline), their table, log-likelihood curves and answer."""
+    labelled = [replace(f, name=label) for label, f in runs.items()]
+    table = cures_table(runs)
+    return Section("regression-cures", "(b, further) Curing the dips", QUESTION_CURES,
+                   answers=[cures_answer(table, next(iter(runs)))],
+                   tables=[Table("cures", table, "Heteroscedastic runs")],
+                   plots=[Plot("cures-loglik", loglik_curves(labelled, ylim=(-20, 1)),
+                               "True training log-likelihood per epoch, with and without the "
+                               "cures (β-NLL trains a weighted objective; this is the "
+                               "log-likelihood).")])
+
+
+def cure_label(fit: RegressionFit) -> str:
+    """How a heteroscedastic run was trained: ``no cure``, ``σ floor 0.05``, ``β-NLL β=0.5``."""
+    floor, beta = getattr(fit.model, "sigma_floor", 0.0), getattr(fit.model, "beta", 0.0)
+    parts = ([f"σ floor {floor:g}"] if floor else []) + ([f"β-NLL β={beta:g}"] if beta else [])
+    return ", ".join(parts) or BASELINE

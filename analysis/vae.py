@@ -10,151 +10,28 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure, SubFigure
+from matplotlib.figure import Figure
 
-from ._plotting import new_figure, save_figure
+from probnn.datasets.coursework import FIGURE_IMAGES, INTERPOLATION_IMAGES, NOISE_IMAGE
+from probnn.inference.estimators import PARETO_K_UNRELIABLE
 
-CMAP = "gray_r"
-PARETO_K_UNRELIABLE = 0.7
-"""Pareto k above which an importance-sampling estimate is unreliable (Vehtari et al.)."""
+from .images import (PX_PER_INCH, as_array, fill_grid, flat_images, grid_figure, grid_geometry,
+                     pixels)
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
+
 INK_THRESHOLD = 0.5
 GREY_RANGE = (0.1, 0.9)
 """Pixels strictly inside this range are intermediate grey: mostly the soft edges of strokes."""
 
-_CELL = 0.85   # inches per image cell
 _MAIN_COLUMNS = ("images", "elbo", "elbo_mc", "reconstruction", "kl")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _numpy(x) -> np.ndarray:
-    """Tensors (any device, with or without grad) and array-likes as a float numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-def _pixels(images) -> np.ndarray:
-    """Images as (..., 28, 28): drops a single channel axis, unflattens 784-vectors."""
-    a = _numpy(images)
-    if a.ndim >= 1 and a.shape[-1] == 784:
-        a = a.reshape(a.shape[:-1] + (28, 28))
-    if a.ndim >= 4 and a.shape[-3] == 1:
-        a = a[..., 0, :, :]
-    return a
-
-
-def _flat_images(images) -> np.ndarray:
-    """Images as (N, 28, 28); a single (28, 28) image becomes N = 1."""
-    a = _pixels(images)
-    return a.reshape((-1,) + a.shape[-2:])
-
-
-@dataclass
-class GridCell:
-    """One image placed by :func:`_fill_grid`: where, with which title and row label."""
-    image: np.ndarray
-    row: int
-    col: int
-    title: str | None
-    row_label: str | None
-
-
-# Grid geometry in canvas pixels: one image is 28 pixels and _CELL inches.
-_PX_PER_INCH = 28 / _CELL
-_GAP_PX = 2      # between neighbouring images
-_LINE_PX = 5     # one line of 7-point text above an image
-
-
-def _text_lines(text) -> int:
-    return 0 if text is None else str(text).count("\n") + 1
-
-
-def _grid_geometry(nrows: int, ncols: int, heads: list[list[str]]) -> tuple[list[int], int, int]:
-    """Top pixel of each row (room for the text above it), canvas height and width."""
-    first = max((len(h) for h in heads[:ncols]), default=0)
-    other = max((len(h) for h in heads[ncols:]), default=0)
-    tops, y = [], first * _LINE_PX
-    for r in range(nrows):
-        tops.append(y)
-        y += 28 + _GAP_PX + other * _LINE_PX
-    height = tops[-1] + 28 if tops else 0
-    return tops, height, ncols * 28 + (ncols - 1) * _GAP_PX
-
-
-def _heads(n: int, ncols: int, col_labels, titles) -> list[list[str]]:
-    """The text lines above each of ``n`` cells: the column label (first row), then the title."""
-    out = []
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        head = [str(col_labels[c])] if col_labels is not None and r == 0 else []
-        t = titles[i] if titles is not None and i < len(titles) else None
-        out.append(head + (str(t).split("\n") if t is not None else []))
-    return out
-
-
-def _fill_grid(container: Figure | SubFigure, cells: Sequence[np.ndarray | None], nrows: int,
-               ncols: int, row_labels=None, col_labels=None, titles=None, rect=None):
-    """Draw ``cells`` row by row as an ``nrows`` x ``ncols`` grid in ``container``.
-
-    The images are pasted into one canvas drawn by one ``imshow`` (a few hundred image axes
-    take seconds to lay out and draw; one canvas takes milliseconds). A ``None`` cell (or a
-    cell past the end of ``cells``) leaves a transparent gap. ``rect`` (left, bottom, width,
-    height, in container fractions) is where the grid goes, labels outside it. The placed
-    cells are listed by :func:`grid_cells`.
-    """
-    if len(cells) > nrows * ncols:
-        raise ValueError(f"{len(cells)} images do not fit a {nrows} x {ncols} grid")
-    for name, labels, size in (("titles", titles, len(cells)), ("row_labels", row_labels, nrows),
-                               ("col_labels", col_labels, ncols)):
-        if labels is not None and len(labels) != size:
-            raise ValueError(f"{name} has {len(labels)} entries, expected {size}")
-    heads = _heads(nrows * ncols, ncols, col_labels, titles)
-    tops, height, width = _grid_geometry(nrows, ncols, heads)
-    canvas = np.full((height, width), np.nan)
-    placed, frames = [], []
-    for i in range(nrows * ncols):
-        cell = cells[i] if i < len(cells) else None
-        if cell is None:
-            continue
-        r, c = divmod(i, ncols)
-        x0, y0 = c * (28 + _GAP_PX), tops[r]
-        canvas[y0:y0 + 28, x0:x0 + 28] = cell
-        frames.append([(x0 - 0.5, y0 - 0.5), (x0 + 27.5, y0 - 0.5), (x0 + 27.5, y0 + 27.5),
-                       (x0 - 0.5, y0 + 27.5), (x0 - 0.5, y0 - 0.5)])
-        placed.append(GridCell(np.asarray(cell), r, c,
-                               None if titles is None or i >= len(titles) or titles[i] is None
-                               else str(titles[i]),
-                               None if row_labels is None else str(row_labels[r])))
-    ax = container.add_axes(rect or [0.02, 0.02, 0.96, 0.96])
-    ax.imshow(canvas, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
-    # a faint frame per image: a white background cell would otherwise merge with the page
-    ax.add_collection(LineCollection(frames, colors="0.8", linewidths=0.5))
-    ax.set(xlim=(-1, width), ylim=(height, -1))  # room for the outer frames
-    ax.set_anchor("N")
-    ax.set_axis_off()
-    for i, head in enumerate(heads):
-        if head and (i < len(cells) and cells[i] is not None):
-            r, c = divmod(i, ncols)
-            ax.text(c * (28 + _GAP_PX) + 13.5, tops[r] - 1, "\n".join(head), ha="center",
-                    va="bottom", fontsize=7, linespacing=1.0)
-    if row_labels is not None:
-        for r, label in enumerate(row_labels):
-            ax.text(-3, tops[r] + 13.5, str(label), ha="right", va="center", fontsize=8)
-    ax.probnn_cells = placed
-    return ax
-
-
-def grid_cells(container) -> list[GridCell]:
-    """The images an image-grid figure (or a panel of one) shows, row by row."""
-    return [cell for ax in container.axes for cell in getattr(ax, "probnn_cells", [])]
-
-
 def _strength(r: float) -> str:
     a = abs(r)
     return ("negligible" if a < 0.1 else "weak" if a < 0.3 else "moderate" if a < 0.5
@@ -165,33 +42,6 @@ def _signed(r: float) -> str:
     return "undefined" if not np.isfinite(r) else f"{r:+.2f}"
 
 
-# ----------------------------------------------------------------------------- image grids
-def image_grid(images, nrows: int, ncols: int, row_labels=None, col_labels=None, titles=None,
-               figsize=None) -> Figure:
-    """Images (N, 1, 28, 28) or (N, 28, 28), values in [0, 1], drawn row by row in a grid.
-
-    Ink is dark on light (``gray_r``, fixed range 0-1 so grey levels are comparable across
-    images). ``row_labels`` go left of each row, ``col_labels`` above the first row and
-    ``titles`` (one per image) above each image. Cells beyond N stay empty.
-    """
-    return _grid_figure(list(_flat_images(images)), nrows, ncols, row_labels, col_labels,
-                        titles, figsize)
-
-
-def _grid_figure(cells: Sequence[np.ndarray | None], nrows: int, ncols: int, row_labels=None,
-                 col_labels=None, titles=None, figsize=None) -> Figure:
-    """A figure holding one grid of :func:`_fill_grid`; ``None`` cells are gaps."""
-    heads = _heads(nrows * ncols, ncols, col_labels, titles)
-    _, height, width = _grid_geometry(nrows, ncols, heads)
-    left = 1.1 if row_labels is not None else 0.1  # inches, for the row labels
-    w_in, h_in = width / _PX_PER_INCH, height / _PX_PER_INCH
-    w, h = figsize or (left + w_in + 0.1, h_in + 0.2)
-    fig = Figure(figsize=(w, h))
-    _fill_grid(fig, cells, nrows, ncols, row_labels, col_labels, titles,
-               rect=[left / w, 0.1 / h, 1 - (left + 0.1) / w, 1 - 0.2 / h])
-    return fig
-
-
 def reconstruction_figure(originals, probs, samples, labels) -> Figure:
     """One row per image: the original, then for each of the r reconstructions the decoder's
     probability map and a Bernoulli sample from it.
@@ -200,7 +50,7 @@ def reconstruction_figure(originals, probs, samples, labels) -> Figure:
     returned by :func:`~probnn.inference.vae.reconstruct`; ``labels`` names each image
     (e.g. its index in the data set: row label "image 59289").
     """
-    x, p, s = _flat_images(originals), _pixels(probs), _pixels(samples)
+    x, p, s = flat_images(originals), pixels(probs), pixels(samples)
     if p.ndim == 3:  # a single reconstruction given as (n, 28, 28)
         p, s = p[None], s[None]
     r, n = p.shape[:2]
@@ -213,7 +63,7 @@ def reconstruction_figure(originals, probs, samples, labels) -> Figure:
         for j in range(r):
             cells += [p[j, i], s[j, i]]
     col_labels = ["original"] + [f"{kind} {j + 1}" for j in range(r) for kind in ("probs", "sample")]
-    return _grid_figure(cells, n, 1 + 2 * r, row_labels=[f"image {lab}" for lab in labels],
+    return grid_figure(cells, n, 1 + 2 * r, row_labels=[f"image {lab}" for lab in labels],
                         col_labels=col_labels)
 
 
@@ -226,7 +76,7 @@ def noise_figure(noisy, probs, samples, sds, bounds) -> Figure:
     each); ``bounds`` are the log-likelihood bounds (nats) of the m noisy images, shown with
     the noise level above each column.
     """
-    x, p, s = _flat_images(noisy), _pixels(probs), _pixels(samples)
+    x, p, s = flat_images(noisy), pixels(probs), pixels(samples)
     p, s = (a if a.ndim == 4 else a[None] for a in (p, s))
     m = len(x)
     if len(sds) != m or len(bounds) != m or p.shape[1] != m or s.shape[:2] != p.shape[:2]:
@@ -239,14 +89,14 @@ def noise_figure(noisy, probs, samples, sds, bounds) -> Figure:
         cells += list(p[j]) + list(s[j])
         suffix = f" {j + 1}" if r > 1 else ""
         row_labels += [f"probs{suffix}", f"sample{suffix}"]
-    titles = [f"sd={sd:g}\n{b:.1f} nats" for sd, b in zip(sds, _numpy(bounds))]
+    titles = [f"sd={sd:g}\n{b:.1f} nats" for sd, b in zip(sds, as_array(bounds))]
     titles += [None] * (len(cells) - m)
-    return _grid_figure(cells, 1 + 2 * r, m, row_labels=row_labels, titles=titles)
+    return grid_figure(cells, 1 + 2 * r, m, row_labels=row_labels, titles=titles)
 
 
 def noise_answer(clean_bound: float, sds, bounds) -> str:
     """What the noise did to the image's log-likelihood bound, written from the numbers."""
-    b = _numpy(bounds)
+    b = as_array(bounds)
     drops = [f"sd {sd:g}: {v:.1f} ({v - clean_bound:+.1f})" for sd, v in zip(sds, b)]
     monotone = bool(np.all(np.diff(np.concatenate([[clean_bound], b])) < 0))
     return (f"The clean image's bound is {clean_bound:.1f} nats; with Gaussian pixel noise "
@@ -262,7 +112,7 @@ def noise_answer(clean_bound: float, sds, bounds) -> str:
 def prior_samples_figure(probs, samples) -> Figure:
     """Images generated from the prior z ~ N(0, I): probability maps above, Bernoulli samples
     below (at most 12 per row; more images wrap onto further rows of each kind)."""
-    p, s = _flat_images(probs), _flat_images(samples)
+    p, s = flat_images(probs), flat_images(samples)
     if len(p) != len(s):
         raise ValueError(f"{len(p)} probability maps but {len(s)} samples")
     ncols = min(len(p), 12)
@@ -273,27 +123,28 @@ def prior_samples_figure(probs, samples) -> Figure:
 
     cells = padded(p) + padded(s)
     row_labels = ["probs"] * per_kind + ["sample"] * per_kind
-    return _grid_figure(cells, 2 * per_kind, ncols, row_labels=row_labels)
+    return grid_figure(cells, 2 * per_kind, ncols, row_labels=row_labels)
 
 
-def interpolation_figure(probs, samples=None, start_label="28001", end_label="43876") -> Figure:
+def interpolation_figure(probs, samples=None, start_label=str(INTERPOLATION_IMAGES[0]),
+                         end_label=str(INTERPOLATION_IMAGES[1])) -> Figure:
     """Decoded points on the line between two images' posterior means, in one row (and a
     second row of Bernoulli samples when ``samples`` is given). The ends are titled with
     the two images' labels, the steps with their fraction t of the way."""
-    p = _flat_images(probs)
+    p = flat_images(probs)
     steps = len(p)
     ts = np.linspace(0.0, 1.0, steps)
     titles = [f"t={t:.2f}" for t in ts]
     titles[0], titles[-1] = f"image {start_label}", f"image {end_label}"
     cells, row_labels = list(p), ["probs"]
     if samples is not None:
-        s = _flat_images(samples)
+        s = flat_images(samples)
         if len(s) != steps:
             raise ValueError(f"{steps} probability maps but {len(s)} samples")
         cells += list(s)
         row_labels.append("sample")
         titles += [None] * steps
-    return _grid_figure(cells, len(row_labels), steps, row_labels=row_labels, titles=titles)
+    return grid_figure(cells, len(row_labels), steps, row_labels=row_labels, titles=titles)
 
 
 def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=None) -> Figure:
@@ -303,27 +154,27 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
     ``order`` is ``np.argsort(bounds)`` if already computed. With ``pareto_k`` a '*' marks
     images whose bound has Pareto k > 0.7: an unreliable importance-sampling estimate.
     """
-    x, b = _flat_images(images), _numpy(bounds)
+    x, b = flat_images(images), as_array(bounds)
     if len(x) != len(b):
         raise ValueError(f"{len(x)} images but {len(b)} bounds")
     order = np.argsort(b, kind="stable") if order is None else np.asarray(order)
     k = min(k, len(b))
     flagged = (np.zeros(len(b), bool) if pareto_k is None
-               else _numpy(pareto_k) > PARETO_K_UNRELIABLE)
+               else as_array(pareto_k) > PARETO_K_UNRELIABLE)
     ncols = min(k, 10)
     nrows = math.ceil(k / ncols)
     titles = [[f"{b[i]:.1f}"] for i in range(nrows * ncols)]  # one line above each image
-    _, height, width = _grid_geometry(nrows, ncols, titles)
-    w, h = width / _PX_PER_INCH + 0.2, height / _PX_PER_INCH + 0.8
+    _, height, width = grid_geometry(nrows, ncols, titles)
+    w, h = width / PX_PER_INCH + 0.2, height / PX_PER_INCH + 0.8
     fig = Figure(figsize=(2 * w + 0.3, h))
     panels = fig.subfigures(1, 2, wspace=0.05)
     for panel, idx, what in ((panels[0], order[::-1][:k], "most"), (panels[1], order[:k], "least")):
         titles = [f"{b[i]:.1f}{'*' if flagged[i] else ''}" for i in idx]
-        _fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles,
+        fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles,
                    rect=[0.1 / w, 0.1 / h, 1 - 0.2 / w, 1 - 0.7 / h])
         panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10, y=1 - 0.2 / h)
     if pareto_k is not None:
-        checked = int(np.isfinite(_numpy(pareto_k)).sum())  # k may be known for a few only
+        checked = int(np.isfinite(as_array(pareto_k)).sum())  # k may be known for a few only
         fig.suptitle(f"* Pareto k > {PARETO_K_UNRELIABLE}: unreliable estimate "
                      f"({int(flagged.sum())} of the {checked} images checked)", fontsize=8)
     return fig
@@ -332,23 +183,23 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
 # ----------------------------------------------------------------------------- image features
 def ink_pixels(images, threshold: float = INK_THRESHOLD) -> np.ndarray:
     """Number of pixels above ``threshold`` in each image, shape (N,): the amount of ink."""
-    x = _flat_images(images)
+    x = flat_images(images)
     return (x > threshold).reshape(len(x), -1).sum(1)
 
 
 def _grey_pixels(images) -> np.ndarray:
-    x = _flat_images(images)
+    x = flat_images(images)
     lo, hi = GREY_RANGE
     return ((x > lo) & (x < hi)).reshape(len(x), -1).sum(1)
 
 
 def _features(bounds, labels, images) -> pd.DataFrame:
-    b, ink, grey = _numpy(bounds), ink_pixels(images), _grey_pixels(images)
+    b, ink, grey = as_array(bounds), ink_pixels(images), _grey_pixels(images)
     if len(ink) != len(b):
         raise ValueError(f"{len(ink)} images but {len(b)} bounds")
     df = pd.DataFrame({"bound": b, "ink": ink, "grey": grey})
     if labels is not None:
-        lab = _numpy(labels).astype(int)
+        lab = as_array(labels).astype(int)
         if len(lab) != len(b):
             raise ValueError(f"{len(lab)} labels but {len(b)} bounds")
         df["digit"] = lab
@@ -646,8 +497,8 @@ def bound_vs_k_figure(ks, means, stderrs=None, labels=None, references=None,
     horizontal dashed line (with a ±stderr band), e.g. the ELBO and ELBO-MC, which do not
     depend on K."""
     ks = np.asarray(ks)
-    means = np.atleast_2d(_numpy(means))
-    errs = None if stderrs is None else np.atleast_2d(_numpy(stderrs))
+    means = np.atleast_2d(as_array(means))
+    errs = None if stderrs is None else np.atleast_2d(as_array(stderrs))
     if means.shape[1] != len(ks) or (errs is not None and errs.shape != means.shape):
         raise ValueError(f"{len(ks)} values of K but means {means.shape}"
                          + ("" if errs is None else f", stderrs {errs.shape}"))
@@ -686,82 +537,90 @@ def history_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-# ----------------------------------------------------------------------------- writing outputs
-def write_vae_outputs(results, images, out_dir) -> list:
-    """Write the figures and tables of questions (c)-(e) for one model.
+# ----------------------------------------------------------------------------- builders
+QUESTION_C = ("Train the Bernoulli-image VAE; show reconstructions of four training images, "
+              "reconstructions of a noisy image, random samples, and an interpolation between "
+              "two images in latent space.")
+QUESTION_E = ("Compare the latent dimensions (and the PyTorch example's MLP VAE) on a holdout "
+              "set: which is the better model, and what is the right measure?")
+
+
+def vae_sections(results, images) -> list[Section]:
+    """Questions (c) and (d) for one model: reconstructions, noise, prior samples,
+    interpolation; the likely and unlikely images and what makes an image likely.
 
     ``results`` is a :class:`~probnn.inference.vae.VAEResults`; ``images`` are the training
-    images it indexes (``results.rank_index`` into them). Returns the paths written.
+    images it indexes (``results.rank_index`` into them).
     """
-    from pathlib import Path
-
-    from probnn.inference.vae import FIGURE_IMAGES
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    r = results
-    stem = r.name
-    written = [
-        save_figure(reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
-                                    [str(i) for i in FIGURE_IMAGES]), out / f"{stem}-reconstructions.png"),
-        save_figure(noise_figure(r.noisy, r.noisy_probs, r.noisy_samples, r.noise_sds, r.noisy_bounds),
-              out / f"{stem}-noise.png"),
-        save_figure(prior_samples_figure(r.prior_probs, r.prior_samples), out / f"{stem}-prior-samples.png"),
-        save_figure(interpolation_figure(r.interp_probs, r.interp_samples), out / f"{stem}-interpolation.png"),
-    ]
+    r, n = results, results.name
+    a, b = INTERPOLATION_IMAGES
+    noise = pd.DataFrame({"noise_sd": (0.0,) + tuple(r.noise_sds),
+                          "bound": np.concatenate([[r.clean_bound], r.noisy_bounds])})
+    c = Section("vae-c", f"(c) The VAE ({n}): reconstructions, noise, samples, interpolation",
+                QUESTION_C,
+                answers=[noise_answer(r.clean_bound, r.noise_sds, r.noisy_bounds)],
+                tables=[Table(f"{n}-noise-bounds", noise, f"Bound of image {NOISE_IMAGE} "
+                              f"({r.rank_k} samples) by noise level", index=False)],
+                plots=[Plot(f"{n}-reconstructions",
+                            reconstruction_figure(r.originals, r.recon_probs, r.recon_samples,
+                                                  [str(i) for i in FIGURE_IMAGES]),
+                            "Originals; the decoder's pixel probabilities and a Bernoulli sample "
+                            "for three draws z ~ q(z | x)."),
+                       Plot(f"{n}-noise", noise_figure(r.noisy, r.noisy_probs, r.noisy_samples,
+                                                       r.noise_sds, r.noisy_bounds),
+                            f"Image {NOISE_IMAGE} with Gaussian noise of growing sd, its "
+                            "reconstruction, and its log-likelihood bound."),
+                       Plot(f"{n}-prior-samples", prior_samples_figure(r.prior_probs,
+                                                                       r.prior_samples),
+                            "Images from z ~ N(0, I)."),
+                       Plot(f"{n}-interpolation",
+                            interpolation_figure(r.interp_probs, r.interp_samples, str(a), str(b)),
+                            f"Decoding the straight line between the posterior means of images "
+                            f"{a} and {b}.")])
+    if len(r.history):
+        c.plots.append(Plot(f"{n}-history", history_figure({n: r.history}),
+                            "Training ELBO per epoch."))
     scored = images[r.rank_index]
     pk = np.full(len(r.rank_bounds), np.nan)
     pos = {int(i): j for j, i in enumerate(r.rank_index)}
     for idx, k in r.shown_pareto_k.items():
         pk[pos[idx]] = k
-    written.append(save_figure(likely_unlikely_figure(scored, r.rank_bounds, pareto_k=pk),
-                         out / f"{stem}-likely-unlikely.png"))
-    written.append(save_figure(likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
-                         out / f"{stem}-likelihood-features.png"))
-    table = likelihood_features_table(r.rank_bounds, r.rank_labels, scored)
-    table.to_csv(out / f"{stem}-bound-by-digit.csv")
-    per_image = pd.DataFrame({"index": r.rank_index, "label": r.rank_labels,
-                              "bound": r.rank_bounds, "ink_pixels": ink_pixels(scored)})
-    per_image.to_csv(out / f"{stem}-bounds.csv", index=False)
-    noise = pd.DataFrame({"noise_sd": (0.0,) + tuple(r.noise_sds),
-                          "bound": np.concatenate([[r.clean_bound], r.noisy_bounds])})
-    noise.to_csv(out / f"{stem}-noise-bounds.csv", index=False)
     order = np.argsort(r.rank_bounds)
-    lines = [
-        f"# {stem}: questions (c)-(e)",
-        "",
-        f"Image 35508 with Gaussian noise, {r.rank_k}-sample IWAE bound (nats):",
-        noise.to_string(index=False),
-        "",
-        f"Likely and unlikely images: the {r.rank_k}-sample bound of {len(r.rank_bounds)} training images.",
-        f"Most likely: index {int(r.rank_index[order[-1]])} (bound {r.rank_bounds[order[-1]]:.1f}); "
-        f"least likely: index {int(r.rank_index[order[0]])} (bound {r.rank_bounds[order[0]]:.1f}).",
-        f"Pareto k > {PARETO_K_UNRELIABLE} among the {len(r.shown_pareto_k)} images shown: "
-        f"{sum(k > PARETO_K_UNRELIABLE for k in r.shown_pareto_k.values())}.",
-        "",
-        "Bound by digit class:",
-        table.to_string(),
-        "",
-        likelihood_answer(r.rank_bounds, r.rank_labels, scored),
-    ]
-    if len(r.history):
-        written.append(save_figure(history_figure({stem: r.history}), out / f"{stem}-history.png"))
-    (out / f"{stem}-summary.md").write_text("\n".join(lines) + "\n")
-    written += [out / f"{stem}-bound-by-digit.csv", out / f"{stem}-bounds.csv",
-                out / f"{stem}-noise-bounds.csv", out / f"{stem}-summary.md"]
-    return written
+    flagged = sum(k > PARETO_K_UNRELIABLE for k in r.shown_pareto_k.values())
+    scored_text = (f"Scored {len(r.rank_bounds)} training images with the {r.rank_k}-sample "
+                   f"bound. Most likely: index {int(r.rank_index[order[-1]])} (bound "
+                   f"{r.rank_bounds[order[-1]]:.1f}); least likely: index "
+                   f"{int(r.rank_index[order[0]])} (bound {r.rank_bounds[order[0]]:.1f}). Pareto "
+                   f"k > {PARETO_K_UNRELIABLE} for {flagged} of the {len(r.shown_pareto_k)} "
+                   "images shown.")
+    d = Section("vae-d", f"(d) Likely and unlikely images ({n})",
+                f"Estimate each image's log-likelihood with {r.rank_k} Monte Carlo / importance "
+                "samples; show the most and least likely images; what makes an image likely?",
+                answers=[scored_text, likelihood_answer(r.rank_bounds, r.rank_labels, scored)],
+                tables=[Table(f"{n}-bound-by-digit",
+                              likelihood_features_table(r.rank_bounds, r.rank_labels, scored),
+                              "Bound by digit class"),
+                        Table(f"{n}-bounds", pd.DataFrame(
+                            {"index": r.rank_index, "label": r.rank_labels, "bound": r.rank_bounds,
+                             "ink_pixels": ink_pixels(scored)}), index=False)],
+                plots=[Plot(f"{n}-likely-unlikely",
+                            likely_unlikely_figure(scored, r.rank_bounds, pareto_k=pk),
+                            "Most and least likely training images by their bound (Pareto k "
+                            "flags the estimates that may be far from log p(x))."),
+                       Plot(f"{n}-likelihood-features",
+                            likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
+                            "The bound against digit class and amount of ink.")])
+    return [c, d]
 
 
-def write_comparison_outputs(rows: Mapping[str, Mapping], out_dir, histories=None) -> list:
-    """Write the model comparison (question e): table as CSV and Markdown with the written
-    answer, and the training histories side by side."""
-    from pathlib import Path
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def comparison_section(rows: Mapping[str, Mapping], histories: Mapping | None = None) -> Section:
+    """Question (e): the holdout estimates of each model (name -> row of
+    :func:`~probnn.inference.vae.comparison_row`), the answer, and the training histories."""
     table = comparison_table(rows)
-    table.to_csv(out / "comparison.csv")
-    text = "# Model comparison on the holdout set\n\n" + table.to_string() + "\n\n" + comparison_answer(table) + "\n"
-    (out / "comparison.md").write_text(text)
-    written = [out / "comparison.csv", out / "comparison.md"]
+    s = Section("vae-e", "(e) d = 4 vs d = 20 vs the PyTorch example VAE", QUESTION_E,
+                answers=[comparison_answer(table)],
+                tables=[Table("comparison", table, "Held-out estimates (nats per image)")])
     if histories:
-        written.append(save_figure(history_figure(histories), out / "comparison-history.png"))
-    return written
+        s.plots.append(Plot("comparison-history", history_figure(histories),
+                            "Training ELBO per epoch."))
+    return s

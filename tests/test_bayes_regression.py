@@ -8,7 +8,8 @@ import torch
 import pyro.poutine as poutine
 
 from probnn.cli import main
-from probnn.analysis.bayes_regression import loo_answer, loo_table, write_bayes_outputs
+from probnn.analysis.bayes_regression import bayes_section, loo_answer, loo_table
+from probnn.analysis.outputs import save
 from probnn.inference.bayes_regression import (LooComparison, fit_bayesian_regression,
                                                inference_data, loo_compare, pointwise_loglik,
                                                posterior_predictive, run_bayes_regression)
@@ -128,8 +129,9 @@ def test_fits_round_trip_through_torch_save(tiny_regression, tmp_path):
     for a, b in zip(fits, loaded):
         np.testing.assert_array_equal(pointwise_loglik(a, 6, seed=1).loglik,
                                       pointwise_loglik(b, 6, seed=1).loglik)
-    written = write_bayes_outputs(loaded, cmp2, tmp_path / "out", draws=20, seed=0,
-                                  ml_loglik={"homoscedastic": -1.72, "heteroscedastic": -0.5})
+    section = bayes_section(loaded, cmp2, {"homoscedastic": -1.72, "heteroscedastic": -0.5},
+                            draws=20, seed=0)
+    written = save(section, tmp_path / "out", "bayes-summary.md")
     assert all(p.exists() for p in written)
     assert "maximum-likelihood fits of this run" in (tmp_path / "out" / "bayes-summary.md").read_text()
 

@@ -14,6 +14,7 @@ import torch.nn as nn
 from pyro.nn import PyroModule
 
 from probnn.analysis import estimator_study as ea
+from probnn.analysis.outputs import save
 from probnn.inference import estimator_study as es
 from probnn.inference.vae import build_vae
 
@@ -181,13 +182,13 @@ def test_run_study_and_write_outputs(images, tmp_path):
                                    seed=1, progress=False)
     assert set(study.seconds) == {"bias_spread", "snr", "objectives"}
     assert study.reference["eval_images"] == 6
-    written = ea.write_estimator_outputs(study, tmp_path)
+    written = save(ea.estimator_section(study), tmp_path, "tiny-estimators.md")
     names = {p.name for p in written}
     for suffix in ("bias-spread.csv", "snr.csv", "objectives.csv", "bound-vs-k.png", "spread.png",
                    "snr.png", "objectives.png"):
         assert f"tiny-estimators-{suffix}" in names
     text = (tmp_path / "tiny-estimators.md").read_text()
-    assert "## Gradient signal-to-noise ratio" in text and "Rainforth" in text
+    assert "gradient signal-to-noise ratio" in text and "Sizes: holdout_images=4" in text
     assert "best model comes from" in text
 
 

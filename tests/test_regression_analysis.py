@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from probnn.analysis import regression as ra
+from probnn.analysis.outputs import save
 from probnn.inference.regression import RegressionFit, fit_regression
 from probnn.models.regression import HeteroscedasticRegression
 
@@ -127,9 +128,9 @@ def test_figures(trained):
     assert len(ra.dip_figure(fit, ra.dip_analysis(fit)).axes) == 3
 
 
-def test_write_regression_outputs(tmp_path, trained):
+def test_regression_sections_save_every_file(tmp_path, trained):
     fits = [trained[0], planted_fit()]
-    written = ra.write_regression_outputs(fits, tmp_path / "out")
+    written = save(ra.regression_sections(fits), tmp_path / "out", "summary.txt")
     names = {p.name for p in written}
     expected = {"ribbon_homoscedastic.png", "ribbon_heteroscedastic.png", "loglik.png", "dip.png",
                 "dip_low.csv", "dip_high.csv", "history_homoscedastic.csv",

@@ -7,6 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from probnn.analysis import images as grids
 from probnn.analysis import vae as va
 
 DIGITS = 10
@@ -15,7 +16,7 @@ PER_DIGIT = 8
 
 def image_axes(container) -> list:
     """The images a grid figure (or panel) shows, row by row."""
-    return va.grid_cells(container)
+    return grids.grid_cells(container)
 
 
 def planted_images(seed: int = 0):
@@ -34,7 +35,7 @@ def planted_images(seed: int = 0):
 
 def test_image_grid_places_every_image_and_leaves_gaps_empty():
     images = np.random.default_rng(0).random((7, 1, 28, 28))
-    fig = va.image_grid(images, 2, 4, row_labels=["a", "b"], titles=[str(i) for i in range(7)])
+    fig = grids.image_grid(images, 2, 4, row_labels=["a", "b"], titles=[str(i) for i in range(7)])
     assert isinstance(fig, Figure)
     cells = image_axes(fig)
     assert len(cells) == 7
@@ -50,9 +51,9 @@ def test_image_grid_places_every_image_and_leaves_gaps_empty():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert {"a", "b"} <= set(texts) and "6" in texts
     # (N, 28, 28) tensors work too
-    assert len(image_axes(va.image_grid(torch.rand(3, 28, 28), 1, 3))) == 3
+    assert len(image_axes(grids.image_grid(torch.rand(3, 28, 28), 1, 3))) == 3
     with pytest.raises(ValueError):
-        va.image_grid(images, 2, 3)
+        grids.image_grid(images, 2, 3)
 
 
 def test_reconstruction_noise_prior_interpolation_figures_layout():
