@@ -12,6 +12,7 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.guides.regression import MaximumLikelihoodGuide
 from probnn.models.regression import REGRESSION_MODELS
 
+from .checkpoint import load_checkpoint
 from .train import fit
 
 COURSEWORK_EPOCHS = 50_000
@@ -34,12 +35,16 @@ class RegressionFit:
         s = self.sigma.astype(np.float64)
         return -0.5 * ((y - self.f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-epoch record as arrays: ``x``, ``y``, ``f``, ``sigma``, ``loglik``, ``epoch``."""
+        return dict(x=self.x[:, 0].numpy(), y=self.y[:, 0].numpy(), f=self.f, sigma=self.sigma,
+                    loglik=self.history["loglik"].to_numpy(),
+                    epoch=self.history["epoch"].to_numpy())
+
     def save(self, path: str | Path) -> Path:
-        """Save the per-epoch record as a compressed ``.npz``."""
+        """Save the per-epoch record (:meth:`arrays`) as a compressed ``.npz``."""
         path = Path(path)
-        np.savez_compressed(path, x=self.x[:, 0].numpy(), y=self.y[:, 0].numpy(), f=self.f,
-                            sigma=self.sigma, loglik=self.history["loglik"].to_numpy(),
-                            epoch=self.history["epoch"].to_numpy())
+        np.savez_compressed(path, **self.arrays())
         return path
 
 
@@ -58,22 +63,43 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
     weighted ELBO. ``jit`` compiles the loss (the same Trace_ELBO objective; see
     :class:`~probnn.inference.train.TracedLoss`).
     """
+    torch.manual_seed(seed)
+    model, guide = _build(name, sigma_floor, beta)
+    result = fit(model, guide, (x, y), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
+                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                 progress=progress, desc=name, record=("f", "sigma") if record else (), jit=jit)
+    return _regression_fit(name, model, x, y, result.history, result.records, beta)
+
+
+def _build(name: str, sigma_floor: float, beta: float):
     if name not in REGRESSION_MODELS:
         raise ValueError(f"unknown regression model {name!r}; choose from {list(REGRESSION_MODELS)}")
     cures = dict(sigma_floor=sigma_floor, beta=beta) if sigma_floor or beta else {}
     if cures and name != "heteroscedastic":
         raise ValueError("sigma_floor and beta apply to the heteroscedastic model only")
-    torch.manual_seed(seed)
-    model, guide = REGRESSION_MODELS[name](**cures), MaximumLikelihoodGuide()
-    result = fit(model, guide, (x, y), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
-                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 progress=progress, desc=name, record=("f", "sigma") if record else (), jit=jit)
-    history = result.history.rename(columns={"elbo": "loglik"})
+    return REGRESSION_MODELS[name](**cures), MaximumLikelihoodGuide()
+
+
+def _regression_fit(name, model, x, y, history: pd.DataFrame, records: dict, beta: float
+                    ) -> RegressionFit:
+    history = history.rename(columns={"elbo": "loglik"})
     empty = np.empty((0, len(x)), np.float32)
-    f = result.records["f"][..., 0] if record else empty
-    s = result.records["sigma"][..., 0] if record else empty
+    f = records["f"][..., 0] if "f" in records else empty
+    s = records["sigma"][..., 0] if "sigma" in records else empty
     out = RegressionFit(name, model, x, y, history, f, s)
-    if beta and record:  # the ELBO is the beta-weighted objective: keep it, report the likelihood
+    if beta and "f" in records:  # the ELBO is the beta-weighted objective: report the likelihood
         history["objective"] = history["loglik"]
         history["loglik"] = out.pointwise_loglik().mean(1)
     return out
+
+
+def load_regression(name: str, x: torch.Tensor, y: torch.Tensor, checkpoint, *,
+                    sigma_floor: float = 0.0, beta: float = 0.0) -> RegressionFit:
+    """The :class:`RegressionFit` stored in a checkpoint of :func:`fit_regression` (weights,
+    history and per-epoch record), without training: what ``fit_regression`` returned when
+    it wrote the checkpoint last."""
+    model, guide = _build(name, sigma_floor, beta)
+    extra = load_checkpoint(checkpoint, model, guide)
+    history = pd.DataFrame(extra["history"])
+    records = {s: v[:len(history)] for s, v in extra.get("records", {}).items()}
+    return _regression_fit(name, model.eval(), x, y, history, records, beta)

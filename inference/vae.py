@@ -53,11 +53,18 @@ def build_vae(latent_dim: int = 4, likelihood: str = "bernoulli", architecture: 
 def vae_name(model: VAE) -> str:
     """A file-name stem for a model: ``vae-d4``, ``vae-mlp-d20``, ``vae-d4-cb-bin``, ``cvae-d4``."""
     c = model.config
-    parts = ["cvae" if isinstance(model, ConditionalVAE) else "vae"]
-    parts += ["mlp"] if c["architecture"] == "mlp" else []
-    parts += [f"d{c['latent_dim']}"]
-    parts += ["cb"] if c["likelihood"] == "continuous_bernoulli" else []
-    parts += ["bin"] if c["binarize"] else []
+    return vae_stem(c["latent_dim"], c["likelihood"], c["architecture"], c["binarize"],
+                    isinstance(model, ConditionalVAE))
+
+
+def vae_stem(latent_dim: int, likelihood: str = "bernoulli", architecture: str = "conv",
+             binarize: bool = False, conditional: bool = False) -> str:
+    """:func:`vae_name` of the model :func:`build_vae` would build with these settings."""
+    parts = ["cvae" if conditional else "vae"]
+    parts += ["mlp"] if architecture == "mlp" else []
+    parts += [f"d{latent_dim}"]
+    parts += ["cb"] if likelihood == "continuous_bernoulli" else []
+    parts += ["bin"] if binarize else []
     return "-".join(parts)
 
 

@@ -1,0 +1,49 @@
+"""Question (f): the label-conditioned VAE's style sets, digit samples, style transfer, holdout
+evaluation and generative classifier."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.batching import random_subset
+from probnn.inference.cvae import CVAEResults, cvae_results
+from probnn.inference.vae import vae_name
+
+from .inputs import Inputs
+
+KIND, DATA = "evaluate", "mnist"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Bounds of log p(x | y) on ``holdout_images`` random holdout images (all by default):
+    ELBO, ELBO-MC and IWAE-``k``, IWAE-``large_k`` on ``large_k_images`` of them (0 or None:
+    skip); log p(x) and the classifier on ``classify_images`` (ten bounds each)."""
+    k: int = 100
+    large_k: int | None = 1000
+    large_k_images: int | None = 1000
+    classify_images: int | None = 1000
+    holdout_images: int | None = None
+    holdout_split: float | None = None
+    seed: int = COURSEWORK_SEED
+
+
+@dataclass
+class Result:
+    name: str
+    results: CVAEResults
+    history: pd.DataFrame
+
+
+def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
+    """For the conditional VAE of ``inputs.checkpoints[0]``."""
+    model, guide = inputs.vae(0, conditional=True)
+    _, (hx, hy, _) = inputs.mnist(config.holdout_split)
+    res = cvae_results(model, guide, hx, hy, seed=config.seed,
+                       eval_index=random_subset(len(hx), config.holdout_images, config.seed),
+                       k=config.k, large_k=config.large_k or None,
+                       large_k_images=config.large_k_images,
+                       classify_images=config.classify_images, progress=progress)
+    return Result(vae_name(model), res, inputs.history(0))

@@ -1,0 +1,47 @@
+"""Question (e): one VAE's log-likelihood estimates on holdout images (a row of the
+d=4 vs d=20 vs PyTorch-example comparison)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.vae import comparison_row, vae_name
+
+from .inputs import Inputs
+
+KIND, DATA = "evaluate", "mnist"
+
+
+@dataclass(frozen=True)
+class Config:
+    """ELBO, ELBO-MC and IWAE-``k`` on ``holdout_images`` random holdout images (all by
+    default), IWAE-``large_k`` on ``large_k_images`` of them (0 or None: skip), and the
+    one-sample ELBO on ``train_images`` training images."""
+    k: int = 100
+    large_k: int | None = 1000
+    large_k_images: int | None = 1000
+    holdout_images: int | None = None
+    train_images: int | None = 10_000
+    holdout_split: float | None = None
+    seed: int = COURSEWORK_SEED
+
+
+@dataclass
+class Result:
+    name: str
+    row: dict
+    """Estimates in nats per image: see :func:`~probnn.inference.vae.comparison_row`."""
+    history: pd.DataFrame
+
+
+def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
+    """For the VAE of ``inputs.checkpoints[0]``."""
+    model, guide = inputs.vae(0)
+    (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
+    row = comparison_row(model, guide, holdout_x, train_x, k=config.k,
+                         large_k=config.large_k or None, large_k_images=config.large_k_images,
+                         holdout_images=config.holdout_images, train_images=config.train_images,
+                         seed=config.seed)
+    return Result(vae_name(model), row, inputs.history(0))

@@ -1,0 +1,58 @@
+"""Where a task's inputs come from: the data folder and the checkpoints it reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from probnn.datasets import load_xkcd, mnist_splits
+from probnn.inference.checkpoint import CheckpointError
+from probnn.inference.vae import history_from_checkpoint, load_vae
+from probnn.models.cvae import ConditionalVAE
+
+
+@lru_cache(maxsize=2)
+def _mnist(data_dir, split):
+    return mnist_splits(data_dir, split)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The data folder (``None``: ``$PROBNN_DATA``, then the user cache) and the checkpoints
+    (trained models) a task reads, in order."""
+    data_dir: str | Path | None = None
+    checkpoints: Sequence[str | Path] = ()
+
+    def xkcd(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The xkcd data ``(x, y)``, each (31, 1)."""
+        return load_xkcd(self.data_dir)
+
+    def mnist(self, holdout_split: float | None = None):
+        """``((train_x, train_y, idx), (holdout_x, holdout_y, idx))`` of
+        :func:`~probnn.datasets.mnist_splits` (read once per process)."""
+        return _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split)
+
+    def checkpoint(self, i: int = 0) -> Path:
+        if i >= len(self.checkpoints):
+            raise ValueError(f"this task reads checkpoint {i + 1} but {len(self.checkpoints)} "
+                             "were given")
+        return Path(self.checkpoints[i])
+
+    def vae(self, i: int = 0, conditional: bool = False):
+        """The model and guide of checkpoint ``i``, which must hold a conditional VAE when
+        ``conditional`` and an unconditional one otherwise."""
+        path = self.checkpoint(i)
+        model, guide = load_vae(path)
+        if isinstance(model, ConditionalVAE) != conditional:
+            have, want = (("an unconditional", "a conditional") if conditional
+                          else ("a conditional", "an unconditional"))
+            raise CheckpointError(f"{path} holds {have} VAE; this question needs {want} one")
+        return model, guide
+
+    def history(self, i: int = 0) -> pd.DataFrame:
+        """The per-epoch training history stored in checkpoint ``i``."""
+        return history_from_checkpoint(self.checkpoint(i))

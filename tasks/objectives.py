@@ -1,0 +1,54 @@
+"""Which training objective trains the best model: one VAE per objective from the same start
+and batches, scored on one holdout yardstick."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.estimator_study import TRAIN_OBJECTIVES, objective_comparison
+from probnn.inference.vae import vae_stem
+
+from .inputs import Inputs
+
+KIND, DATA = "evaluate", "mnist"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The objectives (``trace``, ``meanfield``, ``iwae-K``), the model trained with each,
+    the training (first ``train_images``, ``epochs``, ``batch_size``) and the yardstick
+    (IWAE-``eval_k`` on the first ``eval_images`` holdout images)."""
+    objectives: tuple[str, ...] = TRAIN_OBJECTIVES
+    latent_dim: int = 4
+    architecture: str = "conv"
+    likelihood: str = "bernoulli"
+    binarize: bool = False
+    train_images: int | None = None
+    epochs: int = 1
+    batch_size: int = 100
+    eval_k: int = 5000
+    eval_images: int | None = None
+    holdout_split: float | None = None
+    seed: int = COURSEWORK_SEED
+
+
+@dataclass
+class Result:
+    name: str
+    """The trained models' name stem, e.g. ``vae-mlp-d20``."""
+    table: pd.DataFrame
+    """One row per objective: see :func:`~probnn.inference.estimator_study.objective_comparison`."""
+
+
+def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
+    (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
+    table = objective_comparison(train_x, holdout_x, config.objectives, config.epochs,
+                                 config.latent_dim, config.eval_k, config.seed,
+                                 architecture=config.architecture, likelihood=config.likelihood,
+                                 binarize=config.binarize, train_images=config.train_images,
+                                 eval_images=config.eval_images, batch_size=config.batch_size,
+                                 progress=progress)
+    return Result(vae_stem(config.latent_dim, config.likelihood, config.architecture,
+                           config.binarize), table)
