@@ -1,7 +1,8 @@
 """probnn: probabilistic neural networks as Pyro model/guide pairs.
 
 Subpackages (data flows one way): :mod:`probnn.datasets` -> :mod:`probnn.models` /
-:mod:`probnn.guides` -> :mod:`probnn.inference` -> :mod:`probnn.analysis`, with the
-``probnn`` command line in :mod:`probnn.cli`.
+:mod:`probnn.guides` -> :mod:`probnn.inference` -> :mod:`probnn.tasks` (one computation per
+question) -> :mod:`probnn.analysis` (figures, tables, answers as objects), with the ``probnn``
+command line in :mod:`probnn.cli` and the report pipeline in :mod:`probnn.report`.
 """
 __version__ = "0.1.0"

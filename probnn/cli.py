@@ -1,17 +1,19 @@
-"""The ``probnn`` command line: a thin layer over the library.
+"""The ``probnn`` command line: a thin layer over the tasks.
 
-Every command is a few library calls that a notebook can make directly; see README.md.
+Every command parses its arguments into a task's config (:mod:`probnn.tasks`), runs the task,
+builds the question's sections (:mod:`probnn.analysis`), saves them and prints their summary:
+the same task and builder the report's job for that question calls. See README.md.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
+from probnn.datasets.coursework import COURSEWORK_SEED
 
-def _common(p: argparse.ArgumentParser, seed: int = 309) -> None:
+
+def _common(p: argparse.ArgumentParser, seed: int = COURSEWORK_SEED) -> None:
     p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     p.add_argument("--data-dir", default=None,
                    help="data folder (default: $PROBNN_DATA, then ~/.cache/probnn/data)")
@@ -26,103 +28,86 @@ def _device(name: str):
     return torch.device(name)
 
 
-# ----------------------------------------------------------------------------- regression
-def _regression_worker(kw: dict):
-    import torch
-    torch.set_num_threads(1)  # one model per core
-    from probnn.datasets import load_xkcd
-    from probnn.inference.regression import fit_regression
-    x, y = load_xkcd(kw.pop("data_dir"))
-    return fit_regression(x=x, y=y, **kw)
+def _inputs(args, *checkpoints):
+    from probnn.tasks.inputs import Inputs
+    return Inputs(args.data_dir, tuple(checkpoints))
 
 
-def cmd_regression(args) -> int:
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing as mp
+def _given(args, names) -> dict:
+    """The options among ``names`` given on the command line (not None), lists as tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k in names
+            if (v := getattr(args, k, None)) is not None}
 
-    from probnn.analysis import regression as ra
-    from probnn.datasets import load_xkcd
-    from probnn.inference.train import TrainingInterrupted
 
-    out = Path(args.out or "out/regression")
-    out.mkdir(parents=True, exist_ok=True)
-    load_xkcd(args.data_dir)  # fail fast, with the data error, before starting workers
-    names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
-    jobs = [dict(name=n, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, lr=args.lr,
-                 progress=not args.quiet, jit=not args.no_jit, resume=args.resume,
-                 checkpoint=out / f"{n}.ckpt", checkpoint_every=args.checkpoint_every,
-                 **({"sigma_floor": args.sigma_floor, "beta": args.beta_nll}
-                    if n == "heteroscedastic" else {}))
-            for n in names]
-    if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
-        # Ctrl-C reaches the workers too: each saves its checkpoint and returns
-        # TrainingInterrupted. The parent ignores it meanwhile (workers inherit that until
-        # training installs its handler), so the pool is never torn down half-way.
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_regression_worker, j) for j in jobs]
-                errors = [f.exception() for f in futures]
-        finally:
-            signal.signal(signal.SIGINT, old)
-        if any(isinstance(e, TrainingInterrupted) for e in errors):
-            for e in errors:
-                print(f"probnn: {e}", file=sys.stderr)
-            return 130
-        if any(errors):
-            raise next(e for e in errors if e)
-        fits = [f.result() for f in futures]
-    else:
-        fits = [_regression_worker(dict(j)) for j in jobs]
-    written = ra.write_regression_outputs(fits, out)
-    print((out / "summary.txt").read_text())
+def _publish(sections, out: Path, summary: str) -> int:
+    """Save the sections' files into ``out`` and print their summary."""
+    from probnn.analysis.outputs import markdown, save
+    written = save(sections, out, summary)
+    print(markdown(sections))
     print(f"wrote {len(written)} files to {out}")
     return 0
+
+
+# ----------------------------------------------------------------------------- regression
+def cmd_regression(args) -> int:
+    from probnn.analysis.regression import regression_sections
+    from probnn.jobs import Job, load
+    from probnn.runner import default_workers, run_jobs
+    from probnn.tasks import regression
+
+    out = Path(args.out or "out/regression")
+    _inputs(args).xkcd()  # fail fast, with the data error, before starting workers
+    names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
+    jobs = {}
+    for n in names:
+        cures = (dict(sigma_floor=args.sigma_floor, beta=args.beta_nll)
+                 if n == "heteroscedastic" else {})
+        config = regression.Config(model=n, epochs=args.epochs, lr=args.lr,
+                                   checkpoint_every=args.checkpoint_every, jit=not args.no_jit,
+                                   seed=args.seed, **cures)
+        # ~2.5 ms an epoch on one core: only for the progress line's ETA
+        jobs[n] = Job(n, "regression", config, estimate=2.5e-3 * args.epochs,
+                      artifact=out / f"{n}.ckpt", resume=args.resume)
+    run_jobs(jobs, args.data_dir, min(len(jobs), default_workers()), not args.quiet, reuse=False,
+             label="regression", hint="run again with --resume to continue")
+    fits = [load(j, jobs, args.data_dir) for j in jobs.values()]
+    return _publish(regression_sections(fits), out, "summary.txt")
 
 
 def cmd_bayes_regression(args) -> int:
-    from probnn.analysis.bayes_regression import write_bayes_outputs
-    from probnn.datasets import load_xkcd
-    from probnn.inference import bayes_regression as br
+    from probnn.analysis.bayes_regression import bayes_section
+    from probnn.tasks import bayes_regression
 
     out = Path(args.out or "out/regression")
-    preset = br.QUICK if args.quick else br.FULL
-    x, y = load_xkcd(args.data_dir)
-    settings = dict(preset)
-    settings.update({k: v for k, v in (("epochs", args.epochs), ("draws", args.draws),
-                                       ("lr", args.lr), ("map_steps", args.map_steps),
-                                       ("num_particles", args.particles)) if v is not None})
-    fits, compare = br.run_bayes_regression(
-        x, y, seed=args.seed, progress=not args.quiet, prior_scale=args.prior_scale, **settings)
-    written = write_bayes_outputs(fits, compare, out, draws=min(args.draws or preset["draws"], 500),
-                                  seed=args.seed)
-    print((out / "bayes-summary.md").read_text())
-    print(f"wrote {len(written)} files to {out}")
-    return 0
+    config = bayes_regression.Config.preset(
+        "quick" if args.quick else "full", seed=args.seed, prior_scale=args.prior_scale,
+        **_given(args, ("epochs", "draws", "lr", "map_steps")),
+        **({"num_particles": args.particles} if args.particles is not None else {}))
+    r = bayes_regression.run(config, _inputs(args), progress=not args.quiet)
+    return _publish(bayes_section(r.fits, r.compare, draws=config.draws, seed=config.seed), out,
+                    "bayes-summary.md")
 
 
 # ----------------------------------------------------------------------------- vae
 def cmd_vae_train(args) -> int:
-    from probnn.inference.vae import build_vae, train_vae, vae_name
+    from probnn.tasks import vae_training
 
     out = Path(args.out or "out/vae")
     out.mkdir(parents=True, exist_ok=True)
-    conditional = args.command == "cvae"
-    stem = vae_name(build_vae(args.latent_dim, args.likelihood, args.architecture, args.binarize,
-                              conditional)[0])
+    config = vae_training.Config(
+        latent_dim=args.latent_dim, architecture=args.architecture,
+        conditional=args.command == "cvae", likelihood=args.likelihood, binarize=args.binarize,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo,
+        num_particles=args.particles, train_images=args.train_images,
+        holdout_split=args.holdout_split, seed=args.seed)
+    stem = config.name()
     ckpt = out / f"{stem}.ckpt"
     if ckpt.exists() and not args.resume and not args.force:
         raise SystemExit(f"probnn: {ckpt} exists; pass --resume to continue it or --force to retrain")
     if args.force and ckpt.exists():
         ckpt.unlink()
-    result = train_vae(args.latent_dim, conditional=conditional, data_dir=args.data_dir,
-                       epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, elbo=args.elbo,
-                       num_particles=args.particles, likelihood=args.likelihood,
-                       architecture=args.architecture, binarize=args.binarize, checkpoint=ckpt,
-                       resume=args.resume, progress=not args.quiet,
-                       holdout_split=args.holdout_split, train_images=args.train_images,
-                       device=_device(args.device))
+    result = vae_training.run(config, _inputs(args), checkpoint=ckpt, resume=args.resume,
+                              progress=not args.quiet, device=_device(args.device))
     result.history.to_csv(out / f"{stem}-history.csv", index=False)
     last = result.history.iloc[-1]
     print(f"{stem}: {int(last.epoch)} epochs, last-epoch mean train ELBO {last.elbo:.2f} nats/image, "
@@ -131,101 +116,65 @@ def cmd_vae_train(args) -> int:
     return 0
 
 
-def _load_splits(args):
-    from probnn.datasets import mnist_splits
-    return mnist_splits(args.data_dir, args.holdout_split)
-
-
-def _load_pair(path, conditional: bool):
-    """Load a VAE checkpoint, refusing the other kind with the command that fits it."""
-    from probnn.inference.vae import load_vae
-    from probnn.models.cvae import ConditionalVAE
-    model, guide = load_vae(path)
-    if isinstance(model, ConditionalVAE) != conditional:
-        kind, command = (("an unconditional", "vae") if conditional else ("a conditional", "cvae"))
-        raise SystemExit(f"probnn: {path} holds {kind} VAE; use 'probnn {command} figures' for it")
-    return model, guide
-
-
 def cmd_vae_figures(args) -> int:
-    from probnn.analysis.vae import write_vae_outputs
-    from probnn.inference.vae import compute_results, history_from_checkpoint, vae_name
+    from probnn.analysis.vae import vae_sections
+    from probnn.tasks import vae_figures
 
-    out = Path(args.out or "out/vae")
-    model, guide = _load_pair(args.checkpoint, conditional=False)
-    (train_x, train_y, _), _ = _load_splits(args)
-    results = compute_results(model, guide, train_x, train_y, name=vae_name(model),
-                              rank_subset=args.rank_subset, rank_k=args.rank_k, seed=args.seed,
-                              progress=not args.quiet,
-                              history=history_from_checkpoint(args.checkpoint))
-    written = write_vae_outputs(results, train_x, out)
-    print((out / f"{results.name}-summary.md").read_text())
-    print(f"wrote {len(written)} files to {out}")
-    return 0
+    config = vae_figures.Config(rank_subset=args.rank_subset, rank_k=args.rank_k,
+                                holdout_split=args.holdout_split, seed=args.seed)
+    inputs = _inputs(args, args.checkpoint)
+    results = vae_figures.run(config, inputs, progress=not args.quiet)
+    (train_x, _, _), _ = inputs.mnist(config.holdout_split)
+    return _publish(vae_sections(results, train_x), Path(args.out or "out/vae"),
+                    f"{results.name}-summary.md")
+
+
+def _holdout_config(args, task):
+    return task.Config(**_given(args, ("k", "large_k", "large_k_images", "holdout_images",
+                                       "train_images", "classify_images")),
+                       holdout_split=args.holdout_split, seed=args.seed)
 
 
 def cmd_vae_compare(args) -> int:
-    from probnn.analysis.vae import write_comparison_outputs
-    from probnn.inference.vae import comparison_row, history_from_checkpoint, vae_name
+    from probnn.analysis.vae import comparison_section
+    from probnn.tasks import holdout
 
-    out = Path(args.out or "out/vae")
-    (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
-    rows, histories = {}, {}
+    config = _holdout_config(args, holdout)
+    results = []
     for path in args.checkpoints:
-        model, guide = _load_pair(path, conditional=False)
-        name = vae_name(model)
         if not args.quiet:
-            print(f"evaluating {name} ...", file=sys.stderr)
-        rows[name] = comparison_row(model, guide, holdout_x, train_x, k=args.k,
-                                    large_k=args.large_k or None, large_k_images=args.large_k_images,
-                                    holdout_images=args.holdout_images,
-                                    train_images=args.train_images, seed=args.seed)
-        histories[name] = history_from_checkpoint(path)
-    written = write_comparison_outputs(rows, out, histories)
-    print((out / "comparison.md").read_text())
-    print(f"wrote {len(written)} files to {out}")
-    return 0
+            print(f"evaluating {path} ...", file=sys.stderr)
+        results.append(holdout.run(config, _inputs(args, path)))
+    return _publish(comparison_section({r.name: r.row for r in results},
+                                       {r.name: r.history for r in results}),
+                    Path(args.out or "out/vae"), "comparison.md")
 
 
 def cmd_cvae_figures(args) -> int:
     import pandas as pd
 
-    from probnn.analysis.cvae import write_cvae_outputs
-    from probnn.inference.cvae import cvae_results
-    from probnn.inference.vae import history_from_checkpoint, vae_name
+    from probnn.analysis.cvae import cvae_section
+    from probnn.tasks import cvae
 
-    out = Path(args.out or "out/cvae")
-    model, guide = _load_pair(args.checkpoint, conditional=True)
-    _, (hx, hy, _) = _load_splits(args)
-    res = cvae_results(model, guide, hx, hy, seed=args.seed,
-                       eval_index=slice(None, args.holdout_images) if args.holdout_images else None,
-                       k=args.k, large_k=args.large_k or None, large_k_images=args.large_k_images,
-                       classify_images=args.classify_images, progress=not args.quiet)
+    r = cvae.run(_holdout_config(args, cvae), _inputs(args, args.checkpoint),
+                 progress=not args.quiet)
     unconditional = {}
     if args.compare and Path(args.compare).is_file():
-        table = pd.read_csv(args.compare, index_col=0)
-        unconditional = {n: r.dropna().to_dict() for n, r in table.iterrows()}
-    written = write_cvae_outputs(vae_name(model), res["styles"], res["digits"], res["transfer"],
-                                 res["evaluation"], out, unconditional,
-                                 history_from_checkpoint(args.checkpoint))
-    print((out / f"{vae_name(model)}-summary.md").read_text())
-    print(f"wrote {len(written)} files to {out}")
-    return 0
+        unconditional = {n: row.to_dict()
+                         for n, row in pd.read_csv(args.compare, index_col=0).iterrows()}
+    return _publish(cvae_section(r.name, r.results, unconditional, r.history),
+                    Path(args.out or "out/cvae"), f"{r.name}-summary.md")
 
 
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     from collections import Counter
 
-    from probnn.report import ReportInterrupted, make_report
+    from probnn.report import make_report
 
-    try:
-        run = make_report(args.out or "out/report", data_dir=args.data_dir, quick=args.quick,
-                          seed=args.seed, cache=args.cache_dir, workers=args.jobs,
-                          progress=not args.quiet)
-    except ReportInterrupted as e:
-        print(f"\nprobnn: {e}", file=sys.stderr)
-        return 130
+    run = make_report(args.out or "out/report", data_dir=args.data_dir, quick=args.quick,
+                      seed=args.seed, cache=args.cache_dir, workers=args.jobs,
+                      progress=not args.quiet)
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
@@ -234,28 +183,41 @@ def cmd_report(args) -> int:
 
 
 # ----------------------------------------------------------------------------- estimators
+STUDY_SIZES = ("holdout_images", "repeats", "ks", "elbo_mc_k", "snr_objectives", "snr_samples",
+               "snr_images", "train_objectives", "train_images", "epochs", "batch_size", "eval_k",
+               "eval_images")
+
+
 def cmd_estimators(args) -> int:
-    from probnn.analysis.estimator_study import write_estimator_outputs
-    from probnn.inference.estimator_study import PRESETS, run_estimator_study
-    from probnn.inference.vae import vae_name
+    from dataclasses import replace
+
+    from probnn.analysis.estimator_study import estimator_section
+    from probnn.tasks import estimators
 
     out = Path(args.out or "out/estimators")
-    sizes = dict(PRESETS[args.preset])
-    sizes.update({k: getattr(args, k) for k in sizes if getattr(args, k, None) is not None})
+    config = estimators.Config.preset(args.preset, **_given(args, STUDY_SIZES),
+                                      holdout_split=args.holdout_split, seed=args.seed)
     if not args.train:
-        sizes["train_objectives"] = ()
-    (train_x, _, _), (holdout_x, _, _) = _load_splits(args)
+        config = replace(config, train_objectives=())
     for path in args.checkpoint:
-        model, guide = _load_pair(path, conditional=False)
-        name = vae_name(model)
         if not args.quiet:
-            print(f"estimator study of {name} ...", file=sys.stderr)
-        study = run_estimator_study(model, guide, holdout_x, train_x, name=name, seed=args.seed,
-                                    progress=not args.quiet, **sizes)
-        written = write_estimator_outputs(study, out)
-        print((out / f"{name}-estimators.md").read_text())
-        print(f"wrote {len(written)} files to {out}")
+            print(f"estimator study of {path} ...", file=sys.stderr)
+        study = estimators.run(config, _inputs(args, path), progress=not args.quiet)
+        _publish(estimator_section(study), out, f"{study.name}-estimators.md")
     return 0
+
+
+def cmd_objectives(args) -> int:
+    from probnn.analysis.estimator_study import objectives_section
+    from probnn.tasks import objectives
+
+    config = objectives.Config(
+        **_given(args, ("objectives", "latent_dim", "architecture", "likelihood",
+                        "train_images", "epochs", "batch_size", "eval_k", "eval_images")),
+        binarize=args.binarize, holdout_split=args.holdout_split, seed=args.seed)
+    r = objectives.run(config, _inputs(args), progress=not args.quiet)
+    return _publish(objectives_section(r.table, name=r.name), Path(args.out or "out/objectives"),
+                    f"{r.name}-objectives.md")
 
 
 # ----------------------------------------------------------------------------- main
@@ -382,6 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout-split", type=float, default=None,
                    help="holdout = this random fraction of the training set (as when training)")
     p.set_defaults(func=cmd_estimators)
+
+    p = sub.add_parser(
+        "objectives", help="train one VAE per objective and compare them on one holdout bound",
+        description="Train a fresh VAE with each objective from the same initialisation and the "
+                    "same batches, and score every model with the same holdout IWAE bound "
+                    "(the report's objectives job: --architecture mlp --latent-dim 20).")
+    _common(p)
+    p.add_argument("--objectives", nargs="+", default=None, metavar="OBJ",
+                   help="trace, meanfield, iwae-K (default trace meanfield iwae-5 iwae-50)")
+    _vae_model_options(p)
+    p.add_argument("--train-images", type=int, default=None,
+                   help="first N training images to train on (default: all 60,000)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 100)")
+    p.add_argument("--eval-k", type=int, default=None, help="IWAE K of the yardstick (default 5000)")
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="first N holdout images to score on (default: all)")
+    p.add_argument("--holdout-split", type=float, default=None,
+                   help="holdout = this random fraction of the training set")
+    p.set_defaults(func=cmd_objectives)
     return parser
 
 
@@ -428,17 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from probnn.datasets import DataFormatError, DataNotFoundError
     from probnn.inference.checkpoint import CheckpointError
-    from probnn.inference.train import TrainingInterrupted
     try:
         return args.func(args)
     except (DataNotFoundError, DataFormatError, CheckpointError) as e:
         print(f"probnn: {e}", file=sys.stderr)
         return 2
-    except TrainingInterrupted as e:
-        print(f"\nprobnn: {e}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("\nprobnn: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
+        print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

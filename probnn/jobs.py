@@ -1,0 +1,155 @@
+"""Jobs and their content-addressed cache.
+
+A :class:`Job` is one run of a task (:mod:`probnn.tasks`) with a config: a *train* task's
+artifact is its training checkpoint, an *evaluate* task's artifact is its result, saved with
+``torch.save``. In a cache folder every artifact is named by a digest of everything that
+determines it: the task, its config, the digests of the jobs it reads, the xkcd data file
+(for the tasks that read it) and :data:`CACHE_VERSION`. So an artifact that exists is reused,
+a changed setting makes a new file (the old one stays), and an interrupted training leaves a
+checkpoint that the next run resumes (exactly, see :func:`probnn.inference.train.fit`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probnn.tasks.inputs import Inputs
+
+CACHE_VERSION = 2
+"""Bump when a change to the code changes what a job computes from the same settings.
+2: configs are the tasks' dataclasses (issue 9): same numbers, new digests."""
+
+
+@dataclass
+class Job:
+    """One task run: ``probnn.tasks.<task>.run(config, inputs)`` makes ``artifact``, reading
+    the artifacts (checkpoints) of the jobs named in ``needs``."""
+    name: str
+    task: str                      # a module of probnn.tasks, e.g. "holdout"
+    config: Any                    # that module's Config
+    estimate: float = 1.0          # seconds on an idle 2-core machine, for ordering and the ETA
+    needs: tuple[str, ...] = ()
+    artifact: Path | None = None
+    digest: str = ""
+    resume: bool = True            # train jobs: continue an existing checkpoint
+    status: str = "pending"        # then: cached, trained, resumed, evaluated, failed, interrupted
+    seconds: float = 0.0
+
+    @property
+    def module(self):
+        return importlib.import_module(f"probnn.tasks.{self.task}")
+
+    @property
+    def kind(self) -> str:
+        return self.module.KIND
+
+    @property
+    def suffix(self) -> str:
+        return ".ckpt" if self.kind == "train" else ".pt"
+
+    def settings(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+
+def digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def place(jobs: dict[str, Job], cache: Path, data_dir=None) -> None:
+    """Give every job its digest and artifact path in ``cache`` (parents before children)."""
+    from probnn.datasets import find_xkcd
+    xkcd = None
+
+    def visit(job: Job) -> str:
+        nonlocal xkcd
+        if not job.digest:
+            parents = [visit(jobs[n]) for n in job.needs]
+            payload = {"version": CACHE_VERSION, "name": job.name, "task": job.task,
+                       "config": job.settings(), "parents": parents}
+            if job.module.DATA == "xkcd":
+                xkcd = xkcd or file_digest(find_xkcd(data_dir))
+                payload["data"] = xkcd
+            job.digest = digest(payload)
+            job.artifact = cache / f"{job.name}-{job.digest}{job.suffix}"
+        return job.digest
+    for job in jobs.values():
+        visit(job)
+
+
+def is_complete(job: Job) -> bool:
+    """Whether the job's artifact exists and is finished (a checkpoint at its last epoch)."""
+    from probnn.inference.checkpoint import CheckpointError, read_checkpoint
+    if job.artifact is None or not job.artifact.is_file():
+        return False
+    if job.kind != "train":
+        return True
+    try:
+        extra = read_checkpoint(job.artifact)["extra"]
+    except CheckpointError:
+        return False
+    return extra.get("epoch") == job.config.epochs and extra.get("batch") == 0
+
+
+def save_result(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a half-written result never looks finished
+
+
+def load_result(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def record_path(job: Job) -> Path:
+    return job.artifact.with_name(job.artifact.name + ".json")
+
+
+def read_record(job: Job) -> dict:
+    """What the run that made the artifact recorded: status, seconds, when, threads."""
+    try:
+        return json.loads(record_path(job).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
+    """Run the job's task and write its artifact (and a record beside it); return the status
+    and seconds. Runs in a worker process or in this one."""
+    t0 = time.perf_counter()
+    inputs = Inputs(data_dir, tuple(parents))
+    if job.kind == "train":
+        resumed = job.resume and job.artifact.is_file()
+        job.module.run(job.config, inputs, checkpoint=job.artifact, resume=job.resume)
+        status = "resumed" if resumed else "trained"
+    else:
+        save_result(job.module.run(job.config, inputs), job.artifact)
+        status = "evaluated"
+    seconds = time.perf_counter() - t0
+    # beside the artifact, so a run that reuses it can still say what it cost
+    record_path(job).write_text(json.dumps(
+        {"job": job.name, "task": job.task, "status": status, "seconds": round(seconds, 1),
+         "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
+         "config": job.settings()}, default=str, indent=1))
+    return status, seconds
+
+
+def load(job: Job, jobs: dict[str, Job], data_dir=None):
+    """The job's result from its finished artifact, without running it: the task's ``load``
+    for a checkpoint, the saved object otherwise."""
+    if job.kind == "train":
+        parents = tuple(jobs[n].artifact for n in job.needs)
+        return job.module.load(job.config, Inputs(data_dir, parents), job.artifact)
+    return load_result(job.artifact)

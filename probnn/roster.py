@@ -1,0 +1,104 @@
+"""The report's roster: every job, with its task, its full and quick configs, its parents and
+how long it takes. The one place where the report's settings live.
+
+Full mode is the coursework's settings, with evaluation sizes chosen to keep the whole report
+under 25 minutes on a 2-core laptop (``probnn vae compare``, ``probnn cvae figures`` and
+``probnn estimators`` run the same tasks at any size); quick mode is a first look.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from probnn.tasks import (bayes_regression, cvae, estimators, holdout, objectives, regression,
+                          vae_figures, vae_training)
+
+from .jobs import Job
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One job of the report: ``task`` (a module of :mod:`probnn.tasks`) run with ``full`` or
+    ``quick``, reading the checkpoints of ``needs``. ``estimate``: seconds (full, quick) in
+    one worker (one torch thread) on an idle 2-core machine with the other worker busy, for
+    ordering the jobs and the ETA (measured on the full run of 2026-11-22)."""
+    name: str
+    task: Any
+    full: Any
+    quick: Any
+    estimate: tuple[float, float]
+    needs: tuple[str, ...] = ()
+
+    def job(self, quick: bool, seed: int) -> Job:
+        config = replace(self.quick if quick else self.full, seed=seed)
+        return Job(self.name, self.task.__name__.rsplit(".", 1)[-1], config,
+                   self.estimate[quick], self.needs)
+
+
+def _regression(name: str, estimate, **cure) -> Entry:
+    model = "heteroscedastic" if cure else name
+    return Entry(f"regression-{name}", regression,
+                 regression.Config(model=model, epochs=50_000, checkpoint_every=5000, **cure),
+                 regression.Config(model=model, epochs=3000, checkpoint_every=1000, **cure),
+                 estimate)
+
+
+def _vae(name: str, estimate, **model) -> Entry:
+    mlp = model.get("architecture") == "mlp"
+    batch = 128 if mlp else 100
+    return Entry(name, vae_training,
+                 vae_training.Config(**model, epochs=10 if mlp else 5, batch_size=batch),
+                 vae_training.Config(**model, epochs=1, batch_size=batch, train_images=6000),
+                 estimate)
+
+
+def _estimator_sizes(quick: bool) -> estimators.Config:
+    """The study's bias/spread and gradient-SNR sizes; no training (a job of its own)."""
+    config = estimators.Config.preset("quick" if quick else "full", train_objectives=())
+    if quick:
+        return config
+    # one worker does FULL's sizes in ~13 s a model: afford steadier numbers
+    return replace(config, holdout_images=12, repeats=5, snr_samples=20, snr_images=16)
+
+
+COMPARED = ("vae-d4", "vae-d20", "vae-mlp-d20")
+"""The unconditional models of question (e)."""
+STUDIED = ("vae-d4", "vae-d20")
+"""The checkpoints of the estimator study."""
+
+ROSTER: tuple[Entry, ...] = (
+    _regression("homoscedastic", (100, 6)),
+    _regression("heteroscedastic", (125, 7)),
+    _regression("heteroscedastic-floor", (125, 7), sigma_floor=0.05),
+    _regression("heteroscedastic-beta", (125, 7), beta=0.5),
+    Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
+          bayes_regression.Config.preset("quick"), (27, 8)),
+    _vae("vae-d4", (510, 14), latent_dim=4),
+    _vae("vae-d20", (555, 15), latent_dim=20),
+    _vae("vae-mlp-d20", (85, 3), latent_dim=20, architecture="mlp"),
+    _vae("cvae-d4", (555, 15), latent_dim=4, conditional=True),
+    Entry("figures-vae-d4", vae_figures, vae_figures.Config(rank_subset=5000, rank_k=100),
+          vae_figures.Config(rank_subset=500, rank_k=50), (70, 8), ("vae-d4",)),
+    *(Entry(f"compare-{name}", holdout,
+            holdout.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
+                           train_images=2000),
+            holdout.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
+                           train_images=300), estimate, (name,))
+      for name, estimate in zip(COMPARED, ((57, 8), (56, 8), (10, 2)))),
+    Entry("evaluate-cvae-d4", cvae,
+          cvae.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
+                      classify_images=500),
+          cvae.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
+                      classify_images=100), (115, 12), ("cvae-d4",)),
+    *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
+            (60, 8), (name,)) for name in STUDIED),
+    # Every objective trains the PyTorch example's MLP VAE: IWAE with K=50 costs about 50
+    # decoder passes a step, which the conv VAE cannot afford in the report's budget.
+    Entry("objectives-vae-mlp-d20", objectives,
+          objectives.Config(objectives=("trace", "meanfield", "iwae-5", "iwae-50"),
+                            latent_dim=20, architecture="mlp", train_images=20_000, epochs=1,
+                            batch_size=100, eval_k=1000, eval_images=200),
+          objectives.Config(objectives=("trace", "iwae-5"), latent_dim=20, architecture="mlp",
+                            train_images=1000, epochs=1, batch_size=100, eval_k=50,
+                            eval_images=50), (110, 6)),
+)
