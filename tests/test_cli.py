@@ -94,3 +94,34 @@ def test_cvae_figures_reject_an_unconditional_checkpoint(trained_vae, data_dir, 
                "--out", tmp_path) == 2
     err = capsys.readouterr().err
     assert "holds an unconditional VAE" in err and "Traceback" not in err
+
+
+def test_regression_ctrl_c_saves_both_fits_and_says_how_to_resume(data_dir, tmp_path):
+    """Ctrl-C in a terminal reaches the command and its two worker processes (the shared
+    runner's pool): both trainings save a checkpoint, the command exits 130 naming --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from probnn.inference.checkpoint import read_checkpoint
+    out = tmp_path / "reg"
+    epochs = 40_000
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probnn.cli", "regression", "--model", "both", "--epochs",
+         str(epochs), "--checkpoint-every", "300", "--data-dir", str(data_dir), "--out", str(out),
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    ckpts = [out / "homoscedastic.ckpt", out / "heteroscedastic.ckpt"]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in ckpts) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoints after 2 minutes"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    for p in ckpts:
+        extra = read_checkpoint(p)["extra"]
+        assert 300 <= extra["epoch"] < epochs, (p, extra["epoch"])
