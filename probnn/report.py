@@ -29,7 +29,7 @@ from probnn.analysis.outputs import Section, combine
 from probnn.datasets.coursework import COURSEWORK_SEED
 
 from .jobs import Job, load, place, read_record
-from .roster import COMPARED, ROSTER, STUDIED
+from .roster import ROSTER
 from .runner import default_workers, run_jobs
 
 TITLE = "probnn: Probabilistic Neural Networks, every answer"
@@ -44,27 +44,31 @@ def build_jobs(quick: bool = False, seed: int = COURSEWORK_SEED) -> dict[str, Jo
     return {e.name: e.job(quick, seed) for e in ROSTER}
 
 
-def sections(results: dict[str, Any], train_x) -> list[tuple[str, list[Section]]]:
-    """Every section of the report, built from the jobs' results (job name -> result), as
-    ``(folder, sections)`` groups; ``train_x``: the training images figure (d) indexes."""
-    ml = [results["regression-homoscedastic"], results["regression-heteroscedastic"]]
-    cures = {ra.cure_label(f): f for f in (results[f"regression-heteroscedastic{s}"]
-                                           for s in ("", "-floor", "-beta"))}
-    bayes = results["bayes-regression"]
-    compared = [results[f"compare-{n}"] for n in COMPARED]
+def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
+             ) -> list[tuple[str, list[Section]]]:
+    """Every section of the report, built from the jobs' results (job name -> result) and
+    grouped by the task that made them, as ``(folder, sections)`` pairs; ``train_x``: the
+    training images figure (d) indexes."""
+    def of(task: str, keep=lambda config: True) -> list:
+        return [results[n] for n, j in jobs.items() if j.task == task and keep(j.config)]
+
+    ml = of("regression", lambda c: not (c.sigma_floor or c.beta))
+    cures = {ra.cure_label(f): f for f in of("regression", lambda c: c.model == "heteroscedastic")}
+    (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
+                                                                 "vae_figures", "cvae",
+                                                                 "objectives"))
+    compared = of("holdout")
     rows = {r.name: r.row for r in compared}
-    cv = results["evaluate-cvae-d4"]
-    objectives = results["objectives-vae-mlp-d20"]
     return [
         ("regression", ra.regression_sections(ml) + [ra.cures_section(cures)]),
         ("bayes", [ba.bayes_section(bayes.fits, bayes.compare,
                                     {f.name: float(f.history["loglik"].iloc[-1]) for f in ml},
                                     draws=bayes.config.draws, seed=bayes.config.seed)]),
-        ("vae", va.vae_sections(results["figures-vae-d4"], train_x)),
+        ("vae", va.vae_sections(figures, train_x)),
         ("compare", [va.comparison_section(rows, {r.name: r.history for r in compared})]),
         ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history)]),
         ("estimators", [combine("estimators", "ELBO estimators compared", ea.QUESTION,
-                                [ea.estimator_section(results[f"estimators-{n}"]) for n in STUDIED]
+                                [ea.estimator_section(s) for s in of("estimators")]
                                 + [ea.objectives_section(objectives.table, name=objectives.name)])]),
     ]
 
@@ -122,7 +126,7 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
     if progress:
         print("report: writing figures and HTML ...", file=sys.stderr)
     results = {n: load(j, jobs, data_dir) for n, j in jobs.items()}
-    groups = sections(results, train_x)
+    groups = sections(jobs, results, train_x)
     run = ReportRun(out / "index.html", jobs, time.monotonic() - t0, quick, seed, cache)
     meta = [("mode", "quick (a first look: few epochs, small subsets)" if quick
              else "full (the coursework's settings)"),
