@@ -27,7 +27,7 @@ figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee
 figcaption { font-size: 0.9em; color: #555; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0 1.2em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
-th { background: #f5f5f5; } .caption { font-weight: 600; margin-top: 1em; }
+th { background: #f5f5f5; white-space: nowrap; } .caption { font-weight: 600; margin-top: 1em; }
 .answer { background: #f8f9fb; border-left: 3px solid #5b7bb5; padding: 0.6em 1em; }
 nav ul { columns: 2; } .meta { font-size: 0.85em; color: #555; }
 /* wide tables scroll inside the page instead of running off its right edge */
@@ -52,7 +52,7 @@ def table_html(df: pd.DataFrame, index: bool = True) -> str:
             return "" if np.isnan(v) else f"{v:.4g}"
         return str(v)
     return ("<div class='table-wrap'>"
-            + df.to_html(formatters={c: fmt for c in df.columns}, border=0, escape=True,
+            + df.to_html(formatters={c: fmt for c in df.columns}, na_rep="", border=0, escape=True,
                          index=index) + "</div>")
 
 

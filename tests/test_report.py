@@ -209,6 +209,7 @@ def test_wide_tables_scroll_instead_of_running_off_the_page(quick):
     tables = html.count("<table")
     assert tables >= 10 and html.count("<div class='table-wrap'><table") == tables
     assert re.search(r"\.table-wrap \{[^}]*overflow-x: auto", html)
+    assert ">NaN<" not in html  # a missing value is an empty cell
     # the conditional VAE's active units are computed (given y), not left empty
     cvae = pd.read_csv(quick["out"] / "cvae" / "cvae-d4-evaluation.csv", index_col=0)
     assert np.isfinite(cvae.loc["cvae-d4", "active_units"])
