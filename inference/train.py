@@ -29,7 +29,7 @@ import pyro.poutine as poutine
 import torch
 from tqdm.auto import tqdm
 
-from probnn.models.settings import use_module_local_params
+from probnn.models.settings import adopt
 
 from .batching import TensorBatches, as_tuple
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -68,6 +68,7 @@ class LossModule(torch.nn.Module):
 
     def __init__(self, elbo: pyro.infer.ELBO, model, guide, record: Sequence[str] = ()):
         super().__init__()
+        adopt(model, guide)  # the modules' own parameters are what a torch optimiser trains
         self.model, self.guide, self.elbo, self.record = model, guide, elbo, tuple(record)
         self._traced_model = poutine.trace(model) if self.record else model
 
@@ -177,7 +178,6 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    use_module_local_params()  # the torch optimiser below trains the modules' own parameters
     if isinstance(data, torch.Tensor) or (
             isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data)):
         data = as_tuple(data)

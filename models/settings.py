@@ -1,5 +1,6 @@
 """The one Pyro setting the project's models and guides rely on."""
 import pyro
+import torch
 from pyro.nn import PyroModule
 
 
@@ -20,6 +21,23 @@ def use_module_local_params() -> None:
     worker process. Pyro reads it each time a module's parameters are accessed.
     """
     pyro.settings.set(module_local_params=True)
+
+
+def adopt(*modules: torch.nn.Module) -> None:
+    """Turn on :func:`use_module_local_params` and let PyroModules built before it was on
+    (e.g. a notebook's own model, defined before any probnn model was built) work with it.
+
+    Pyro decides a module's parameter scope when the module is built: one built with the
+    setting off has no module-local parameter state, and calling it once the setting is on
+    fails inside Pyro. This gives such modules the empty state Pyro would have given them
+    at construction (their ``nn.Parameter`` and ``PyroParam`` attributes are unaffected).
+    """
+    use_module_local_params()
+    for module in modules:
+        for m in module.modules():
+            ctx = getattr(m, "_pyro_context", None) if isinstance(m, PyroModule) else None
+            if ctx is not None and not hasattr(ctx, "param_state"):
+                ctx.param_state = {"params": {}, "constraints": {}}
 
 
 class LocalPyroModule(PyroModule):

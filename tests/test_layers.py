@@ -53,6 +53,49 @@ def test_building_a_model_turns_module_local_params_on(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
+def test_fit_trains_a_users_own_modules_built_before_the_setting(tmp_path):
+    """A notebook's own PyroModule pair, defined while the setting is still off (nothing of
+    probnn built yet): fit() turns the setting on and still trains it (Pyro fixes a module's
+    parameter scope when it is built, so this used to fail inside Pyro)."""
+    script = textwrap.dedent("""
+        import pyro, torch, pyro.distributions as dist
+        from pyro.nn import PyroModule, PyroParam
+        pyro.settings.set(module_local_params=False)
+        from probnn.inference.train import fit
+
+        class Model(PyroModule):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.nn.Parameter(torch.zeros(()))
+            def forward(self, x):
+                with pyro.plate("data", len(x)):
+                    z = pyro.sample("z", dist.Normal(self.w, 1.0))
+                    pyro.sample("x", dist.Normal(z, 0.5), obs=x)
+
+        class Guide(PyroModule):
+            def __init__(self):
+                super().__init__()
+                self.loc = torch.nn.Parameter(torch.zeros(()))
+                self.scale = PyroParam(torch.ones(()), dist.constraints.positive)
+            def forward(self, x):
+                with pyro.plate("data", len(x)):
+                    pyro.sample("z", dist.Normal(self.loc + 0 * x, self.scale))
+
+        model, guide = Model(), Guide()
+        x = torch.randn(50) + 3.0
+        for elbo in ("trace", "dreg-iwae"):
+            res = fit(model, guide, (x,), epochs=60, elbo=elbo, num_particles=3, lr=0.05,
+                      progress=False, seed=0)
+            assert res.history["loss"].iloc[-1] < res.history["loss"].iloc[0], elbo
+        assert pyro.settings.get("module_local_params")
+        assert len(pyro.get_param_store()) == 0
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("kind", ["vae", "cvae", "regression", "bayes"])
 def test_loading_a_pickled_model_turns_module_local_params_on(tmp_path, kind):
     """Unpickling counts as loading: a saved fit read back in a fresh process (the report's
