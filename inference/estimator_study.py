@@ -51,7 +51,7 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
-from .elbos import make_elbo
+from .elbos import ELBO_NAMES, make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
 from .batching import as_tuple
 from .train import LossModule
@@ -104,18 +104,17 @@ def _seed_for(*keys: int) -> int:
 
 
 def parse_objective(spec: str) -> tuple[str, int]:
-    """``"trace"`` -> ("trace", 1), ``"meanfield"`` -> ("meanfield", 1), ``"iwae-5"`` ->
-    ("iwae", 5). ``trace-K``/``meanfield-K`` average K single-sample ELBOs."""
-    name, _, k = spec.partition("-")
-    if name not in ("trace", "meanfield", "iwae"):
-        raise ValueError(f"unknown objective {spec!r}: use trace, meanfield or iwae-K (e.g. iwae-5)")
-    try:
-        k = int(k) if k else 1
-    except ValueError:
-        raise ValueError(f"bad particle count in objective {spec!r}") from None
-    if k < 1:
+    """An objective's ELBO name and particle count K: ``"trace"`` -> ("trace", 1),
+    ``"iwae-5"`` -> ("iwae", 5), ``"dreg-iwae-50"`` -> ("dreg-iwae", 50), ``"stl-5"`` ->
+    ("stl", 5). ``trace-K``, ``meanfield-K`` and ``stl-K`` average K single-sample ELBOs."""
+    head, _, tail = spec.rpartition("-")
+    name, k = (head, tail) if tail.isdigit() else (spec, "1")
+    if name not in ELBO_NAMES:
+        raise ValueError(f"unknown objective {spec!r}: use one of {', '.join(ELBO_NAMES)}, "
+                         "with -K for K particles (e.g. iwae-5, dreg-iwae-50)")
+    if int(k) < 1:
         raise ValueError(f"objective {spec!r}: K must be >= 1")
-    return name, k
+    return name, int(k)
 
 
 def _data(x, extra_args) -> tuple:

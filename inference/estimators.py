@@ -30,7 +30,9 @@ Vehtari, Simpson, Gelman, Yao & Gabry (2024), "Pareto smoothed importance sampli
 as in ``arviz.loo``'s warning."""
 
 
-def _sites(trace):
+def sample_sites(trace):
+    """The sample sites of a trace, ``(name, site)``, each checked to be local to plate
+    ``"data"`` (subsample and deterministic sites skipped)."""
     for name, site in trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site) or site["infer"].get("_deterministic"):
             continue
@@ -41,14 +43,17 @@ def _sites(trace):
         yield name, site
 
 
-def _particle_traces(model, guide, args, num_particles: int, max_plate_nesting: int):
+def particle_traces(model, guide, args, num_particles: int, max_plate_nesting: int):
+    """Guide and model traces of ``num_particles`` draws per data point in one vectorised pass
+    (a ``"particles"`` plate left of the model's plates): ``(model_trace, guide_trace)``."""
     with pyro.plate("particles", num_particles, dim=-(max_plate_nesting + 1)):
         guide_trace = poutine.trace(guide).get_trace(*args)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
     return model_trace, guide_trace
 
 
-def _shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:
+def shape_particles(lp: torch.Tensor, k: int, n: int) -> torch.Tensor:
+    """A site's log-density as (particles, data points), broadcasting what it lacks."""
     return lp.expand(k, n) if lp.dim() >= 2 else lp.expand(n).unsqueeze(0).expand(k, n)
 
 
@@ -60,19 +65,19 @@ def _particle_terms(model, guide, args, num_particles: int, max_plate_nesting: i
     log p, both (num_particles, n); with ``with_kl`` also the analytic KL(q || p) of the
     latent sites, (n,).
     """
-    model_trace, guide_trace = _particle_traces(model, guide, args, num_particles, max_plate_nesting)
+    model_trace, guide_trace = particle_traces(model, guide, args, num_particles, max_plate_nesting)
     k, n = num_particles, len(args[0])
     log_w, log_obs, kl = 0.0, 0.0, torch.zeros(n)
-    for name, site in _sites(model_trace):
-        lp = _shape_particles(site["fn"].log_prob(site["value"]), k, n)
+    for name, site in sample_sites(model_trace):
+        lp = shape_particles(site["fn"].log_prob(site["value"]), k, n)
         log_w = log_w + lp
         if site["is_observed"]:
             log_obs = log_obs + lp
         elif with_kl:  # q(z | x) is the same for every particle: take the first
-            kl = kl + _shape_particles(kl_divergence(guide_trace.nodes[name]["fn"], site["fn"]), k, n)[0]
-    for _, site in _sites(guide_trace):
-        log_w = log_w - _shape_particles(site["fn"].log_prob(site["value"]), k, n)
-    return {"log_w": log_w, "log_obs": _shape_particles(torch.as_tensor(log_obs), k, n), "kl": kl}
+            kl = kl + shape_particles(kl_divergence(guide_trace.nodes[name]["fn"], site["fn"]), k, n)[0]
+    for _, site in sample_sites(guide_trace):
+        log_w = log_w - shape_particles(site["fn"].log_prob(site["value"]), k, n)
+    return {"log_w": log_w, "log_obs": shape_particles(torch.as_tensor(log_obs), k, n), "kl": kl}
 
 
 def _log_weights(model, guide, args, num_particles: int, max_plate_nesting: int) -> torch.Tensor:
