@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from probnn.inference.estimator_study import summarise_objectives
+
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
 from .vae import bound_vs_k_figure
@@ -194,25 +196,32 @@ def estimator_answer(table: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------------- 2. gradient SNR
+FAMILIES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
+_STYLE = {"trace": ("C0", "o", "-"), "meanfield": ("C1", "s", "-"), "stl": ("C2", "^", "-"),
+          "iwae": ("C3", "D", "--"), "dreg-iwae": ("C4", "v", "--")}
+
+
 def snr_figure(table: pd.DataFrame, name: str = "") -> Figure:
-    """Per-parameter gradient SNR by objective, encoder (guide) and decoder (model) side by
-    side: bars of the median, diamonds for the mean, a line for the 10-90% range."""
+    """Median per-parameter gradient SNR against K, one line per objective family (trace,
+    meanfield, stl, iwae, dreg-iwae), encoder (guide) and decoder (model) side by side; the
+    noise floor of an SNR estimated from S draws as a dotted line."""
     sides = [s for s in ("encoder", "decoder") if s in set(table["side"])]
-    fig, axes = new_figure(1, len(sides), (5.0 * len(sides), 4.2))
+    fig, axes = new_figure(1, len(sides), (5.5 * len(sides), 4.3))
+    families = [f for f in FAMILIES if f in set(table["elbo"])]
+    families += [f for f in dict.fromkeys(table["elbo"]) if f not in families]
     for ax, side in zip(axes[0], sides):
-        t = table[table["side"] == side]
-        x = np.arange(len(t))
-        ax.bar(x, t["snr_median"], color="C0", alpha=0.8, label="median")
-        ax.scatter(x, t["snr_mean"], marker="D", color="C3", zorder=3, label="mean")
-        ax.vlines(x, t["snr_q10"], t["snr_q90"], color="0.3", linewidth=1, label="10-90%")
-        ax.set_xticks(x, t["objective"], rotation=20)
-        samples, images = int(t["samples"].iloc[0]), int(t["images"].iloc[0])
-        floor = math.sqrt(2 / (math.pi * samples))
-        ax.axhline(floor, color="0.5", linestyle=":", linewidth=1,
+        for f in families:
+            t = table[(table["side"] == side) & (table["elbo"] == f)].sort_values("k")
+            color, marker, style = _STYLE.get(f, ("0.3", "o", "-"))
+            ax.plot(t["k"], t["snr_median"], marker=marker, linestyle=style, color=color,
+                    label=f)
+        samples, images = int(table["samples"].iloc[0]), int(table["images"].iloc[0])
+        ax.axhline(math.sqrt(2 / (math.pi * samples)), color="0.5", linestyle=":", linewidth=1,
                    label=f"noise floor √(2/πS) (S={samples})")
-        ax.set(ylabel="|mean| / sd of the gradient", yscale="log",
+        ax.set(xlabel="K (particles)", ylabel="median |mean| / sd of the gradient",
+               xscale="log", yscale="log",
                title=f"{name + ': ' if name else ''}{side} ({images} images)")
-        ax.grid(alpha=0.3, axis="y", which="both")
+        ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="x-small")
     return fig
 
@@ -280,26 +289,90 @@ def snr_answer(table: pd.DataFrame) -> str:
                       rtol=1e-4):
             out[-1] += (" Their decoder SNRs are identical: the KL term holds no decoder "
                         "parameter, and both drew the same z.")
-    if {"trace", "iwae-1"} <= set(objectives):
-        same = all(np.isclose(_snr(table, "trace", s), _snr(table, "iwae-1", s), rtol=1e-3)
-                   for s in ("encoder", "decoder") if s in set(table["side"]))
-        out.append("trace and iwae-1 are the same estimator (one sample, log w), and from the same "
-                   "draws their SNRs " + ("agree, as they must." if same else
-                                          "differ slightly: floating-point differences only."))
+    for a, b in (("trace", "iwae-1"), ("stl", "dreg-iwae-1")):
+        if {a, b} <= set(objectives):
+            same = all(np.isclose(_snr(table, a, s), _snr(table, b, s), rtol=1e-3)
+                       for s in ("encoder", "decoder") if s in set(table["side"]))
+            out.append(f"{a} and {b} are the same estimator at K=1, and from the same draws "
+                       "their SNRs " + ("agree, as they must." if same else
+                                        "differ slightly: floating-point differences only."))
+    out += [t for t in (dreg_answer(table), stl_answer(table)) if t]
     return " ".join(out)
+
+
+def _by_k(table: pd.DataFrame, family: str, side: str) -> pd.Series:
+    t = table[(table["elbo"] == family) & (table["side"] == side)]
+    return t.set_index("k")["snr_median"].sort_index()
+
+
+def dreg_answer(table: pd.DataFrame) -> str:
+    """Whether the doubly reparameterised gradient removes the encoder-SNR decline of IWAE
+    (Tucker et al. 2019 against Rainforth et al. 2018), from the measured medians."""
+    iw, dr = _by_k(table, "iwae", "encoder"), _by_k(table, "dreg-iwae", "encoder")
+    ks = sorted(set(iw.index) & set(dr.index))
+    if len(ks) < 2:
+        return ""
+    lo, hi = ks[0], ks[-1]
+    r_iw, r_dr = iw[hi] / iw[lo], dr[hi] / dr[lo]
+    text = (f"DReG against IWAE, encoder median SNR from K={lo} to K={hi}: IWAE {iw[lo]:.3f} → "
+            f"{iw[hi]:.3f} ({r_iw:.2f}×), DReG {dr[lo]:.3f} → {dr[hi]:.3f} ({r_dr:.2f}×); at "
+            "each K, DReG/IWAE = " + ", ".join(f"K={k} {dr[k] / iw[k]:.2f}" for k in ks) + ".")
+    if r_iw >= 1:
+        text += (" IWAE's encoder SNR does not fall over these K here, so there is no decline "
+                 "for DReG to remove.")
+    elif r_dr >= 1:
+        text += " DReG removes the decline here: its encoder SNR does not fall as K grows."
+    elif r_dr > r_iw:
+        text += (" DReG slows the decline but does not remove it here: its encoder SNR still "
+                 "falls as K grows, less than IWAE's.")
+    else:
+        text += (" DReG does not remove the decline here: its encoder SNR falls at least as "
+                 "fast as IWAE's.")
+    d_dec = _by_k(table, "dreg-iwae", "decoder")
+    i_dec = _by_k(table, "iwae", "decoder")
+    if len(d_dec) and np.allclose(d_dec.reindex(i_dec.index), i_dec, rtol=1e-3):
+        text += " The decoder SNRs match IWAE's: DReG changes only the encoder's gradient."
+    return text
+
+
+def stl_answer(table: pd.DataFrame) -> str:
+    """Sticking the landing against Trace_ELBO's encoder SNR at each K, from the medians."""
+    tr, st = _by_k(table, "trace", "encoder"), _by_k(table, "stl", "encoder")
+    ks = sorted(set(tr.index) & set(st.index))
+    if not ks:
+        return ""
+    ratios = {k: st[k] / tr[k] for k in ks}
+    text = ("STL against Trace_ELBO, encoder median SNR: " + ", ".join(
+        f"K={k} {st[k]:.3f} vs {tr[k]:.3f}" for k in ks) + ".")
+    if all(r > 1 for r in ratios.values()):
+        text += " Dropping the score term raises the encoder's SNR at every K here."
+    elif all(r < 1 for r in ratios.values()):
+        text += (" Dropping the score term lowers the encoder's SNR here: far from the exact "
+                 "posterior the score term can act as a control variate for the path term "
+                 "(Roeder et al. 2017 guarantee zero variance only at the exact posterior).")
+    else:
+        text += " Dropping the score term helps at some K and not at others here."
+    return text
 
 
 # ----------------------------------------------------------------------------- 3. objectives
 def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: str = "") -> Figure:
-    """Left: each trained model's holdout IWAE bound and ELBO (± stderr over images; the
-    studied checkpoint as a dashed line when given). Right: training time per objective."""
+    """Left: each objective's holdout IWAE bound, one dot per seed and the mean over seeds
+    (± the seeds' sd), and the mean holdout ELBO (the studied checkpoint as a dashed line when
+    given). Right: training time per objective (mean over seeds)."""
+    summary = summarise_objectives(table)
     fig, axes = new_figure(1, 2, (11.0, 4.2))
     left, right = axes[0]
-    x = np.arange(len(table))
-    k = int(table["eval_k"].iloc[0])
-    left.errorbar(x - 0.1, table["holdout_iwae"], yerr=table["holdout_iwae_se"], fmt="o",
-                  capsize=3, label=f"holdout IWAE (K={k})")
-    left.plot(x + 0.1, table["holdout_elbo"], "s", label="holdout ELBO")
+    x = np.arange(len(summary))
+    k = int(summary["eval_k"].iloc[0])
+    pos = dict(zip(summary["objective"], x))
+    left.scatter(table["objective"].map(pos) - 0.1, table["holdout_iwae"], s=12, color="C0",
+                 alpha=0.5, label="one seed")
+    sd = summary["holdout_iwae_seed_sd"].fillna(0.0)
+    left.errorbar(x - 0.1, summary["holdout_iwae"], yerr=sd, fmt="o", color="C0", capsize=3,
+                  label=f"holdout IWAE (K={k}), mean ± sd over {int(summary['seeds'].iloc[0])} "
+                        "seed(s)")
+    left.plot(x + 0.1, summary["holdout_elbo"], "s", color="C1", label="holdout ELBO (mean)")
     if reference:
         values = np.concatenate([table["holdout_iwae"], table["holdout_elbo"]])
         span = max(float(np.ptp(values)), 1.0)
@@ -308,23 +381,26 @@ def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: 
             left.axhline(ref, color="C2", linestyle="--", label=f"studied checkpoint, IWAE (K={k})")
         else:  # a line far off would squash the models' differences into one pixel row
             left.plot([], [], " ", label=f"studied checkpoint: {ref:.1f} (off the scale)")
-    left.set_xticks(x, table["objective"], rotation=20)
+    left.set_xticks(x, summary["objective"], rotation=20)
     left.set(ylabel="nats per image", title=f"{name + ': ' if name else ''}models trained with "
-             f"each objective ({int(table['epochs'].iloc[0])} epoch(s), "
-             f"{int(table['train_images'].iloc[0])} images)")
+             f"each objective ({int(summary['epochs'].iloc[0])} epoch(s), "
+             f"{int(summary['train_images'].iloc[0])} images)")
     left.grid(alpha=0.3, axis="y")
     left.legend(fontsize="x-small")
-    right.bar(x, table["train_seconds"], color="C1")
-    right.set_xticks(x, table["objective"], rotation=20)
-    right.set(ylabel="training seconds", title="Training time")
+    right.bar(x, summary["train_seconds"], color="C1")
+    right.set_xticks(x, summary["objective"], rotation=20)
+    right.set(ylabel="training seconds (mean over seeds)", title="Training time")
     right.grid(alpha=0.3, axis="y")
     return fig
 
 
 def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str:
     """Which objective trained the best model, from :func:`objective_comparison`'s table:
-    ranked by the common holdout IWAE bound, with paired standard errors, the ELBO ranking,
-    the cost, and (with ``reference``) how far from the studied checkpoint the models stop."""
+    over several seeds, :func:`objectives_seed_answer`; from one seed, ranked by the common
+    holdout IWAE bound with standard errors paired over images, the ELBO ranking, the cost,
+    and (with ``reference``) how far from the studied checkpoint the models stop."""
+    if "seed" in table and table["seed"].nunique() > 1:
+        return objectives_seed_answer(table, reference)
     t = table.sort_values("holdout_iwae", ascending=False)
     k, n = int(t["eval_k"].iloc[0]), int(t["eval_images"].iloc[0])
     best = t.iloc[0]
@@ -365,24 +441,90 @@ def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str
                                                     "same draws)." if np.isclose(a, b, atol=1e-3)
                                                     else f"models {abs(a - b):.3f} nats apart, "
                                                          "floating-point drift of one loss."))
-    if reference:
-        gap = reference["holdout_iwae"] - best["holdout_iwae"]
-        out.append(f"The studied checkpoint scores {reference['holdout_iwae']:.2f} on the same "
-                   f"images with the same estimator, {gap:.2f} nats "
-                   + ("above the best of these models: they are far from converged, so this "
-                      "ranking describes early training and may change with longer runs."
-                      if gap > 5 else "from the best of these models."))
+    out += _reference_text(reference, best["holdout_iwae"])
+    return " ".join(out)
+
+
+def _reference_text(reference: dict | None, best: float) -> list[str]:
+    if not reference:
+        return []
+    gap = reference["holdout_iwae"] - best
+    return [f"The studied checkpoint scores {reference['holdout_iwae']:.2f} on the same images "
+            f"with the same estimator, {gap:.2f} nats "
+            + ("above the best of these models: they are far from converged, so this ranking "
+               "describes early training and may change with longer runs."
+               if gap > 5 else "from the best of these models.")]
+
+
+def objectives_seed_answer(table: pd.DataFrame, reference: dict | None = None) -> str:
+    """The objective comparison over seeds: a winner is named only where its advantage,
+    paired within seeds, lies outside the 95% t-interval of the seed-to-seed spread."""
+    sm = summarise_objectives(table).sort_values("holdout_iwae", ascending=False)
+    n, k = int(sm["seeds"].iloc[0]), int(sm["eval_k"].iloc[0])
+    best = sm.iloc[0]
+    seeds = sorted(set(table["seed"]))
+    out = [f"Every objective trained from {n} seeds ({', '.join(map(str, seeds))}; within a "
+           f"seed all start from the same initialisation and see the same {int(best['train_images'])}"
+           f" images in the same order, {int(best['epochs'])} epoch(s)) and scored by the IWAE "
+           f"bound with K={k} on the same {int(best['eval_images'])} holdout images. Mean over "
+           "seeds (sd): " + ", ".join(f"{r['objective']} {r['holdout_iwae']:.2f} "
+                                      f"({r['holdout_iwae_seed_sd']:.2f})"
+                                      for _, r in sm.iterrows()) + "."]
+    beaten, level = [], []
+    for _, r in sm.iloc[1:].iterrows():
+        d, se = -r["delta_vs_best"], r["delta_vs_best_se"]
+        (beaten if _beyond_noise(d, se, n - 1) else level).append(
+            f"{r['objective']} ({_fmt_diff(d, se)})")
+    if beaten and not level:
+        out.append(f"{best['objective']} is the best objective here, beyond the seed spread "
+                   f"against every other (paired over seeds, best minus other): "
+                   + ", ".join(beaten) + ".")
+    elif beaten:
+        out.append(f"{best['objective']} has the highest mean. It beats "
+                   + ", ".join(beaten) + " beyond the seed spread (paired over seeds), but not "
+                   + ", ".join(level) + ": no single winner among those.")
+    else:
+        out.append(f"{best['objective']} has the highest mean, but no objective is better than "
+                   "the others beyond the seed spread (paired differences against it: "
+                   + ", ".join(level) + f"; a real difference needs to clear the 95% t-interval "
+                   f"with {n - 1} degrees of freedom).")
+    first = table[table["seed"] == seeds[0]].sort_values("holdout_iwae", ascending=False)
+    top = first.iloc[0]
+    margin = top["holdout_iwae"] - first.iloc[1]["holdout_iwae"] if len(first) > 1 else math.nan
+    out.append(f"Seed {seeds[0]} alone would rank {top['objective']} first by {margin:.2f} "
+               "nats" + (", as the seed average does." if top["objective"] == best["objective"]
+                         else f"; over {n} seeds {best['objective']} comes first instead: one "
+                              "run's ranking is not to be trusted."))
+    piv = table.pivot(index="seed", columns="objective", values="holdout_iwae")
+    for a, b in (("dreg-iwae", "iwae"), ("stl", "trace")):
+        for spec in sm["objective"]:
+            if spec.startswith(a) and spec.replace(a, b, 1) in set(sm["objective"]):
+                other = spec.replace(a, b, 1)
+                d = piv[spec] - piv[other]
+                se = float(d.std(ddof=1) / math.sqrt(len(d)))
+                out.append(f"{spec} against {other}: {_fmt_diff(float(d.mean()), se)} nats "
+                           "paired over seeds" + (", a real difference."
+                                                  if _beyond_noise(float(d.mean()), se, n - 1)
+                                                  else ", within the seed spread."))
+    cheapest = sm.loc[sm["train_seconds"].idxmin()]
+    out.append(f"Training cost (mean over seeds) {best['train_seconds']:.0f} s for "
+               f"{best['objective']} against {cheapest['train_seconds']:.0f} s for "
+               f"{cheapest['objective']}, the cheapest.")
+    out += _reference_text(reference, best["holdout_iwae"])
     return " ".join(out)
 
 
 # ----------------------------------------------------------------------------- builders
 QUESTION = ("How biased and how noisy are the ELBO, ELBO-MC and IWAE-K estimators of log p(x)? "
             "How good are the gradients of each training objective (Trace_ELBO, "
-            "TraceMeanField_ELBO, IWAE K=1, 5, 50)? Which objective trains the best model?")
-QUESTION_OBJECTIVES = "Which training objective trains the best model?"
+            "TraceMeanField_ELBO, sticking-the-landing STL, IWAE and doubly reparameterised "
+            "DReG-IWAE, at K = 1, 5, 50)? Does DReG remove IWAE's encoder-SNR decline? Which "
+            "objective trains the best model, beyond the spread over seeds?")
+QUESTION_OBJECTIVES = ("Which training objective trains the best model, beyond the spread "
+                       "over seeds?")
 SHOWN_BIAS = ("estimator", "mean", "stderr", "per_image_sd", "ms_per_image")
-SHOWN_OBJECTIVES = ("objective", "train_seconds", "train_objective", "holdout_elbo",
-                    "holdout_iwae", "holdout_iwae_se", "delta_vs_best", "delta_vs_best_se")
+SHOWN_OBJECTIVES = ("objective", "seeds", "train_seconds", "train_objective", "holdout_elbo",
+                    "holdout_iwae", "holdout_iwae_seed_sd", "delta_vs_best", "delta_vs_best_se")
 
 
 def _sizes_text(study) -> str:
@@ -429,18 +571,24 @@ def estimator_section(study, name: str | None = None) -> Section:
 
 def objectives_section(table: pd.DataFrame, reference: dict | None = None,
                        stem: str = "objectives", name: str = "") -> Section:
-    """One VAE trained per objective (the table of
+    """One VAE trained per objective and seed (the table of
     :func:`~probnn.inference.estimator_study.objective_comparison`), scored on one holdout
-    yardstick; ``reference``: the studied checkpoint scored the same way."""
-    row = table.iloc[0]
+    yardstick and summarised over the seeds; ``reference``: the studied checkpoint scored the
+    same way."""
+    summary = summarise_objectives(table)
+    row = summary.iloc[0]
     arch = f"{name}, " if name else ""
     return Section("objectives", "Training objectives compared", QUESTION_OBJECTIVES,
                    answers=[objectives_answer(table, reference)],
-                   tables=[Table(stem, table, "Training with each objective (nats per image)",
-                                 view=table[[c for c in SHOWN_OBJECTIVES if c in table]]
-                                 .set_index("objective"), index=False)],
+                   tables=[Table(f"{stem}-summary", summary,
+                                 f"Training with each objective, over {int(row['seeds'])} "
+                                 "seed(s) (nats per image; delta paired within seeds)",
+                                 view=summary[[c for c in SHOWN_OBJECTIVES if c in summary]]
+                                 .set_index("objective"), index=False),
+                           Table(stem, table, index=False)],
                    plots=[Plot(stem, objectives_figure(table, reference, name),
-                               f"One VAE per training objective ({arch}{int(row['epochs'])} "
-                               f"epoch(s) on {int(row['train_images'])} training images, same "
-                               f"start and same batches), scored by IWAE-{int(row['eval_k'])} on "
+                               f"One VAE per training objective and seed ({arch}"
+                               f"{int(row['epochs'])} epoch(s) on {int(row['train_images'])} "
+                               f"training images; within a seed the same start and the same "
+                               f"batches), scored by IWAE-{int(row['eval_k'])} on "
                                f"{int(row['eval_images'])} holdout images.")])

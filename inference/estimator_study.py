@@ -57,9 +57,22 @@ from .batching import as_tuple
 from .train import LossModule
 from .vae import train_vae
 
-OBJECTIVES = ("trace", "meanfield", "iwae-1", "iwae-5", "iwae-50")
-"""Training objectives compared: ``trace`` (Trace_ELBO), ``meanfield`` (TraceMeanField_ELBO,
-analytic KL) and ``iwae-K`` (the importance-weighted bound with K samples, ``IWAE_ELBO``)."""
+SNR_FAMILIES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
+"""Training objectives whose gradients are compared: ``trace`` (Trace_ELBO), ``meanfield``
+(TraceMeanField_ELBO, analytic KL), ``stl`` (the ELBO without the guide's score term),
+``iwae`` (the importance-weighted bound, ``IWAE_ELBO``) and ``dreg-iwae`` (the same bound
+with doubly reparameterised guide gradients)."""
+
+
+def objective_grid(families=SNR_FAMILIES, ks=(1, 5, 50)) -> tuple[str, ...]:
+    """Objective names for every family at every K: ``trace``, ``trace-5``, ..., ``iwae-1``,
+    ``iwae-5``, ... (the bounds keep ``-1`` to tell them from the ELBOs they equal at K=1)."""
+    return tuple(f if k == 1 and f in ("trace", "meanfield", "stl") else f"{f}-{k}"
+                 for f in families for k in ks)
+
+
+OBJECTIVES = objective_grid()
+"""The gradient-SNR grid: the five families at K = 1, 5, 50."""
 ESTIMATOR_KS = (1, 10, 100, 1000, 5000)
 
 # Sizes for run_estimator_study(**PRESET), measured on runs/vae/vae-d4.ckpt and vae-d20.ckpt
@@ -68,31 +81,32 @@ ESTIMATOR_KS = (1, 10, 100, 1000, 5000)
 # bias/spread ~ holdout_images * repeats * (sum(ks) + elbo_mc_k + 1) image-particle pairs;
 # SNR ~ snr_objectives * snr_samples * snr_images * (1 + K) forward+backward passes;
 # training ~ train_images * epochs * sum over objectives of (1 + K) (IWAE-50 dominates).
-TRAIN_OBJECTIVES = ("trace", "meanfield", "iwae-5", "iwae-50")
+TRAIN_OBJECTIVES = ("trace", "meanfield", "stl", "iwae-5", "dreg-iwae-5", "iwae-50",
+                    "dreg-iwae-50")
 """Objectives trained by the presets: ``iwae-1`` is left out because it is Trace_ELBO itself
 (the same loss from the same draws), so from the same seed it trains the identical model."""
 FULL = dict(holdout_images=6, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=3,
             snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8,
             train_objectives=TRAIN_OBJECTIVES, train_images=800, epochs=1, batch_size=40,
-            eval_k=200, eval_images=20)
-"""The report's sizes: d=4 and d=20 together in ~3-4 minutes. Measured (seed 309, load average
-2.4-3.9): vae-d4 100 s (bias/spread 32 s, SNR 27 s, objectives 41 s), vae-d20 90 s (26, 23,
-41 s); ``probnn estimators --preset full`` on both, with data loading and figures, 3 min 24 s.
-The 20 training steps per objective show early training only (models far from converged:
-about -476 nats for d=4 and still -701 for d=20, against -121 and -108 for the checkpoints)."""
+            eval_k=200, eval_images=20, seeds=3)
+"""Moderate sizes, minutes per conv model. Measured before the STL/DReG objectives were added
+(seed 309, load average 2.4-3.9): vae-d4 100 s (bias/spread 32 s, SNR 27 s, objectives 41 s);
+the 15-objective SNR grid at these sizes takes ~10 s on one idle thread. The 20 training steps
+per objective show early training only (about -476 nats for d=4 against -121 for the
+checkpoint)."""
 QUICK = dict(holdout_images=3, ks=(1, 10, 100), elbo_mc_k=10, repeats=2,
-             snr_objectives=("trace", "iwae-5"), snr_samples=3, snr_images=2,
-             train_objectives=("trace", "iwae-5"), train_images=40, epochs=1, batch_size=20,
-             eval_k=20, eval_images=5)
-"""A smoke run of every part (numbers too noisy to read). Measured: 8-17 s for d=4 and d=20
-together, most of it one-off warm-up of the first model (the second took 1-9 s)."""
+             snr_objectives=("trace", "stl", "iwae-1", "dreg-iwae-1", "iwae-5", "dreg-iwae-5"),
+             snr_samples=3, snr_images=2, train_objectives=("trace", "dreg-iwae-5"),
+             train_images=40, epochs=1, batch_size=20, eval_k=20, eval_images=5, seeds=2)
+"""A smoke run of every part (numbers too noisy to read): seconds per model."""
 ISSUE = dict(holdout_images=1000, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=5,
-             snr_objectives=OBJECTIVES, snr_samples=100, snr_images=100,
-             train_objectives=TRAIN_OBJECTIVES, train_images=None, epochs=5, batch_size=100,
-             eval_k=5000, eval_images=1000)
-"""The issue's full specification (all 60,000 training images, 5 epochs): many hours per model
-here: the bias/spread part alone is 1-2 h (1000 images x 5 repeats x ~6,200 samples), and
-training IWAE-50 for 5 epochs of 60,000 images about 1.5 h."""
+             snr_objectives=objective_grid(ks=(1, 5, 50, 500)), snr_samples=100,
+             snr_images=100, train_objectives=TRAIN_OBJECTIVES, train_images=None, epochs=5,
+             batch_size=100, eval_k=5000, eval_images=1000, seeds=3)
+"""The issues' full specification (all 60,000 training images, 5 epochs, 3 seeds; SNR up to
+K=500): many hours per model here: the bias/spread part alone is 1-2 h (1000 images x 5
+repeats x ~6,200 samples), and training IWAE-50 for 5 epochs of 60,000 images about 1.5 h a
+seed."""
 PRESETS = {"quick": QUICK, "full": FULL, "issue": ISSUE}
 
 
@@ -345,33 +359,39 @@ def _holdout_bounds(model, guide, x, eval_k: int, seed: int, batch_size: int = 1
 
 
 def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
-                         objectives: Sequence[str] = OBJECTIVES, epochs: int = 1,
-                         latent_dim: int = 4, eval_k: int = 5000, seed: int = COURSEWORK_SEED, *,
-                         architecture: str = "conv", likelihood: str = "bernoulli",
+                         objectives: Sequence[str] = TRAIN_OBJECTIVES, epochs: int = 1,
+                         latent_dim: int = 4, eval_k: int = 5000, seed: int = COURSEWORK_SEED,
+                         *, architecture: str = "conv", likelihood: str = "bernoulli",
                          binarize: bool = False, train_images: int | None = None,
-                         eval_images: int | None = None, batch_size: int = 100, lr: float = 1e-3, eval_batch_size: int = 100,
+                         eval_images: int | None = None, batch_size: int = 100,
+                         lr: float = 1e-3, eval_batch_size: int = 100, seeds: int = 1,
                          progress: bool = False) -> pd.DataFrame:
-    """Train one VAE per objective and score all of them with the same holdout estimator.
+    """Train one VAE per objective and seed, and score all of them with the same holdout
+    estimator.
 
-    Every model starts from the same initialisation and sees the same mini-batches in the
-    same order (:func:`~probnn.inference.vae.train_vae` with the same ``seed``); only the
-    objective differs. Each is then evaluated on the same ``eval_images`` holdout images with
-    the same seed: ``holdout_iwae`` is the IWAE bound with ``eval_k`` samples (the common
-    yardstick, close to log p(x) for large K) and ``holdout_elbo`` the ELBO-MC from the same
-    samples (:func:`~probnn.inference.estimators.iwae_and_elbo_mc`), both mean nats per image.
+    For each of ``seeds`` seeds (``seed``, ``seed + 1``, ...) every model starts from the same
+    initialisation and sees the same mini-batches in the same order
+    (:func:`~probnn.inference.vae.train_vae` with that seed); only the objective differs.
+    Each is then evaluated on the same ``eval_images`` holdout images with the same draws:
+    ``holdout_iwae`` is the IWAE bound with ``eval_k`` samples (the common yardstick, close
+    to log p(x) for large K) and ``holdout_elbo`` the ELBO-MC from the same samples
+    (:func:`~probnn.inference.estimators.iwae_and_elbo_mc`), both mean nats per image. A new
+    seed changes the initialisation, the batches and the evaluation draws: the spread over
+    seeds is the run-to-run variation that a ranking must beat (:func:`summarise_objectives`).
 
-    Columns: objective, elbo, k, epochs, train_images, train_seconds (training only; wall
-    time, so on a shared machine it moves with the load),
+    One row per objective and seed: objective, seed, elbo, k, epochs, train_images,
+    train_seconds (training only; wall time, so on a shared machine it moves with the load),
     train_objective (last epoch's mean training objective, nats per image: an ELBO for
-    trace/meanfield, the IWAE-K bound for iwae-K), holdout_elbo, holdout_iwae,
+    trace/meanfield/stl, the IWAE-K bound for (dreg-)iwae-K), holdout_elbo, holdout_iwae,
     holdout_iwae_se (standard error over images), eval_k, eval_images, eval_seconds,
-    delta_vs_best and delta_vs_best_se (the holdout IWAE bound minus the best model's, per
-    image, with its paired standard error), and elbo_delta_vs_best(_se), the same for the
-    holdout ELBO against the model best by ELBO.
+    delta_vs_best and delta_vs_best_se (the holdout IWAE bound minus the seed's best model's,
+    per image, with its paired standard error over images), and elbo_delta_vs_best(_se),
+    the same for the holdout ELBO against the seed's model best by ELBO.
     """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     xt = x_train[:train_images] if train_images else x_train
     xh = x_holdout[:eval_images] if eval_images else x_holdout
-    rows, per_image, per_image_elbo = [], {}, {}
     if objectives:
         # One untimed step first, so the first objective's time does not carry one-off costs
         # (allocations, oneDNN kernel selection for these shapes). Training reseeds after it.
@@ -379,32 +399,75 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
         train_vae(latent_dim, x=xt[:batch_size], epochs=1, batch_size=batch_size, seed=seed,
                   elbo=name, num_particles=k, likelihood=likelihood, architecture=architecture,
                   binarize=binarize, progress=False)
-    for spec in tqdm(objectives, disable=not progress, desc="objectives", leave=False):
-        name, k = parse_objective(spec)
-        fit = train_vae(latent_dim, x=xt, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                        elbo=name, num_particles=k, likelihood=likelihood,
-                        architecture=architecture, binarize=binarize, progress=progress)
-        bound, elbo, eval_seconds = _holdout_bounds(fit.model, fit.guide, xh, eval_k, seed,
-                                                    eval_batch_size)
-        per_image[spec] = bound
-        per_image_elbo[spec] = elbo
-        last = fit.history.iloc[-1]
-        rows.append(dict(objective=spec, elbo=name, k=k, epochs=epochs, train_images=len(xt),
-                         train_seconds=float(last["seconds"]), train_objective=float(last["elbo"]),
-                         holdout_elbo=float(elbo.mean()), holdout_iwae=float(bound.mean()),
-                         holdout_iwae_se=float(bound.std(ddof=1) / math.sqrt(len(bound)))
-                         if len(bound) > 1 else math.nan,
-                         eval_k=eval_k, eval_images=len(xh), eval_seconds=eval_seconds))
-    df = pd.DataFrame(rows)
-    if len(df):
-        for col, values, prefix in (("holdout_iwae", per_image, "delta_vs_best"),
-                                    ("holdout_elbo", per_image_elbo, "elbo_delta_vs_best")):
-            best = df.loc[df[col].idxmax(), "objective"]
-            diffs = [values[s] - values[best] for s in df["objective"]]
-            df[prefix] = [float(d.mean()) for d in diffs]
-            df[f"{prefix}_se"] = [float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1
-                                  else math.nan for d in diffs]
-    return df
+    tables = []
+    bar = tqdm(total=seeds * len(objectives), disable=not progress, desc="objectives",
+               leave=False)
+    for s in range(seed, seed + seeds):
+        rows, per_image, per_image_elbo = [], {}, {}
+        for spec in objectives:
+            name, k = parse_objective(spec)
+            fit = train_vae(latent_dim, x=xt, epochs=epochs, batch_size=batch_size, lr=lr,
+                            seed=s, elbo=name, num_particles=k, likelihood=likelihood,
+                            architecture=architecture, binarize=binarize, progress=progress)
+            bound, elbo, eval_seconds = _holdout_bounds(fit.model, fit.guide, xh, eval_k, s,
+                                                        eval_batch_size)
+            per_image[spec], per_image_elbo[spec] = bound, elbo
+            last = fit.history.iloc[-1]
+            rows.append(dict(objective=spec, seed=s, elbo=name, k=k, epochs=epochs,
+                             train_images=len(xt), train_seconds=float(last["seconds"]),
+                             train_objective=float(last["elbo"]),
+                             holdout_elbo=float(elbo.mean()), holdout_iwae=float(bound.mean()),
+                             holdout_iwae_se=float(bound.std(ddof=1) / math.sqrt(len(bound)))
+                             if len(bound) > 1 else math.nan,
+                             eval_k=eval_k, eval_images=len(xh), eval_seconds=eval_seconds))
+            bar.update(1)
+        df = pd.DataFrame(rows)
+        if len(df):
+            for col, values, prefix in (("holdout_iwae", per_image, "delta_vs_best"),
+                                        ("holdout_elbo", per_image_elbo, "elbo_delta_vs_best")):
+                best = df.loc[df[col].idxmax(), "objective"]
+                diffs = [values[o] - values[best] for o in df["objective"]]
+                df[prefix] = [float(d.mean()) for d in diffs]
+                df[f"{prefix}_se"] = [float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1
+                                      else math.nan for d in diffs]
+        tables.append(df)
+    bar.close()
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def summarise_objectives(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per objective of :func:`objective_comparison`'s table, over its seeds.
+
+    ``holdout_iwae`` (and ``holdout_elbo``, ``train_objective``, ``train_seconds``): the mean
+    over seeds; ``holdout_iwae_seed_sd``, ``_min``, ``_max``: their spread. ``best``: the
+    objective with the highest mean; ``delta_vs_best``: this objective's bound minus the
+    best's, paired within each seed (same start, batches and evaluation draws), averaged over
+    seeds, with ``delta_vs_best_se`` its standard error over seeds (NaN for one seed) and
+    ``delta_vs_best_df`` = seeds - 1 for a t-interval.
+    """
+    if "seed" not in table:  # a table from before seeds were a column: one seed
+        table = table.assign(seed=0)
+    pivot = table.pivot(index="seed", columns="objective", values="holdout_iwae")
+    order = list(dict.fromkeys(table["objective"]))
+    means = pivot.mean()
+    best = means.idxmax()
+    n = len(pivot)
+    rows = []
+    for o in order:
+        g = table[table["objective"] == o]
+        d = pivot[o] - pivot[best]
+        rows.append(dict(
+            objective=o, seeds=n, holdout_iwae=float(means[o]),
+            holdout_iwae_seed_sd=float(pivot[o].std(ddof=1)) if n > 1 else math.nan,
+            holdout_iwae_min=float(pivot[o].min()), holdout_iwae_max=float(pivot[o].max()),
+            delta_vs_best=float(d.mean()),
+            delta_vs_best_se=float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+            delta_vs_best_df=n - 1, holdout_elbo=float(g["holdout_elbo"].mean()),
+            train_objective=float(g["train_objective"].mean()),
+            train_seconds=float(g["train_seconds"].mean()), eval_k=int(g["eval_k"].iloc[0]),
+            eval_images=int(g["eval_images"].iloc[0]), epochs=int(g["epochs"].iloc[0]),
+            train_images=int(g["train_images"].iloc[0]), best=best))
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- all three
@@ -430,7 +493,8 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                         snr_samples: int = 10, snr_images: int = 8,
                         train_objectives: Sequence[str] | None = TRAIN_OBJECTIVES,
                         train_images: int | None = 800, epochs: int = 1, batch_size: int = 40,
-                        eval_k: int = 200, eval_images: int | None = 20, seed: int = COURSEWORK_SEED,
+                        eval_k: int = 200, eval_images: int | None = 20, seeds: int = 3,
+                        seed: int = COURSEWORK_SEED,
                         estimator_batch_size: int = 100, progress: bool = True) -> EstimatorStudy:
     """All three parts of the study for a trained VAE (defaults: the :data:`FULL` preset).
 
@@ -439,9 +503,10 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
        first ``snr_images`` training images (holdout images if ``x_train`` is None);
     3. unless ``train_objectives`` is empty or None: :func:`objective_comparison` training a
        fresh VAE of the same configuration (latent dim, architecture, likelihood) per
-       objective on the first ``train_images`` training images for ``epochs`` epochs, scored
-       by the IWAE-``eval_k`` bound on the first ``eval_images`` holdout images; the
-       studied model itself is scored the same way (``EstimatorStudy.reference``).
+       objective and each of ``seeds`` seeds on the first ``train_images`` training images for
+       ``epochs`` epochs, scored by the IWAE-``eval_k`` bound on the first ``eval_images``
+       holdout images; the studied model itself is scored the same way
+       (``EstimatorStudy.reference``, with the first seed's draws).
 
     ``run_estimator_study(model, guide, holdout_x, train_x, **QUICK)`` (or ``**FULL``) uses a
     preset's sizes. Same ``seed``, same numbers (timings aside).
@@ -451,7 +516,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                   snr_images=snr_images,
                   train_objectives=tuple(train_objectives) if train_objectives else (),
                   train_images=train_images, epochs=epochs, batch_size=batch_size,
-                  eval_k=eval_k, eval_images=eval_images, seed=seed)
+                  eval_k=eval_k, eval_images=eval_images, seeds=seeds, seed=seed)
     seconds = {}
     t0 = time.perf_counter()
     bias = estimator_bias_spread(model, guide, _head((x_holdout,), holdout_images)[0], ks,
@@ -477,7 +542,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
             architecture=cfg.get("architecture", "conv"), likelihood=cfg.get("likelihood", "bernoulli"),
             binarize=cfg.get("binarize", False),
             train_images=train_images, eval_images=eval_images, batch_size=batch_size,
-            eval_batch_size=estimator_batch_size, progress=progress)
+            eval_batch_size=estimator_batch_size, seeds=seeds, progress=progress)
         xh = x_holdout[:eval_images] if eval_images else x_holdout
         bound, elbo, _ = _holdout_bounds(model, guide, xh, eval_k, seed, estimator_batch_size)
         reference = dict(holdout_elbo=float(elbo.mean()), holdout_iwae=float(bound.mean()),

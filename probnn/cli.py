@@ -185,7 +185,7 @@ def cmd_report(args) -> int:
 # ----------------------------------------------------------------------------- estimators
 STUDY_SIZES = ("holdout_images", "repeats", "ks", "elbo_mc_k", "snr_objectives", "snr_samples",
                "snr_images", "train_objectives", "train_images", "epochs", "batch_size", "eval_k",
-               "eval_images")
+               "eval_images", "seeds")
 
 
 def cmd_estimators(args) -> int:
@@ -213,7 +213,8 @@ def cmd_objectives(args) -> int:
 
     config = objectives.Config(
         **_given(args, ("objectives", "latent_dim", "architecture", "likelihood",
-                        "train_images", "epochs", "batch_size", "eval_k", "eval_images")),
+                        "train_images", "epochs", "batch_size", "eval_k", "eval_images",
+                        "seeds")),
         binarize=args.binarize, holdout_split=args.holdout_split, seed=args.seed)
     r = objectives.run(config, _inputs(args), progress=not args.quiet)
     return _publish(objectives_section(r.table, name=r.name), Path(args.out or "out/objectives"),
@@ -302,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",
         description="Bias, spread and cost of the ELBO, ELBO-MC and IWAE-K estimators on "
                     "holdout images; gradient signal-to-noise ratio of Trace_ELBO, "
-                    "TraceMeanField_ELBO and IWAE-K (Rainforth et al. 2018); and one VAE trained "
+                    "TraceMeanField_ELBO, STL, IWAE-K and DReG-IWAE-K (Rainforth et al. 2018); "
+                    "and one VAE trained "
                     "per objective, compared on the same holdout IWAE bound. Sizes come from "
                     "--preset; any size option overrides it. Times per conv checkpoint on 2 "
                     "shared CPU cores: quick ~5 s, full ~2 min, issue (default, the issue's "
@@ -322,14 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IWAE sample sizes K (default 1 10 100 1000 5000)")
     p.add_argument("--elbo-mc-k", type=int, default=None, help="samples of ELBO-MC (default 100)")
     p.add_argument("--snr-objectives", nargs="+", default=None, metavar="OBJ",
-                   help="objectives for the gradient SNR: trace, meanfield, iwae-K "
-                        "(default trace meanfield iwae-1 iwae-5 iwae-50)")
+                   help="objectives for the gradient SNR: trace, meanfield, stl, iwae, "
+                        "dreg-iwae, each with -K for K particles (default: all five at "
+                        "K = 1, 5, 50)")
     p.add_argument("--snr-samples", type=int, default=None,
                    help="gradient draws per objective (issue 100, full 10)")
     p.add_argument("--snr-images", type=int, default=None,
                    help="training images in the fixed minibatch (issue 100, full 8)")
     p.add_argument("--train-objectives", nargs="+", default=None, metavar="OBJ",
-                   help="objectives to train a VAE with (default trace meanfield iwae-5 iwae-50)")
+                   help="objectives to train a VAE with (default trace meanfield stl iwae-5 "
+                        "dreg-iwae-5 iwae-50 dreg-iwae-50)")
     p.add_argument("--no-train", dest="train", action="store_false",
                    help="skip training a VAE per objective")
     p.add_argument("--train-images", type=int, default=None,
@@ -341,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IWAE K scoring the trained models (issue 5000, full 200)")
     p.add_argument("--eval-images", type=int, default=None,
                    help="holdout images scoring the trained models (issue 1000, full 20)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="train every objective from this many seeds (seed, seed+1, ...; "
+                        "issue and full 3, quick 2)")
     p.add_argument("--holdout-split", type=float, default=None,
                    help="holdout = this random fraction of the training set (as when training)")
     p.set_defaults(func=cmd_estimators)
@@ -352,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(the report's objectives job: --architecture mlp --latent-dim 20).")
     _common(p)
     p.add_argument("--objectives", nargs="+", default=None, metavar="OBJ",
-                   help="trace, meanfield, iwae-K (default trace meanfield iwae-5 iwae-50)")
+                   help="trace, meanfield, stl, iwae-K, dreg-iwae-K (default trace meanfield "
+                        "stl iwae-5 dreg-iwae-5 iwae-50 dreg-iwae-50)")
     _vae_model_options(p)
     p.add_argument("--train-images", type=int, default=None,
                    help="first N training images to train on (default: all 60,000)")
@@ -361,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-k", type=int, default=None, help="IWAE K of the yardstick (default 5000)")
     p.add_argument("--eval-images", type=int, default=None,
                    help="first N holdout images to score on (default: all)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="train every objective from this many seeds (default 3)")
     p.add_argument("--holdout-split", type=float, default=None,
                    help="holdout = this random fraction of the training set")
     p.set_defaults(func=cmd_objectives)
@@ -373,9 +383,12 @@ def _train_options(p) -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--elbo", choices=["trace", "meanfield", "iwae"], default="trace",
-                   help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); "
-                        "iwae: importance-weighted bound with --particles samples")
+    p.add_argument("--elbo", choices=["trace", "meanfield", "stl", "iwae", "dreg-iwae"],
+                   default="trace",
+                   help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); stl: "
+                        "the ELBO without the guide's score term (sticking the landing); iwae: "
+                        "importance-weighted bound with --particles samples; dreg-iwae: the "
+                        "same bound with doubly reparameterised guide gradients")
     p.add_argument("--particles", type=int, default=1)
     p.add_argument("--holdout-split", type=float, default=None,
                    help="hold out this random fraction of the training set (coursework: 0.1) "

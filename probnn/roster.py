@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from probnn.inference.estimator_study import TRAIN_OBJECTIVES
 from probnn.tasks import (bayes_regression, cvae, estimators, holdout, objectives, regression,
                           vae_figures, vae_training)
 
@@ -57,8 +58,8 @@ def _estimator_sizes(quick: bool) -> estimators.Config:
     config = estimators.Config.preset("quick" if quick else "full", train_objectives=())
     if quick:
         return config
-    # one worker does FULL's sizes in ~13 s a model: afford steadier numbers
-    return replace(config, holdout_images=12, repeats=5, snr_samples=20, snr_images=16)
+    # one worker does FULL's sizes in ~25 s a model: afford steadier numbers
+    return replace(config, holdout_images=12, repeats=5, snr_samples=30, snr_images=16)
 
 
 ROSTER: tuple[Entry, ...] = (
@@ -87,13 +88,13 @@ ROSTER: tuple[Entry, ...] = (
                       classify_images=100), (115, 12), ("cvae-d4",)),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
             (60, 8), (name,)) for name in ("vae-d4", "vae-d20")),
-    # Every objective trains the PyTorch example's MLP VAE: IWAE with K=50 costs about 50
-    # decoder passes a step, which the conv VAE cannot afford in the report's budget.
+    # Every objective trains the PyTorch example's MLP VAE, three seeds each: IWAE with K=50
+    # costs about 50 decoder passes a step, which the conv VAE cannot afford in the budget.
     Entry("objectives-vae-mlp-d20", objectives,
-          objectives.Config(objectives=("trace", "meanfield", "iwae-5", "iwae-50"),
-                            latent_dim=20, architecture="mlp", train_images=20_000, epochs=1,
-                            batch_size=100, eval_k=1000, eval_images=200),
-          objectives.Config(objectives=("trace", "iwae-5"), latent_dim=20, architecture="mlp",
-                            train_images=1000, epochs=1, batch_size=100, eval_k=50,
-                            eval_images=50), (110, 6)),
+          objectives.Config(objectives=TRAIN_OBJECTIVES, latent_dim=20, architecture="mlp",
+                            train_images=20_000, epochs=1, batch_size=100, eval_k=1000,
+                            eval_images=100, seeds=3),
+          objectives.Config(objectives=("trace", "stl", "iwae-5", "dreg-iwae-5"), latent_dim=20,
+                            architecture="mlp", train_images=1000, epochs=1, batch_size=100,
+                            eval_k=50, eval_images=50, seeds=2), (300, 10)),
 )

@@ -32,6 +32,7 @@ class Config:
     batch_size: int = _FULL["batch_size"]
     eval_k: int = _FULL["eval_k"]
     eval_images: int | None = _FULL["eval_images"]
+    seeds: int = _FULL["seeds"]
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 

@@ -17,9 +17,10 @@ KIND, DATA = "evaluate", "mnist"
 
 @dataclass(frozen=True)
 class Config:
-    """The objectives (``trace``, ``meanfield``, ``iwae-K``), the model trained with each,
-    the training (first ``train_images``, ``epochs``, ``batch_size``) and the yardstick
-    (IWAE-``eval_k`` on the first ``eval_images`` holdout images)."""
+    """The objectives (``trace``, ``meanfield``, ``stl``, ``iwae-K``, ``dreg-iwae-K``), the
+    model trained with each, the training (first ``train_images``, ``epochs``, ``batch_size``),
+    the yardstick (IWAE-``eval_k`` on the first ``eval_images`` holdout images) and the number
+    of ``seeds`` (``seed``, ``seed + 1``, ...; every objective trained once per seed)."""
     objectives: tuple[str, ...] = TRAIN_OBJECTIVES
     latent_dim: int = 4
     architecture: str = "conv"
@@ -30,6 +31,7 @@ class Config:
     batch_size: int = 100
     eval_k: int = 5000
     eval_images: int | None = None
+    seeds: int = 3
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
@@ -39,7 +41,9 @@ class Result:
     name: str
     """The trained models' name stem, e.g. ``vae-mlp-d20``."""
     table: pd.DataFrame
-    """One row per objective: see :func:`~probnn.inference.estimator_study.objective_comparison`."""
+    """One row per objective and seed: see
+    :func:`~probnn.inference.estimator_study.objective_comparison` (and
+    :func:`~probnn.inference.estimator_study.summarise_objectives` for the seed summary)."""
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
@@ -49,6 +53,6 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
                                  architecture=config.architecture, likelihood=config.likelihood,
                                  binarize=config.binarize, train_images=config.train_images,
                                  eval_images=config.eval_images, batch_size=config.batch_size,
-                                 progress=progress)
+                                 seeds=config.seeds, progress=progress)
     return Result(vae_stem(config.latent_dim, config.likelihood, config.architecture,
                            config.binarize), table)

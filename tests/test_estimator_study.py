@@ -189,7 +189,7 @@ def test_run_study_and_write_outputs(images, tmp_path):
         assert f"tiny-estimators-{suffix}" in names
     text = (tmp_path / "tiny-estimators.md").read_text()
     assert "gradient signal-to-noise ratio" in text and "Sizes: holdout_images=4" in text
-    assert "best model comes from" in text
+    assert "Every objective trained from 3 seeds" in text  # the study's default: 3 seeds
 
 
 def test_full_preset_is_the_default():
@@ -286,3 +286,81 @@ def test_estimators_command(data_dir, tmp_path):
     assert main(args + ["--no-train", "--out", str(tmp_path / "est2")]) == 0
     assert not (tmp_path / "est2" / "vae-mlp-d2-estimators-objectives.csv").exists()
     assert (tmp_path / "est2" / "vae-mlp-d2-estimators.md").is_file()
+
+
+def _grid(enc: dict, dec: float = 2.0) -> pd.DataFrame:
+    """An SNR table: family -> {K: encoder median}; every decoder at ``dec``."""
+    rows = []
+    for family, by_k in enc.items():
+        for k, e in by_k.items():
+            name = family if k == 1 and family in ("trace", "stl") else f"{family}-{k}"
+            for side, v in (("encoder", e), ("decoder", dec)):
+                rows.append(dict(objective=name, elbo=family, k=k, side=side, snr_median=v,
+                                 snr_mean=v, snr_q10=v / 3, snr_q90=v * 3, mean_abs_grad=v / 100,
+                                 mean_grad_sd=0.01, samples=16, images=10, parameters=5,
+                                 seconds=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_dreg_answer_follows_the_numbers():
+    iwae = {1: 0.8, 5: 0.5, 50: 0.3}
+    cases = {"removes the decline": {1: 0.7, 5: 0.8, 50: 0.9},
+             "slows the decline but does not remove it": {1: 0.7, 5: 0.6, 50: 0.5},
+             "does not remove the decline": {1: 0.7, 5: 0.4, 50: 0.2}}
+    for phrase, dreg in cases.items():
+        text = ea.dreg_answer(_grid({"iwae": iwae, "dreg-iwae": dreg}))
+        assert phrase in text, (phrase, text)
+        assert "match IWAE's" in text
+    rising = ea.dreg_answer(_grid({"iwae": {1: 0.3, 50: 0.6}, "dreg-iwae": {1: 0.3, 50: 0.9}}))
+    assert "no decline for DReG to remove" in rising
+    assert ea.dreg_answer(_grid({"iwae": iwae})) == ""  # nothing to compare
+    fig = ea.snr_figure(_grid({"trace": {1: 1.0, 5: 2.0}, "iwae": iwae,
+                               "dreg-iwae": cases["removes the decline"]}))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"trace", "iwae", "dreg-iwae"}
+
+
+def test_stl_answer_follows_the_numbers():
+    tr = {1: 1.0, 5: 2.0}
+    assert "raises the encoder's SNR at every K" in ea.stl_answer(
+        _grid({"trace": tr, "stl": {1: 1.5, 5: 2.5}}))
+    assert "lowers the encoder's SNR" in ea.stl_answer(_grid({"trace": tr, "stl": {1: 0.5, 5: 1.5}}))
+    assert "at some K and not at others" in ea.stl_answer(
+        _grid({"trace": tr, "stl": {1: 1.5, 5: 1.5}}))
+
+
+def _seed_table(values: dict) -> pd.DataFrame:
+    """objective -> holdout IWAE per seed (seeds 1, 2, 3)."""
+    rows = []
+    for obj, per_seed in values.items():
+        for seed, v in zip((1, 2, 3), per_seed):
+            rows.append(dict(objective=obj, seed=seed, holdout_iwae=v, holdout_elbo=v - 2,
+                             holdout_iwae_se=0.5, train_objective=v - 3,
+                             train_seconds=10.0 * (1 + len(obj)), eval_k=100, eval_images=50,
+                             epochs=1, train_images=500, delta_vs_best=0.0, delta_vs_best_se=0.1))
+    return pd.DataFrame(rows)
+
+
+def test_objectives_over_seeds_name_a_winner_only_beyond_the_seed_spread():
+    base = np.array([-100.0, -104.0, -97.0])  # seeds differ by far more than objectives
+    table = _seed_table({"iwae-5": base, "dreg-iwae-5": base + [0.2, -0.3, 0.4],
+                         "trace": base - [5.0, 5.1, 4.9]})
+    summary = es.summarise_objectives(table).set_index("objective")
+    d = -np.array([5.0, 5.1, 4.9]) - [0.2, -0.3, 0.4]  # trace minus the best, dreg-iwae-5
+    assert summary.loc["trace", "delta_vs_best"] == pytest.approx(d.mean())
+    assert summary.loc["trace", "delta_vs_best_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert summary.loc["iwae-5", "holdout_iwae_seed_sd"] == pytest.approx(np.std(base, ddof=1))
+    text = ea.objectives_answer(table)
+    assert "dreg-iwae-5 has the highest mean" in text
+    assert "It beats trace" in text and "but not iwae-5" in text
+    assert "dreg-iwae-5 against iwae-5: +0.10 ± 0.21 nats paired over seeds, within the seed spread" in text
+    assert "Seed 1 alone would rank dreg-iwae-5 first" in text
+    # nobody beyond the spread: no winner is named
+    level = _seed_table({"a": base, "b": base + [0.5, -0.6, 0.4]})
+    assert "no objective is better than the others beyond the seed spread" in ea.objectives_answer(level)
+    # a clear winner against all
+    clear = _seed_table({"a": base, "b": base - [3.0, 3.1, 2.9], "c": base - [6.0, 6.2, 5.9]})
+    assert "a is the best objective here, beyond the seed spread against every other" in (
+        ea.objectives_answer(clear))
+    assert ea.objectives_figure(table).axes[0].get_legend() is not None

@@ -186,8 +186,9 @@ def test_schedule_starts_the_longest_chain_first():
 
 def test_quick_report_numbers_are_the_golden_ones(quick):
     """Every table of the seed-309 quick report equals, bit for bit, the one the code wrote
-    before the task layer (tests/golden/README.md), timing columns aside. One known change:
-    the conditional VAE's active_units was never computed (NaN); now it is a count."""
+    before the task layer (tests/golden/README.md), timing columns aside. Known changes: the
+    conditional VAE's active_units was never computed (NaN), now it is a count; the estimator
+    study gained objectives and seeds (issue 12), whose old rows must stay as they were."""
     files = sorted(GOLDEN.rglob("*.csv"))
     assert len(files) == 22
     for golden in files:
@@ -195,6 +196,17 @@ def test_quick_report_numbers_are_the_golden_ones(quick):
         new = pd.read_csv(quick["out"] / rel)
         new = new.drop(columns=[c for c in TIMING if c in new])
         old = pd.read_csv(golden)
+        if rel.parts[0] == "estimators" and rel.name != "objectives.csv" and "snr" in rel.name:
+            # issue 12 added objectives (stl, dreg-iwae, more K): the old rows are unchanged
+            new = new[new["objective"].isin(old["objective"])].reset_index(drop=True)
+        if rel.as_posix() == "estimators/objectives.csv":
+            # issue 12: more objectives and seeds; the first seed's old objectives are unchanged
+            # (paired deltas are against a best that may now be a new objective)
+            assert sorted(set(new["seed"])) == [309, 310]
+            keep = new["seed"].eq(309) & new["objective"].isin(old["objective"])
+            new = new[keep].drop(columns="seed").reset_index(drop=True)
+            cols = [c for c in old.columns if "delta" not in c]
+            new, old = new[cols], old[cols]
         if rel.as_posix() == "cvae/cvae-d4-evaluation.csv":
             cvae = new["model"] == "cvae-d4"
             assert old.loc[cvae, "active_units"].isna().all()

@@ -121,7 +121,8 @@ QUESTIONS = [
       "--no-train", "--checkpoint"], "vae"),
     (objectives, "objectives-vae-mlp-d20",
      ["objectives", "--objectives", "trace", "iwae-2", "--architecture", "mlp", "--latent-dim", 2,
-      "--train-images", 20, "--batch-size", 10, "--eval-k", 5, "--eval-images", 5], None),
+      "--train-images", 20, "--batch-size", 10, "--eval-k", 5, "--eval-images", 5,
+      "--seeds", 2], None),
 ]
 
 
