@@ -238,7 +238,31 @@ def active_units(guide, data, threshold: float = 0.01, site: str = "z") -> tuple
     return int((var > threshold).sum()), var
 
 
-class IWAE_ELBO(pyro.infer.ELBO):
+class ParticleELBO(pyro.infer.ELBO):
+    """Base of the objectives that draw their particles themselves, in one vectorised pass
+    (:func:`particle_traces`), inside ``differentiable_loss``: data passed positionally, and
+    ``loss``/``loss_and_grads`` for Pyro's ``SVI`` derived from it."""
+
+    def __init__(self, num_particles: int = 1, max_plate_nesting: int = 1):
+        # vectorize_particles=False: the base class would add the particle dim to
+        # max_plate_nesting; the particles plate is placed by particle_traces itself
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        raise NotImplementedError(f"{type(self).__name__} draws its particles inside "
+                                  "differentiable_loss")
+
+    def loss(self, model, guide, *args, **kwargs):
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
+
+
+class IWAE_ELBO(ParticleELBO):
     """Training objective: the importance-weighted bound with ``num_particles`` samples.
 
     ``-sum_i log (1/K) sum_k p(x_i, z_ik) / q(z_ik | x_i)``, with reparameterised samples, so
@@ -249,26 +273,9 @@ class IWAE_ELBO(pyro.infer.ELBO):
     training with module-local parameters and a torch optimiser needs.
     """
 
-    def __init__(self, num_particles: int = 1, max_plate_nesting: int = 1):
-        # vectorize_particles=False: the base class would add the particle dim to
-        # max_plate_nesting; the particles plate here is placed by _log_weights itself
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
-
     def differentiable_loss(self, model, guide, *args, **kwargs):
         if kwargs:
             raise ValueError("IWAE_ELBO passes data positionally")
         k = self.num_particles
         log_w = _log_weights(model, guide, args, k, self.max_plate_nesting)
         return -(torch.logsumexp(log_w, 0) - math.log(k)).sum()
-
-    def _get_trace(self, model, guide, args, kwargs):
-        raise NotImplementedError("IWAE_ELBO draws its particles inside differentiable_loss")
-
-    def loss(self, model, guide, *args, **kwargs):
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs):
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()

@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import math
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch.distributions import Independent
 
-from .estimators import particle_traces, sample_sites, shape_particles
+from .estimators import ParticleELBO, particle_traces, sample_sites, shape_particles
 
 
 def detached(fn: torch.distributions.Distribution) -> torch.distributions.Distribution:
@@ -85,29 +84,7 @@ def _stopped_log_weights(model, guide, args, k: int, max_plate_nesting: int):
     return torch.as_tensor(log_w), latents
 
 
-class _PathDerivativeELBO(pyro.infer.ELBO):
-    """Shared by both objectives: data positional, particles drawn in one vectorised pass."""
-
-    def __init__(self, num_particles: int = 1, max_plate_nesting: int = 1):
-        # vectorize_particles=False: the base class would add the particle dim to
-        # max_plate_nesting; the particles plate is placed by particle_traces itself
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
-
-    def _get_trace(self, model, guide, args, kwargs):
-        raise NotImplementedError(f"{type(self).__name__} draws its particles inside "
-                                  "differentiable_loss")
-
-    def loss(self, model, guide, *args, **kwargs):
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs):
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
-
-
-class STL_ELBO(_PathDerivativeELBO):
+class STL_ELBO(ParticleELBO):
     """The ELBO ``-sum_i mean_k log w_ik`` (``num_particles`` samples averaged, as
     ``Trace_ELBO``) with the guide's score term removed: "sticking the landing"."""
 
@@ -119,7 +96,7 @@ class STL_ELBO(_PathDerivativeELBO):
         return -log_w.mean(0).sum()
 
 
-class DReG_IWAE_ELBO(_PathDerivativeELBO):
+class DReG_IWAE_ELBO(ParticleELBO):
     """The IWAE bound ``-sum_i log (1/K) sum_k w_ik`` (K = ``num_particles``) with the
     doubly reparameterised guide gradient and IWAE's model gradient."""
 
