@@ -467,9 +467,9 @@ def objectives_seed_answer(table: pd.DataFrame, reference: dict | None = None) -
            f"seed all start from the same initialisation and see the same {int(best['train_images'])}"
            f" images in the same order, {int(best['epochs'])} epoch(s)) and scored by the IWAE "
            f"bound with K={k} on the same {int(best['eval_images'])} holdout images. Mean over "
-           "seeds (sd): " + ", ".join(f"{r['objective']} {r['holdout_iwae']:.2f} "
-                                      f"({r['holdout_iwae_seed_sd']:.2f})"
-                                      for _, r in sm.iterrows()) + "."]
+           "seeds ± standard error: " + ", ".join(
+               f"{r['objective']} {r['holdout_iwae']:.2f} ± {r['holdout_iwae_seed_se']:.2f}"
+               for _, r in sm.iterrows()) + "."]
     beaten, level = [], []
     for _, r in sm.iloc[1:].iterrows():
         d, se = -r["delta_vs_best"], r["delta_vs_best_se"]
@@ -524,7 +524,8 @@ QUESTION_OBJECTIVES = ("Which training objective trains the best model, beyond t
                        "over seeds?")
 SHOWN_BIAS = ("estimator", "mean", "stderr", "per_image_sd", "ms_per_image")
 SHOWN_OBJECTIVES = ("objective", "seeds", "train_seconds", "train_objective", "holdout_elbo",
-                    "holdout_iwae", "holdout_iwae_seed_sd", "delta_vs_best", "delta_vs_best_se")
+                    "holdout_iwae", "holdout_iwae_seed_se", "holdout_iwae_seed_sd",
+                    "delta_vs_best", "delta_vs_best_se")
 
 
 def _sizes_text(study) -> str:

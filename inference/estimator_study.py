@@ -439,7 +439,8 @@ def summarise_objectives(table: pd.DataFrame) -> pd.DataFrame:
     """One row per objective of :func:`objective_comparison`'s table, over its seeds.
 
     ``holdout_iwae`` (and ``holdout_elbo``, ``train_objective``, ``train_seconds``): the mean
-    over seeds; ``holdout_iwae_seed_sd``, ``_min``, ``_max``: their spread. ``best``: the
+    over seeds; ``holdout_iwae_seed_sd``, ``_min``, ``_max``: their spread, and
+    ``holdout_iwae_seed_se`` the standard error of the mean over seeds. ``best``: the
     objective with the highest mean; ``delta_vs_best``: this objective's bound minus the
     best's, paired within each seed (same start, batches and evaluation draws), averaged over
     seeds, with ``delta_vs_best_se`` its standard error over seeds (NaN for one seed) and
@@ -459,6 +460,7 @@ def summarise_objectives(table: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(
             objective=o, seeds=n, holdout_iwae=float(means[o]),
             holdout_iwae_seed_sd=float(pivot[o].std(ddof=1)) if n > 1 else math.nan,
+            holdout_iwae_seed_se=float(pivot[o].std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
             holdout_iwae_min=float(pivot[o].min()), holdout_iwae_max=float(pivot[o].max()),
             delta_vs_best=float(d.mean()),
             delta_vs_best_se=float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
