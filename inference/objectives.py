@@ -110,6 +110,9 @@ class DReG_IWAE_ELBO(ParticleELBO):
         if torch.is_grad_enabled():
             for z in latents:
                 if z.requires_grad:
+                    if tuple(z.shape[:w.dim()]) != tuple(w.shape):
+                        raise ValueError(f"a latent of shape {tuple(z.shape)} does not start with "
+                                         f"(particles, data points) = {tuple(w.shape)}")
                     scale = w.reshape(w.shape + (1,) * (z.dim() - w.dim()))
                     z.register_hook(lambda g, scale=scale: g * scale)
         surrogate = (w * log_w).sum(0)
