@@ -202,9 +202,9 @@ _STYLE = {"trace": ("C0", "o", "-"), "meanfield": ("C1", "s", "-"), "stl": ("C2"
 
 
 def snr_figure(table: pd.DataFrame, name: str = "") -> Figure:
-    """Median per-parameter gradient SNR against K, one line per objective family (trace,
-    meanfield, stl, iwae, dreg-iwae), encoder (guide) and decoder (model) side by side; the
-    noise floor of an SNR estimated from S draws as a dotted line."""
+    """Median per-parameter gradient SNR against K (± its bootstrap standard error), one line
+    per objective family (trace, meanfield, stl, iwae, dreg-iwae), encoder (guide) and decoder
+    (model) side by side; the noise floor of an SNR estimated from S draws as a dotted line."""
     sides = [s for s in ("encoder", "decoder") if s in set(table["side"])]
     fig, axes = new_figure(1, len(sides), (5.5 * len(sides), 4.3))
     families = [f for f in FAMILIES if f in set(table["elbo"])]
@@ -213,8 +213,9 @@ def snr_figure(table: pd.DataFrame, name: str = "") -> Figure:
         for f in families:
             t = table[(table["side"] == side) & (table["elbo"] == f)].sort_values("k")
             color, marker, style = _STYLE.get(f, ("0.3", "o", "-"))
-            ax.plot(t["k"], t["snr_median"], marker=marker, linestyle=style, color=color,
-                    label=f)
+            se = t["snr_median_se"] if "snr_median_se" in t else None
+            ax.errorbar(t["k"], t["snr_median"], yerr=se, marker=marker, linestyle=style,
+                        color=color, capsize=2, label=f)
         samples, images = int(table["samples"].iloc[0]), int(table["images"].iloc[0])
         ax.axhline(math.sqrt(2 / (math.pi * samples)), color="0.5", linestyle=":", linewidth=1,
                    label=f"noise floor √(2/πS) (S={samples})")
@@ -300,34 +301,62 @@ def snr_answer(table: pd.DataFrame) -> str:
     return " ".join(out)
 
 
-def _by_k(table: pd.DataFrame, family: str, side: str) -> pd.Series:
+def _by_k(table: pd.DataFrame, family: str, side: str, col: str = "snr_median") -> pd.Series:
     t = table[(table["elbo"] == family) & (table["side"] == side)]
-    return t.set_index("k")["snr_median"].sort_index()
+    if col not in t:
+        return pd.Series(math.nan, index=sorted(t["k"]))
+    return t.set_index("k")[col].sort_index()
+
+
+def _ratio(table, num: tuple, den: tuple) -> tuple[float, float]:
+    """Ratio of two median SNRs (``(family, K)`` each, encoder) and its standard error, from
+    their bootstrap standard errors (the draws of different objectives are independent)."""
+    a, b = _by_k(table, num[0], "encoder")[num[1]], _by_k(table, den[0], "encoder")[den[1]]
+    sa = _by_k(table, num[0], "encoder", "snr_median_se")[num[1]]
+    sb = _by_k(table, den[0], "encoder", "snr_median_se")[den[1]]
+    r = a / b
+    return r, r * math.hypot(sa / a, sb / b)
+
+
+def _fmt_ratio(r: float, se: float) -> str:
+    return f"{r:.2f}× ± {se:.2f}" if np.isfinite(se) else f"{r:.2f}×"
 
 
 def dreg_answer(table: pd.DataFrame) -> str:
     """Whether the doubly reparameterised gradient removes the encoder-SNR decline of IWAE
-    (Tucker et al. 2019 against Rainforth et al. 2018), from the measured medians."""
+    (Tucker et al. 2019 against Rainforth et al. 2018), from the measured medians: a ratio
+    counts as below (or above) 1 only beyond two bootstrap standard errors."""
     iw, dr = _by_k(table, "iwae", "encoder"), _by_k(table, "dreg-iwae", "encoder")
     ks = sorted(set(iw.index) & set(dr.index))
     if len(ks) < 2:
         return ""
     lo, hi = ks[0], ks[-1]
-    r_iw, r_dr = iw[hi] / iw[lo], dr[hi] / dr[lo]
+    r_iw, s_iw = _ratio(table, ("iwae", hi), ("iwae", lo))
+    r_dr, s_dr = _ratio(table, ("dreg-iwae", hi), ("dreg-iwae", lo))
+    known = np.isfinite(s_iw) and np.isfinite(s_dr)
     text = (f"DReG against IWAE, encoder median SNR from K={lo} to K={hi}: IWAE {iw[lo]:.3f} → "
-            f"{iw[hi]:.3f} ({r_iw:.2f}×), DReG {dr[lo]:.3f} → {dr[hi]:.3f} ({r_dr:.2f}×); at "
-            "each K, DReG/IWAE = " + ", ".join(f"K={k} {dr[k] / iw[k]:.2f}" for k in ks) + ".")
-    if r_iw >= 1:
-        text += (" IWAE's encoder SNR does not fall over these K here, so there is no decline "
-                 "for DReG to remove.")
-    elif r_dr >= 1:
-        text += " DReG removes the decline here: its encoder SNR does not fall as K grows."
-    elif r_dr > r_iw:
+            f"{iw[hi]:.3f} ({_fmt_ratio(r_iw, s_iw)}), DReG {dr[lo]:.3f} → {dr[hi]:.3f} "
+            f"({_fmt_ratio(r_dr, s_dr)}); at each K, DReG/IWAE = "
+            + ", ".join(f"K={k} {_fmt_ratio(*_ratio(table, ('dreg-iwae', k), ('iwae', k)))}"
+                        for k in ks) + ".")
+    iw_falls = r_iw + 2 * (s_iw if known else 0.0) < 1
+    dr_falls = r_dr + 2 * (s_dr if known else 0.0) < 1
+    slower = r_dr - r_iw > 2 * (math.hypot(s_iw, s_dr) if known else 0.0)
+    if not iw_falls:
+        text += (" IWAE's encoder SNR does not fall over these K here"
+                 + (" beyond its noise" if known and r_iw < 1 else "")
+                 + ", so there is no decline for DReG to remove.")
+    elif not dr_falls:
+        text += (" DReG removes the decline here: its encoder SNR does not fall as K grows"
+                 + (" beyond the noise of the estimate." if known and r_dr < 1 else "."))
+    elif slower:
         text += (" DReG slows the decline but does not remove it here: its encoder SNR still "
                  "falls as K grows, less than IWAE's.")
     else:
-        text += (" DReG does not remove the decline here: its encoder SNR falls at least as "
-                 "fast as IWAE's.")
+        text += (" DReG does not remove the decline here: its encoder SNR falls about as fast "
+                 "as IWAE's, or faster.")
+    if known:
+        text += " (Ratios ± standard errors from bootstrap resamples of the gradient draws.)"
     d_dec = _by_k(table, "dreg-iwae", "decoder")
     i_dec = _by_k(table, "iwae", "decoder")
     if len(d_dec) and np.allclose(d_dec.reindex(i_dec.index), i_dec, rtol=1e-3):
@@ -336,22 +365,26 @@ def dreg_answer(table: pd.DataFrame) -> str:
 
 
 def stl_answer(table: pd.DataFrame) -> str:
-    """Sticking the landing against Trace_ELBO's encoder SNR at each K, from the medians."""
+    """Sticking the landing against Trace_ELBO's encoder SNR at each K: higher or lower only
+    beyond two bootstrap standard errors of their ratio."""
     tr, st = _by_k(table, "trace", "encoder"), _by_k(table, "stl", "encoder")
     ks = sorted(set(tr.index) & set(st.index))
     if not ks:
         return ""
-    ratios = {k: st[k] / tr[k] for k in ks}
+    ratios = {k: _ratio(table, ("stl", k), ("trace", k)) for k in ks}
     text = ("STL against Trace_ELBO, encoder median SNR: " + ", ".join(
-        f"K={k} {st[k]:.3f} vs {tr[k]:.3f}" for k in ks) + ".")
-    if all(r > 1 for r in ratios.values()):
+        f"K={k} {st[k]:.3f} vs {tr[k]:.3f} ({_fmt_ratio(*ratios[k])})" for k in ks) + ".")
+    up = [k for k, (r, se) in ratios.items() if r - 2 * np.nan_to_num(se) > 1]
+    down = [k for k, (r, se) in ratios.items() if r + 2 * np.nan_to_num(se) < 1]
+    if len(up) == len(ks):
         text += " Dropping the score term raises the encoder's SNR at every K here."
-    elif all(r < 1 for r in ratios.values()):
+    elif len(down) == len(ks):
         text += (" Dropping the score term lowers the encoder's SNR here: far from the exact "
                  "posterior the score term can act as a control variate for the path term "
                  "(Roeder et al. 2017 guarantee zero variance only at the exact posterior).")
     else:
-        text += " Dropping the score term helps at some K and not at others here."
+        text += (f" Dropping the score term raises it beyond noise at K = {up or 'none'}, "
+                 f"lowers it at K = {down or 'none'}, and the rest is within noise.")
     return text
 
 

@@ -86,7 +86,7 @@ TRAIN_OBJECTIVES = ("trace", "meanfield", "stl", "iwae-5", "dreg-iwae-5", "iwae-
 """Objectives trained by the presets: ``iwae-1`` is left out because it is Trace_ELBO itself
 (the same loss from the same draws), so from the same seed it trains the identical model."""
 FULL = dict(holdout_images=6, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=3,
-            snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8,
+            snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8, snr_bootstrap=100,
             train_objectives=TRAIN_OBJECTIVES, train_images=800, epochs=1, batch_size=40,
             eval_k=200, eval_images=20, seeds=3)
 """Moderate sizes, minutes per conv model. Measured before the STL/DReG objectives were added
@@ -96,12 +96,14 @@ per objective show early training only (about -476 nats for d=4 against -121 for
 checkpoint)."""
 QUICK = dict(holdout_images=3, ks=(1, 10, 100), elbo_mc_k=10, repeats=2,
              snr_objectives=("trace", "stl", "iwae-1", "dreg-iwae-1", "iwae-5", "dreg-iwae-5"),
-             snr_samples=3, snr_images=2, train_objectives=("trace", "dreg-iwae-5"),
+             snr_samples=3, snr_images=2, snr_bootstrap=100,
+             train_objectives=("trace", "dreg-iwae-5"),
              train_images=40, epochs=1, batch_size=20, eval_k=20, eval_images=5, seeds=2)
 """A smoke run of every part (numbers too noisy to read): seconds per model."""
 ISSUE = dict(holdout_images=1000, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=5,
              snr_objectives=objective_grid(ks=(1, 5, 50, 500)), snr_samples=100,
-             snr_images=100, train_objectives=TRAIN_OBJECTIVES, train_images=None, epochs=5,
+             snr_images=100, snr_bootstrap=100, train_objectives=TRAIN_OBJECTIVES,
+             train_images=None, epochs=5,
              batch_size=100, eval_k=5000, eval_images=1000, seeds=3)
 """The issues' full specification (all 60,000 training images, 5 epochs, 3 seeds; SNR up to
 K=500): many hours per model here: the bias/spread part alone is 1-2 h (1000 images x 5
@@ -260,7 +262,8 @@ def snr_from_moments(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJECTIVES,
                  samples: int = 20, seed: int = 0, *, extra_args: tuple = (),
-                 max_plate_nesting: int = 1, progress: bool = False) -> pd.DataFrame:
+                 max_plate_nesting: int = 1, bootstrap: int = 100,
+                 bootstrap_parameters: int = 20_000, progress: bool = False) -> pd.DataFrame:
     """Signal-to-noise ratio of each training objective's gradient, at the current parameters.
 
     For a fixed minibatch ``x`` of n images, an objective's loss is the negative bound
@@ -293,6 +296,11 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
     ``mean_abs_grad`` (mean |mu_j|), ``mean_grad_sd`` (mean sigma_j), ``samples``, ``images``
     and ``seconds`` (for all S gradients of the objective). With S samples a parameter whose
     true SNR is 0 still shows about ``sqrt(2 / (pi S))``, so compare objectives at equal S.
+
+    ``snr_median_se``: the standard error of ``snr_median`` from the draws' noise, estimated by
+    ``bootstrap`` resamples (with replacement) of the S draws on a fixed random subset of
+    ``bootstrap_parameters`` parameters per side (all of them when fewer): the spread of the
+    resampled medians. 0 resamples: NaN.
     """
     if samples < 2:
         raise ValueError(f"samples must be >= 2 to estimate a spread, got {samples}")
@@ -304,12 +312,16 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
     if not sides:
         raise ValueError("neither the model nor the guide has trainable parameters")
     flat = [p for ps in sides.values() for p in ps]
+    pick = torch.Generator().manual_seed(_seed_for(seed, 2))
+    subset = {side: torch.randperm(sum(p.numel() for p in ps), generator=pick)[:bootstrap_parameters]
+              for side, ps in sides.items()}
     rows = []
     bar = tqdm(total=len(objectives) * samples, disable=not progress, desc="gradient SNR", leave=False)
     for spec in objectives:
         name, k = parse_objective(spec)
         loss_fn = LossModule(make_elbo(name, k, max_plate_nesting), model, guide)
         moments = {s: _Moments() for s in sides}
+        kept = {s: [] for s in sides}  # the subset's draws, for the bootstrap
         # The same seed for every objective (common random numbers): objectives are compared
         # on the same noise, and trace and iwae-1 (the same estimator) give the same numbers.
         pyro.set_rng_seed(_seed_for(seed, 1))
@@ -325,6 +337,8 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
                 if not torch.isfinite(g).all():
                     raise FloatingPointError(f"{spec}: non-finite {side} gradient in sample {s + 1}")
                 moments[side].add(g)
+                if bootstrap:
+                    kept[side].append(g[subset[side]].to(torch.float64))
             bar.update(1)
         seconds = time.perf_counter() - t0
         for side, mom in moments.items():
@@ -341,9 +355,29 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
                 snr_q90=float(np.quantile(v, 0.9)) if len(v) else math.nan,
                 mean_abs_grad=float(np.abs(mu[used]).mean()) if len(v) else math.nan,
                 mean_grad_sd=float(sd[used].mean()) if len(v) else math.nan,
+                snr_median_se=_bootstrap_median_se(kept[side], bootstrap, _seed_for(seed, 3)),
                 samples=samples, images=n, seconds=seconds))
     bar.close()
     return pd.DataFrame(rows)
+
+
+def _bootstrap_median_se(draws: list[torch.Tensor], resamples: int, seed: int) -> float:
+    """The sd of the median per-parameter SNR over ``resamples`` bootstrap resamples of the
+    draws (rows), parameters with no gradient left out as in the full estimate."""
+    if not resamples or not draws:
+        return math.nan
+    d = torch.stack(draws)  # (S, m)
+    g = torch.Generator().manual_seed(seed)
+    medians = []
+    for _ in range(resamples):
+        r = d[torch.randint(len(d), (len(d),), generator=g)]
+        snr = snr_from_moments(r.mean(0).numpy(), r.std(0, unbiased=True).numpy())
+        snr = snr[~np.isnan(snr)]
+        if len(snr):
+            medians.append(float(np.median(snr)))
+    # a resample of one repeated draw has no spread (every SNR infinite): not an estimate
+    medians = [m for m in medians if math.isfinite(m)]
+    return float(np.std(medians, ddof=1)) if len(medians) > 1 else math.nan
 
 
 # ----------------------------------------------------------------------------- 3. objectives
@@ -492,7 +526,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                         *, name: str = "vae", holdout_images: int | None = 6,
                         ks: Sequence[int] = ESTIMATOR_KS, elbo_mc_k: int | None = 100,
                         repeats: int = 3, snr_objectives: Sequence[str] = OBJECTIVES,
-                        snr_samples: int = 10, snr_images: int = 8,
+                        snr_samples: int = 10, snr_images: int = 8, snr_bootstrap: int = 100,
                         train_objectives: Sequence[str] | None = TRAIN_OBJECTIVES,
                         train_images: int | None = 800, epochs: int = 1, batch_size: int = 40,
                         eval_k: int = 200, eval_images: int | None = 20, seeds: int = 3,
@@ -515,7 +549,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
     """
     config = dict(holdout_images=holdout_images, ks=tuple(ks), elbo_mc_k=elbo_mc_k,
                   repeats=repeats, snr_objectives=tuple(snr_objectives), snr_samples=snr_samples,
-                  snr_images=snr_images,
+                  snr_images=snr_images, snr_bootstrap=snr_bootstrap,
                   train_objectives=tuple(train_objectives) if train_objectives else (),
                   train_images=train_images, epochs=epochs, batch_size=batch_size,
                   eval_k=eval_k, eval_images=eval_images, seeds=seeds, seed=seed)
@@ -528,7 +562,7 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
     t0 = time.perf_counter()
     snr_x = x_train if x_train is not None else x_holdout
     snr = gradient_snr(model, guide, snr_x[:snr_images], snr_objectives, snr_samples, seed,
-                       progress=progress)
+                       bootstrap=snr_bootstrap, progress=progress)
     seconds["snr"] = time.perf_counter() - t0
     comparison = reference = None
     if train_objectives:

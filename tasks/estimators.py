@@ -26,6 +26,7 @@ class Config:
     snr_objectives: tuple[str, ...] = _FULL["snr_objectives"]
     snr_samples: int = _FULL["snr_samples"]
     snr_images: int = _FULL["snr_images"]
+    snr_bootstrap: int = _FULL["snr_bootstrap"]
     train_objectives: tuple[str, ...] = _FULL["train_objectives"]
     train_images: int | None = _FULL["train_images"]
     epochs: int = _FULL["epochs"]

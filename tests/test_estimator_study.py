@@ -129,6 +129,9 @@ def test_snr_matches_the_closed_form():
     assert t.loc[("trace", "encoder"), "snr_median"] == pytest.approx(want_m, rel=0.15)
     assert t.loc[("trace", "decoder"), "mean_grad_sd"] == pytest.approx(S_GUIDE / math.sqrt(n), rel=0.12)
     assert t.loc[("trace", "encoder"), "mean_grad_sd"] == pytest.approx(2 * S_GUIDE / math.sqrt(n), rel=0.12)
+    # one Gaussian gradient: the SNR estimate from S draws has sd sqrt((1 + rho^2 / 2) / S)
+    want_se = math.sqrt((1 + want_b ** 2 / 2) / 500)
+    assert t.loc[("trace", "decoder"), "snr_median_se"] == pytest.approx(want_se, rel=0.3)
     # the same estimator from the same draws: the same numbers
     for side in ("encoder", "decoder"):
         assert t.loc[("iwae-1", side), "snr_median"] == pytest.approx(
@@ -326,8 +329,23 @@ def test_stl_answer_follows_the_numbers():
     assert "raises the encoder's SNR at every K" in ea.stl_answer(
         _grid({"trace": tr, "stl": {1: 1.5, 5: 2.5}}))
     assert "lowers the encoder's SNR" in ea.stl_answer(_grid({"trace": tr, "stl": {1: 0.5, 5: 1.5}}))
-    assert "at some K and not at others" in ea.stl_answer(
-        _grid({"trace": tr, "stl": {1: 1.5, 5: 1.5}}))
+    assert "raises it beyond noise at K = [1], lowers it at K = none" in ea.stl_answer(
+        _grid({"trace": tr, "stl": {1: 1.5, 5: 2.0}}))
+
+
+def test_snr_verdicts_need_the_ratio_beyond_two_standard_errors():
+    iwae, dreg = {1: 0.8, 50: 0.3}, {1: 0.7, 50: 0.6}
+    t = _grid({"iwae": iwae, "dreg-iwae": dreg})
+    sure = t.assign(snr_median_se=0.01)
+    assert "DReG slows the decline but does not remove it" in ea.dreg_answer(sure)
+    assert "0.86× ± 0.02" in ea.dreg_answer(sure)
+    noisy = t.assign(snr_median_se=np.where(t["elbo"] == "dreg-iwae", 0.2, 0.01))
+    assert "DReG removes the decline here" in ea.dreg_answer(noisy)
+    assert "beyond the noise of the estimate" in ea.dreg_answer(noisy)
+    both = t.assign(snr_median_se=0.3)
+    assert "no decline for DReG to remove" in ea.dreg_answer(both)
+    tr = _grid({"trace": {1: 1.0, 5: 2.0}, "stl": {1: 1.1, 5: 2.2}})
+    assert "the rest is within noise" in ea.stl_answer(tr.assign(snr_median_se=0.2))
 
 
 def _seed_table(values: dict) -> pd.DataFrame:
