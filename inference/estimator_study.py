@@ -363,15 +363,21 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
 
 def _bootstrap_median_se(draws: list[torch.Tensor], resamples: int, seed: int) -> float:
     """The sd of the median per-parameter SNR over ``resamples`` bootstrap resamples of the
-    draws (rows), parameters with no gradient left out as in the full estimate."""
-    if not resamples or not draws:
+    draws (rows), parameters with no gradient left out as in the full estimate. A resample is
+    a row of multinomial counts, so all of them are two matrix products."""
+    if not resamples or len(draws) < 2:
         return math.nan
-    d = torch.stack(draws)  # (S, m)
+    d = torch.stack(draws)  # (S, m), float64
+    s = len(d)
     g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(s, (resamples, s), generator=g)
+    counts = torch.zeros(resamples, s, dtype=d.dtype).scatter_add_(
+        1, picks, torch.ones(resamples, s, dtype=d.dtype))
+    mean = counts @ d / s
+    var = ((counts @ d.square()) - s * mean.square()).clamp_min(0) / (s - 1)
     medians = []
-    for _ in range(resamples):
-        r = d[torch.randint(len(d), (len(d),), generator=g)]
-        snr = snr_from_moments(r.mean(0).numpy(), r.std(0, unbiased=True).numpy())
+    for mu, v in zip(mean.numpy(), var.sqrt().numpy()):
+        snr = snr_from_moments(mu, v)
         snr = snr[~np.isnan(snr)]
         if len(snr):
             medians.append(float(np.median(snr)))
