@@ -415,8 +415,8 @@ def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: 
         else:  # a line far off would squash the models' differences into one pixel row
             left.plot([], [], " ", label=f"studied checkpoint: {ref:.1f} (off the scale)")
     left.set_xticks(x, summary["objective"], rotation=20)
-    left.set(ylabel="nats per image", title=f"{name + ': ' if name else ''}models trained with "
-             f"each objective ({int(summary['epochs'].iloc[0])} epoch(s), "
+    left.set(ylabel="nats per image", title=f"{name + chr(10) if name else ''}models trained "
+             f"with each objective ({int(summary['epochs'].iloc[0])} epoch(s), "
              f"{int(summary['train_images'].iloc[0])} images)")
     left.grid(alpha=0.3, axis="y")
     left.legend(fontsize="x-small")
