@@ -36,6 +36,8 @@ import pyro
 import pyro.poutine as poutine
 import torch
 
+from probnn.models.settings import adopt
+
 from .batching import as_tuple
 from .estimators import sample_sites
 
@@ -70,6 +72,7 @@ class _Densities:
     """log p(x, z) and log pi_0(z) per row for latent values z (a dict of site tensors)."""
 
     def __init__(self, model, guide, args: tuple, start: str):
+        adopt(model, guide)
         self.model, self.guide, self.args, self.start = model, guide, args, start
         with torch.no_grad():
             tr = poutine.trace(guide).get_trace(*args)

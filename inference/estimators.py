@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 from pyro.distributions.kl import kl_divergence
 from pyro.poutine.util import site_is_subsample
 
+from probnn.models.settings import adopt
+
 from .batching import as_tuple, chunks
 
 DATA_PLATE = "data"
@@ -88,6 +90,7 @@ def _log_weights(model, guide, args, num_particles: int, max_plate_nesting: int)
 def log_importance_weights(model, guide, *args, num_particles: int, max_plate_nesting: int = 1
                            ) -> torch.Tensor:
     """``log p(x_i, z_ik) - log q(z_ik | x_i)`` for one batch, shape (num_particles, n)."""
+    adopt(model, guide)
     return _log_weights(model, guide, args, num_particles, max_plate_nesting)
 
 
@@ -100,6 +103,7 @@ def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | 
     Returns per-data-point ``(log_mean_w, log_w or None, mean log_obs, kl)``.
     """
     data = as_tuple(data)
+    adopt(model, guide)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     per_pass = per_pass or max(1, min(num_samples, max_pairs // batch_size))
@@ -223,6 +227,7 @@ def iwae_and_elbo_mc(model, guide, data, num_samples: int = 100, *, batch_size: 
 def posterior_means(guide, data, site: str = "z", batch_size: int = 500) -> torch.Tensor:
     """Mean of q(site | data) for every data point, from the guide's trace, shape (N, d)."""
     data = as_tuple(data)
+    adopt(guide)
     means = []
     for batch in chunks(data, batch_size):
         with pyro.validation_enabled(False):
