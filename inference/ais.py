@@ -232,3 +232,40 @@ def _run(model, guide, batch, betas, chains, leapfrog, start, step_size, target,
     acceptance = (acc_sum / max(moves, 1)).numpy() if moves else np.full(n, np.nan)
     final = {k: v.detach().reshape((n, chains) + v.shape[1:]) for k, v in z.items()}
     return log_w.reshape(n, chains).numpy(), acceptance, eps.numpy(), final
+
+
+def simulate(model, n: int, conditional: bool = False) -> tuple[tuple, dict]:
+    """``n`` draws from the model itself, z ~ p(z), x ~ p(x | z) (and y ~ p(y) for the
+    conditional VAE): ``(data, latents)``, the model's arguments and the latent values that
+    generated them (an exact posterior sample for each data point)."""
+    with torch.no_grad():
+        tr = poutine.trace(model).get_trace(*((None, None, n) if conditional else (None, n)))
+    data = (tr.nodes["x"]["value"],) + ((tr.nodes["y"]["value"],) if conditional else ())
+    latents = {name: site["value"].detach() for name, site in sample_sites(tr)
+               if name not in ("x", "y")}
+    return data, latents
+
+
+def bdmc(model, guide, n: int = 8, steps=(10, 30, 100), *, chains: int = 4,
+         conditional: bool = False, seed: int = 0, **ais_kw):
+    """Bidirectional Monte Carlo on ``n`` data points simulated from the model: for each
+    number of intermediate distributions in ``steps``, forward AIS (a stochastic lower bound
+    of log p(x)) and reverse AIS from the simulating z (an upper bound), as means over the
+    points. Returns a DataFrame: steps, lower, upper, width (= upper - lower, which bounds the
+    forward estimate's error on such data), lower_se, upper_se, evaluations."""
+    import pandas as pd
+    pyro.set_rng_seed(seed)
+    data, latents = simulate(model, n, conditional)
+    rows = []
+    for i, t in enumerate(steps):
+        lo = ais_log_likelihood(model, guide, data, steps=t, chains=chains, seed=seed + 2 * i + 1,
+                                **ais_kw)
+        hi = ais_log_likelihood(model, guide, data, steps=t, chains=chains, seed=seed + 2 * i + 2,
+                                reverse_from=latents, **ais_kw)
+        rows.append(dict(steps=t, lower=float(lo.log_likelihood.mean()),
+                         upper=float(hi.log_likelihood.mean()),
+                         width=float(hi.log_likelihood.mean() - lo.log_likelihood.mean()),
+                         lower_se=float(np.sqrt((lo.se ** 2).mean() / n)),
+                         upper_se=float(np.sqrt((hi.se ** 2).mean() / n)),
+                         evaluations=lo.evaluations, images=n, chains=chains))
+    return pd.DataFrame(rows)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probnn.analysis import bayes_regression as ba
+from probnn.analysis import bounds as bo
 from probnn.analysis import cvae as ca
 from probnn.analysis import estimator_study as ea
 from probnn.analysis import regression as ra
@@ -67,6 +68,7 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
         ("vae", va.vae_sections(figures, train_x)),
         ("compare", [va.comparison_section(rows, {r.name: r.history for r in compared})]),
         ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history)]),
+        ("bounds", [bo.bounds_section(of("bounds"))]),
         ("estimators", [combine("estimators", "ELBO estimators compared", ea.QUESTION,
                                 [ea.estimator_section(s) for s in of("estimators")]
                                 + [ea.objectives_section(objectives.table, name=objectives.name)])]),

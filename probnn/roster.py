@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from probnn.inference.estimator_study import TRAIN_OBJECTIVES
-from probnn.tasks import (bayes_regression, cvae, estimators, holdout, objectives, regression,
+from probnn.tasks import (bayes_regression, bounds, cvae, estimators, holdout, objectives,
+                          regression,
                           vae_figures, vae_training)
 
 from .jobs import Job
@@ -86,6 +87,13 @@ ROSTER: tuple[Entry, ...] = (
                       classify_images=500),
           cvae.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
                       classify_images=100), (115, 12), ("cvae-d4",)),
+    # Question (e), further: AIS, BDMC and the gaps on the same 16 holdout images per model
+    *(Entry(f"bounds-{name}", bounds, bounds.Config(),
+            bounds.Config(images=4, iwae_ks=(1, 10, 100), pareto_k_at=100, ais_steps=10,
+                          ais_chains=2, local_steps=20, elbo_samples=20, bdmc_images=2,
+                          bdmc_steps=(3, 10)), estimate, (name,))
+      for name, estimate in (("vae-d4", (90, 4)), ("vae-d20", (90, 4)), ("vae-mlp-d20", (30, 2)),
+                             ("cvae-d4", (100, 4)))),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
             (60, 8), (name,)) for name in ("vae-d4", "vae-d20")),
     # Every objective trains the PyTorch example's MLP VAE, three seeds each: IWAE with K=50

@@ -94,3 +94,16 @@ def test_prior_start_and_schedule_checks():
     assert s[0] == 0 and s[-1] == 1 and (s.diff() > 0).all()
     with pytest.raises(ValueError, match="rise from 0 to 1"):
         ais_log_likelihood(model, guide, (x,), schedule=torch.tensor([0.0, 0.7, 0.5, 1.0]))
+
+
+def test_bdmc_on_a_vae_narrows_and_simulates_labels_for_the_cvae():
+    from probnn.inference.ais import bdmc, simulate
+    from probnn.inference.vae import build_vae
+    torch.manual_seed(0)
+    model, guide = build_vae(2, architecture="mlp")
+    table = bdmc(model, guide, n=3, steps=(2, 20), chains=2, seed=1)
+    assert list(table["steps"]) == [2, 20] and (table["evaluations"] > 0).all()
+    assert table["width"].iloc[1] < table["width"].iloc[0]
+    cmodel, _ = build_vae(2, architecture="mlp", conditional=True)
+    data, latents = simulate(cmodel, 5, conditional=True)
+    assert data[0].shape == (5, 1, 28, 28) and data[1].shape == (5,) and latents["z"].shape == (5, 2)

@@ -57,7 +57,7 @@ def test_quick_report_writes_html_with_every_figure(quick):
     for src in images:
         assert (quick["out"] / src).stat().st_size > 1000, src
     for section in ("regression-a", "regression-b", "regression-cures", "regression-bayes",
-                    "vae-c", "vae-d", "vae-e", "cvae-f", "estimators", "provenance"):
+                    "vae-c", "vae-d", "vae-e", "cvae-f", "bounds", "estimators", "provenance"):
         assert f"id='{section}'" in html, section
     # the theory answers are there, and the generated ones carry measured numbers
     assert "+∞" in html and "p(z | x, y)" in html

@@ -13,7 +13,8 @@ import torch
 from probnn import jobs as jb
 from probnn import report as rp
 from probnn.cli import main
-from probnn.tasks import (bayes_regression, cvae, estimators, holdout, objectives, regression,
+from probnn.tasks import (bayes_regression, bounds, cvae, estimators, holdout, objectives,
+                          regression,
                           vae_figures, vae_training)
 
 TIMING = {"seconds", "ms_per_image", "train_seconds", "eval_seconds"}
@@ -119,6 +120,10 @@ QUESTIONS = [
      ["estimators", "--holdout-images", 3, "--repeats", 2, "--ks", 1, 10, "--elbo-mc-k", 5,
       "--snr-samples", 3, "--snr-images", 4, "--snr-objectives", "trace", "iwae-2",
       "--no-train", "--checkpoint"], "vae"),
+    (bounds, "bounds-cvae-d4",
+     ["bounds", "--images", 3, "--iwae-ks", 1, 10, "--pareto-k-at", 10, "--ais-steps", 3,
+      "--ais-chains", 2, "--local-steps", 5, "--elbo-samples", 5, "--bdmc-images", 2,
+      "--bdmc-steps", 2, 4, "--checkpoint"], "cvae"),
     (objectives, "objectives-vae-mlp-d20",
      ["objectives", "--objectives", "trace", "iwae-2", "--architecture", "mlp", "--latent-dim", 2,
       "--train-images", 20, "--batch-size", 10, "--eval-k", 5, "--eval-images", 5,

@@ -1,0 +1,182 @@
+"""How good are the bounds? Figures, tables and the written answer from the results of
+:mod:`probnn.tasks.bounds` (one per model, all on the same holdout images)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from probnn.inference.estimators import PARETO_K_UNRELIABLE
+
+from .outputs import Plot, Section, Table
+from .plotting import new_figure
+
+QUESTION = ("How far below log p(x) do the ELBO and the importance-weighted bounds sit? "
+            "Estimate log p(x) by annealed importance sampling (AIS), check AIS by "
+            "bidirectional Monte Carlo on simulated data, split each model's ELBO gap into "
+            "approximation and amortisation parts, and ask whether the ranking of the models "
+            "and the Pareto-k warnings hold up.")
+FAR_OFF = 1.0
+"""An IWAE estimate more than this many nats below AIS counts as far off."""
+COLUMNS = ("images", "elbo", "elbo_local", "iwae_1000", "iwae_5000", "ais", "ais_se",
+           "approximation_gap", "amortisation_gap", "unreliable", "bdmc_lower", "bdmc_upper",
+           "bdmc_width")
+
+
+def bounds_table(results: Sequence) -> pd.DataFrame:
+    """One row per model: the means of :class:`probnn.tasks.bounds.Result` ``.row``."""
+    return pd.DataFrame({r.name: r.row for r in results}).T.rename_axis("model")
+
+
+def ladder_figure(results: Sequence) -> Figure:
+    """Each estimator's mean gap to AIS per model (AIS at 0, its Monte Carlo error shaded):
+    ELBO, ELBO of q*, IWAE-K."""
+    fig, axes = new_figure(1, 1, (8.0, 4.5))
+    ax = axes[0, 0]
+    for i, r in enumerate(results):
+        p = r.per_image
+        ks = sorted(int(c.split("_")[1]) for c in p if c.startswith("iwae_"))
+        labels = ["ELBO", "ELBO(q*)"] + [f"IWAE-{k}" for k in ks]
+        gaps = [(p[c] - p["ais"]).mean() for c in ["elbo", "elbo_local"] + [f"iwae_{k}" for k in ks]]
+        ax.plot(range(len(labels)), gaps, marker="o", label=r.name, color=f"C{i}")
+        ax.set_xticks(range(len(labels)), labels, rotation=20)
+    se = max(r.row["ais_se"] for r in results)
+    ax.axhspan(-2 * se, 2 * se, color="0.85", label="AIS ± 2 se")
+    ax.axhline(0, color="0.3", linewidth=1)
+    ax.set(ylabel="mean bound - AIS (nats per image)", title="How far below AIS each bound sits")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def pareto_figure(results: Sequence) -> Figure:
+    """Per image: IWAE's Pareto k against how far IWAE sits below AIS."""
+    fig, axes = new_figure(1, 1, (6.5, 4.5))
+    ax = axes[0, 0]
+    for i, r in enumerate(results):
+        p = r.per_image
+        if "pareto_k" in p:
+            col = _k_column(p)
+            ax.scatter(p["pareto_k"], p["ais"] - p[col], s=14, color=f"C{i}", label=r.name)
+    ax.axvline(PARETO_K_UNRELIABLE, color="0.5", linestyle="--", label=f"k = {PARETO_K_UNRELIABLE}")
+    ax.set(xlabel="Pareto k of the IWAE weights", ylabel="AIS - IWAE (nats)",
+           title="Does a high k flag an estimate that is far off?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def bdmc_figure(results: Sequence) -> Figure:
+    """BDMC sandwich width against the number of intermediate distributions."""
+    fig, axes = new_figure(1, 1, (6.5, 4.5))
+    ax = axes[0, 0]
+    for i, r in enumerate(results):
+        if len(r.bdmc):
+            ax.plot(r.bdmc["steps"], r.bdmc["width"], marker="o", color=f"C{i}", label=r.name)
+    ax.set(xlabel="intermediate distributions T", ylabel="upper - lower bound (nats)",
+           xscale="log", title="BDMC on simulated data: the sandwich narrows with T")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _k_column(p: pd.DataFrame) -> str:
+    """The IWAE column whose weights gave the Pareto k (the largest K not above 1000)."""
+    ks = sorted(int(c.split("_")[1]) for c in p if c.startswith("iwae_"))
+    return f"iwae_{max([k for k in ks if k <= 1000] or ks)}"
+
+
+def bounds_answer(results: Sequence) -> str:
+    """The answer, from the numbers: the ranking under AIS against IWAE (paired over the
+    shared images), each model's ELBO gap split, and whether Pareto k flagged the
+    estimates that are far off."""
+    t = bounds_table(results)
+    n = int(t["images"].iloc[0])
+    out = []
+    by_ais = t.sort_values("ais", ascending=False)
+    iw = _k_column(results[0].per_image)
+    by_iwae = t.sort_values(iw, ascending=False)
+    out.append(f"On the same {n} holdout images, AIS estimates log p(x) as "
+               + ", ".join(f"{m} {r['ais']:.2f} ± {r['ais_se']:.2f}" for m, r in by_ais.iterrows())
+               + " (± the AIS estimate's own Monte Carlo error).")
+    same = list(by_ais.index) == list(by_iwae.index)
+    out.append(f"The ranking by {iw.replace('_', '-').upper()} is "
+               + ("the same." if same else ", ".join(by_iwae.index) + ": a different order."))
+    if len(results) > 1:
+        a, b = by_ais.index[:2]
+        pa = next(r for r in results if r.name == a).per_image
+        pb = next(r for r in results if r.name == b).per_image
+        d = (pa["ais"].to_numpy() - pb["ais"].to_numpy())
+        di = (pa[iw].to_numpy() - pb[iw].to_numpy())
+        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        out.append(f"{a} beats {b} by {d.mean():.2f} ± {se:.2f} nats under AIS (paired over "
+                   f"images; {iw.replace('_', '-').upper()} says {di.mean():.2f})"
+                   + (": beyond the images' spread." if abs(d.mean()) > 2 * se
+                      else ": within the images' spread, so these images do not separate them."))
+    for m, r in t.iterrows():
+        gap = r["ais"] - r["elbo"]
+        share = r["amortisation_gap"] / gap if gap > 0 else math.nan
+        out.append(f"{m}: the ELBO sits {gap:.2f} nats below AIS, of which {r['amortisation_gap']:.2f} "
+                   f"is amortisation (a per-image Gaussian q* closes it) and "
+                   f"{r['approximation_gap']:.2f} approximation (no Gaussian can): "
+                   f"{share:.0%} amortisation.")
+    flagged, ok = [], []
+    for r in results:
+        p = r.per_image
+        if "pareto_k" not in p:
+            continue
+        off = p["ais"] - p[_k_column(p)]
+        bad = p["pareto_k"] > PARETO_K_UNRELIABLE
+        flagged.append(off[bad].to_numpy())
+        ok.append(off[~bad].to_numpy())
+    if flagged:
+        f, o = np.concatenate(flagged), np.concatenate(ok)
+        text = (f"Pareto k > {PARETO_K_UNRELIABLE} flagged {len(f)} of {len(f) + len(o)} "
+                "estimates.")
+        if len(f):
+            text += (f" Flagged ones sit on average {f.mean():.2f} nats below AIS "
+                     f"({(f > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
+        if len(o):
+            text += (f"; unflagged ones {o.mean():.2f} nats "
+                     f"({(o > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
+        all_off = np.concatenate([f, o])
+        all_k = np.concatenate([r.per_image["pareto_k"].to_numpy() for r in results
+                                if "pareto_k" in r.per_image])
+        if len(all_off) > 2 and np.std(all_off) > 0:
+            rho = pd.Series(all_k).corr(pd.Series(all_off), method="spearman")
+            text += f". Spearman correlation of k with the shortfall: {rho:+.2f}"
+        out.append(text + ".")
+    widths = [(r.name, r.row["bdmc_width"], r.row["bdmc_steps"]) for r in results
+              if "bdmc_width" in r.row]
+    if widths:
+        out.append("BDMC on data simulated from each model (the sandwich of forward and reverse "
+                   "AIS bounds the forward estimate's error there): width "
+                   + ", ".join(f"{m} {w:.2f} nats at T={s}" for m, w, s in widths) + ".")
+    return " ".join(out)
+
+
+def bounds_section(results: Sequence) -> Section:
+    """The section: the table of means, the per-image and BDMC tables, three figures."""
+    t = bounds_table(results)
+    s = Section("bounds", "(e, further) How good are the bounds?", QUESTION,
+                answers=[bounds_answer(results)],
+                tables=[Table("bounds", t, "Bounds and gaps (nats per image; means over the "
+                              "same holdout images)",
+                              view=t[[c for c in COLUMNS if c in t]])],
+                plots=[Plot("bounds-ladder", ladder_figure(results),
+                            "Each estimator's mean distance below AIS, per model."),
+                       Plot("bounds-pareto-k", pareto_figure(results),
+                            "Per image: the Pareto k of IWAE's weights against how far IWAE "
+                            "sits below AIS.")])
+    if any(len(r.bdmc) for r in results):
+        s.plots.append(Plot("bounds-bdmc", bdmc_figure(results),
+                            "BDMC sandwich width against the number of intermediate "
+                            "distributions, on data simulated from each model."))
+        s.tables.append(Table("bounds-bdmc", pd.concat(
+            [r.bdmc.assign(model=r.name) for r in results if len(r.bdmc)]), index=False))
+    for r in results:
+        s.tables.append(Table(f"bounds-{r.name}-per-image", r.per_image, index=False))
+    return s

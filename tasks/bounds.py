@@ -1,0 +1,107 @@
+"""How good are the bounds? For one trained VAE (or the conditional VAE, given y): ELBO,
+IWAE-K and the Pareto k of IWAE's weights, AIS (a gold-standard estimate of log p(x)), the
+ELBO of a per-image optimised Gaussian q* (the inference gaps), and BDMC on data simulated
+from the model (how far AIS itself can be off)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyro
+
+from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.ais import ais_log_likelihood, bdmc
+from probnn.inference.batching import random_subset
+from probnn.inference.cvae import LOG_PRIOR
+from probnn.inference.estimators import PARETO_K_UNRELIABLE, iwae_bound
+from probnn.inference.gaps import inference_gaps
+from probnn.inference.vae import load_vae, vae_name
+from probnn.models.cvae import ConditionalVAE
+
+from .inputs import Inputs
+
+KIND, DATA = "evaluate", "mnist"
+
+
+@dataclass(frozen=True)
+class Config:
+    """``images`` random holdout images (the same for every model with the same seed);
+    IWAE at each K of ``iwae_ks`` (Pareto k at ``pareto_k_at``); AIS with ``ais_steps``
+    intermediate distributions and ``ais_chains`` chains; q* from ``local_steps`` SVI steps,
+    both ELBOs from ``elbo_samples`` samples; BDMC on ``bdmc_images`` simulated images at each
+    of ``bdmc_steps`` (0 images: skip)."""
+    images: int = 16
+    iwae_ks: tuple[int, ...] = (1, 10, 100, 1000, 5000)
+    pareto_k_at: int = 1000
+    ais_steps: int = 100
+    ais_chains: int = 8
+    local_steps: int = 300
+    elbo_samples: int = 500
+    bdmc_images: int = 8
+    bdmc_steps: tuple[int, ...] = (10, 30, 100)
+    holdout_split: float | None = None
+    seed: int = COURSEWORK_SEED
+
+
+@dataclass
+class Result:
+    name: str
+    per_image: pd.DataFrame
+    """One row per holdout image (``index`` into the holdout set): ``elbo``, ``elbo_local``
+    (q*), ``iwae_<K>``, ``pareto_k``, ``ais``, ``ais_se``, ``ais_ess``, ``ais_acceptance``.
+    Conditional VAE: bounds of log p(x | y)."""
+    bdmc: pd.DataFrame
+    """:func:`~probnn.inference.ais.bdmc`'s table (empty when skipped)."""
+    row: dict
+    """Means over the images: ``elbo``, ``elbo_local``, ``iwae_<K>``, ``ais``, ``ais_se``
+    (the AIS estimate's own Monte Carlo error of that mean), ``approximation_gap``,
+    ``amortisation_gap``, ``unreliable`` (share of images with Pareto k > 0.7), and the BDMC
+    sandwich at the longest schedule: ``bdmc_lower``, ``bdmc_upper``, ``bdmc_width``."""
+    config: Config
+
+
+def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
+    """For the VAE or conditional VAE of ``inputs.checkpoints[0]``."""
+    model, guide = load_vae(inputs.checkpoint(0))
+    conditional = isinstance(model, ConditionalVAE)
+    _, (hx, hy, _) = inputs.mnist(config.holdout_split)
+    idx = random_subset(len(hx), config.images, config.seed)
+    data = (hx[idx],) + ((hy[idx],) if conditional else ())
+    shift = -LOG_PRIOR if conditional else 0.0  # bounds of log p(x, y) -> of log p(x | y)
+    cols: dict = {"index": idx.numpy()}
+    for k in config.iwae_ks:
+        pyro.set_rng_seed(config.seed + k)
+        res = iwae_bound(model, guide, data, k, batch_size=max(1, min(100, 20_000 // k)),
+                         diagnostics=k == config.pareto_k_at)
+        cols[f"iwae_{k}"] = res.bound + shift
+        if k == config.pareto_k_at:
+            cols["pareto_k"] = res.pareto_k
+    ais = ais_log_likelihood(model, guide, data, steps=config.ais_steps, chains=config.ais_chains,
+                             seed=config.seed)
+    cols.update(ais=ais.log_likelihood + shift, ais_se=ais.se, ais_ess=ais.ess,
+                ais_acceptance=ais.acceptance)
+    gaps = inference_gaps(model, guide, data, ais.log_likelihood, samples=config.elbo_samples,
+                          steps=config.local_steps, seed=config.seed)
+    cols.update(elbo=gaps.elbo + shift, elbo_local=gaps.elbo_local + shift)
+    per_image = pd.DataFrame(cols)
+    table = (bdmc(model, guide, config.bdmc_images, config.bdmc_steps, conditional=conditional,
+                  seed=config.seed) if config.bdmc_images else pd.DataFrame())
+    if len(table) and shift:
+        table[["lower", "upper"]] += shift
+    n = len(per_image)
+    row = {"images": n, "elbo": float(per_image["elbo"].mean()),
+           "elbo_local": float(per_image["elbo_local"].mean()),
+           **{f"iwae_{k}": float(per_image[f"iwae_{k}"].mean()) for k in config.iwae_ks},
+           "ais": float(per_image["ais"].mean()),
+           "ais_se": float(np.sqrt((per_image["ais_se"] ** 2).mean() / n)),
+           "approximation_gap": float(gaps.approximation_gap.mean()),
+           "amortisation_gap": float(gaps.amortisation_gap.mean()),
+           "unreliable": float((per_image["pareto_k"] > PARETO_K_UNRELIABLE).mean())
+           if "pareto_k" in per_image else math.nan}
+    if len(table):
+        last = table.iloc[-1]
+        row.update(bdmc_lower=float(last["lower"]), bdmc_upper=float(last["upper"]),
+                   bdmc_width=float(last["width"]), bdmc_steps=int(last["steps"]))
+    return Result(vae_name(model), per_image, table, row, config)
