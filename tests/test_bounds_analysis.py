@@ -28,7 +28,7 @@ def test_answer_reports_ranking_gap_split_and_pareto_k():
     text = bounds_answer([a, b])
     assert "AIS estimates log p(x) as vae-d20 -101.25 ± 0.05, vae-d4 -106.25 ± 0.05" in text
     assert "The ranking by IWAE-1000 is the same." in text
-    assert "vae-d20 beats vae-d4 by 5.00 ± 0.00 nats under AIS" in text
+    assert "vae-d20 beats vae-d4 by 5.00 ± 0.00 nats under AIS (paired over images), where IWAE-1000 says 6.25: the IWAE margin is off by +1.25 nats." in text
     assert "vae-d20: the ELBO sits 6.00 nats below AIS, of which 4.00 is amortisation" in text
     assert "67% amortisation" in text
     assert "flagged 2 of 8 estimates. Flagged ones sit on average 2.75 nats below AIS (100% more" in text
