@@ -96,24 +96,33 @@ def bounds_answer(results: Sequence) -> str:
     t = bounds_table(results)
     n = int(t["images"].iloc[0])
     out = []
-    by_ais = t.sort_values("ais", ascending=False)
     iw = _k_column(results[0].per_image)
-    by_iwae = t.sort_values(iw, ascending=False)
-    out.append(f"On the same {n} holdout images, AIS estimates log p(x) as "
-               + ", ".join(f"{m} {r['ais']:.2f} ± {r['ais_se']:.2f}" for m, r in by_ais.iterrows())
-               + " (± the AIS estimate's own Monte Carlo error).")
-    same = list(by_ais.index) == list(by_iwae.index)
-    out.append(f"The ranking by {iw.replace('_', '-').upper()} is "
-               + ("the same." if same else ", ".join(by_iwae.index) + ": a different order."))
+    iw_name = iw.replace("_", "-").upper()
+    cond = {r.name for r in results if r.conditional}
+    ranked = t.drop(index=list(cond))  # log p(x | y) is not comparable with log p(x)
+    by_ais = ranked.sort_values("ais", ascending=False)
+    if len(by_ais):
+        out.append(f"On the same {n} holdout images, AIS estimates log p(x) as "
+                   + ", ".join(f"{m} {r['ais']:.2f} ± {r['ais_se']:.2f}"
+                               for m, r in by_ais.iterrows())
+                   + " (± the AIS estimate's own Monte Carlo error)"
+                   + ("; and log p(x | y) as " + ", ".join(f"{m} {t.loc[m, 'ais']:.2f}" for m in cond)
+                      if cond else "") + ".")
+        same = list(by_ais.index) == list(ranked.sort_values(iw, ascending=False).index)
+        out.append(f"The ranking by {iw_name} is "
+                   + ("the same." if same else ", ".join(ranked.sort_values(iw, ascending=False).index)
+                      + ": a different order."))
     per = {r.name: r.per_image for r in results}
     for a, b in zip(by_ais.index[:-1], by_ais.index[1:]):
         d = per[a]["ais"].to_numpy() - per[b]["ais"].to_numpy()
         di = per[a][iw].to_numpy() - per[b][iw].to_numpy()
         se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        e = di - d  # how far IWAE's margin is from AIS's, image by image
+        se_e = e.std(ddof=1) / math.sqrt(len(e)) if len(e) > 1 else math.nan
         out.append(f"{a} beats {b} by {d.mean():.2f} ± {se:.2f} nats under AIS (paired over "
-                   f"images), where {iw.replace('_', '-').upper()} says {di.mean():.2f}"
-                   + (f": the IWAE margin is off by {di.mean() - d.mean():+.2f} nats"
-                      if abs(di.mean() - d.mean()) > max(2 * se, FAR_OFF) else "")
+                   f"images), where {iw_name} says {di.mean():.2f}"
+                   + (f", off by {e.mean():+.2f} ± {se_e:.2f}"
+                      if abs(e.mean()) > max(2 * np.nan_to_num(se_e), FAR_OFF) else "")
                    + ("." if abs(d.mean()) > 2 * se
                       else "; within the images' spread, so these images do not separate them."))
     for m, r in t.iterrows():

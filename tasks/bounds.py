@@ -60,6 +60,8 @@ class Result:
     ``amortisation_gap``, ``unreliable`` (share of images with Pareto k > 0.7), and the BDMC
     sandwich at the longest schedule: ``bdmc_lower``, ``bdmc_upper``, ``bdmc_width``."""
     config: Config
+    conditional: bool = False
+    """Whether the bounds are of log p(x | y) (the conditional VAE) rather than log p(x)."""
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
@@ -104,4 +106,4 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
         last = table.iloc[-1]
         row.update(bdmc_lower=float(last["lower"]), bdmc_upper=float(last["upper"]),
                    bdmc_width=float(last["width"]), bdmc_steps=int(last["steps"]))
-    return Result(vae_name(model), per_image, table, row, config)
+    return Result(vae_name(model), per_image, table, row, config, conditional)
