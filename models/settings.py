@@ -34,6 +34,8 @@ def adopt(*modules: torch.nn.Module) -> None:
     """
     use_module_local_params()
     for module in modules:
+        if not isinstance(module, torch.nn.Module):
+            continue  # a model or guide written as a plain function has no module state
         for m in module.modules():
             ctx = getattr(m, "_pyro_context", None) if isinstance(m, PyroModule) else None
             if ctx is not None and not hasattr(ctx, "param_state"):
