@@ -59,8 +59,8 @@ def pareto_figure(results: Sequence) -> Figure:
     for i, r in enumerate(results):
         p = r.per_image
         if "pareto_k" in p:
-            col = _k_column(p)
-            ax.scatter(p["pareto_k"], p["ais"] - p[col], s=14, color=f"C{i}", label=r.name)
+            ax.scatter(p["pareto_k"], p["ais"] - p[_k_column(r)], s=14, color=f"C{i}",
+                       label=r.name)
     ax.axvline(PARETO_K_UNRELIABLE, color="0.5", linestyle="--", label=f"k = {PARETO_K_UNRELIABLE}")
     ax.set(xlabel="Pareto k of the IWAE weights", ylabel="AIS - IWAE (nats)",
            title="Does a high k flag an estimate that is far off?")
@@ -83,10 +83,9 @@ def bdmc_figure(results: Sequence) -> Figure:
     return fig
 
 
-def _k_column(p: pd.DataFrame) -> str:
-    """The IWAE column whose weights gave the Pareto k (the largest K not above 1000)."""
-    ks = sorted(int(c.split("_")[1]) for c in p if c.startswith("iwae_"))
-    return f"iwae_{max([k for k in ks if k <= 1000] or ks)}"
+def _k_column(r) -> str:
+    """The IWAE column whose weights gave the Pareto k (the task's ``pareto_k_at``)."""
+    return f"iwae_{r.config.pareto_k_at}"
 
 
 def bounds_answer(results: Sequence) -> str:
@@ -96,7 +95,7 @@ def bounds_answer(results: Sequence) -> str:
     t = bounds_table(results)
     n = int(t["images"].iloc[0])
     out = []
-    iw = _k_column(results[0].per_image)
+    iw = _k_column(results[0])
     iw_name = iw.replace("_", "-").upper()
     cond = {r.name for r in results if r.conditional}
     ranked = t.drop(index=list(cond))  # log p(x | y) is not comparable with log p(x)
@@ -137,7 +136,7 @@ def bounds_answer(results: Sequence) -> str:
         p = r.per_image
         if "pareto_k" not in p:
             continue
-        off = p["ais"] - p[_k_column(p)]
+        off = p["ais"] - p[_k_column(r)]
         bad = p["pareto_k"] > PARETO_K_UNRELIABLE
         flagged.append(off[bad].to_numpy())
         ok.append(off[~bad].to_numpy())
