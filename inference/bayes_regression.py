@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple
 
@@ -45,7 +44,7 @@ from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS, DEFAULT_P
 from probnn.models.settings import use_module_local_params
 
 from .regression import COURSEWORK_SEED
-from .train import fit
+from .train import fit, one_thread
 
 NAMES = ("homoscedastic", "heteroscedastic")
 GUIDES = {"normal": AutoNormal, "diagonal": AutoDiagonalNormal,
@@ -68,23 +67,6 @@ DEFAULT_INIT_SCALE = 0.01
 DEFAULT_PARTICLES = 4
 """Vectorised ELBO particles per step: 4 to 16 cost about the same as 1 per step here."""
 DEFAULT_MAP_STEPS = 500
-
-
-@contextmanager
-def one_thread():
-    """Run torch on one intra-op thread, then restore the setting.
-
-    The tensors here are tiny (31 points, widths <= 20, at most 1,000 draws), so a second
-    thread only adds synchronisation; on the shared 2-core machine, with other jobs running,
-    the default 2 threads made an SVI step ~108 ms instead of ~4 ms (2,500 steps: 164 s
-    against 10 s, measured).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

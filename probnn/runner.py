@@ -130,12 +130,12 @@ def schedule(jobs: list[Job]) -> list[Job]:
 
 
 def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bool = True, *,
-             reuse: bool = True, label: str = "report", hint: str = "run the same command again to continue where it "
-                                                "stopped") -> None:
+             reuse: bool = True, label: str = "report", hint: str | None = None) -> None:
     """Run every job, parents first, in ``workers`` processes (one torch thread each on a
     2-core machine; in this process when ``workers`` is 1). With ``reuse`` a job whose
     artifact is complete is marked cached and skipped. Ctrl-C (or a training interrupted in a
-    worker) raises :class:`Interrupted` with ``hint`` once every worker has saved."""
+    worker) raises :class:`Interrupted` once every worker has saved, saying ``hint`` (how to
+    go on; default: run the same command again)."""
     for job in jobs.values():
         job.artifact.parent.mkdir(parents=True, exist_ok=True)
         if reuse and is_complete(job):
@@ -161,7 +161,7 @@ def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bo
                     nxt.status, nxt.seconds = execute(nxt, parents(nxt), data_dir)
                 except KeyboardInterrupt as e:  # a training saved its checkpoint first
                     nxt.status = "interrupted"
-                    raise Interrupted(hint) from e
+                    raise (Interrupted(hint) if hint else Interrupted()) from e
                 bar.finish(nxt)
         else:
             _run_pool(todo, jobs, data_dir, workers, bar, ready, parents, hint)
@@ -212,6 +212,6 @@ def _run_pool(todo, jobs, data_dir, workers, bar, ready, parents, hint) -> None:
     finally:
         signal.signal(signal.SIGINT, old)
     if interrupted:
-        raise Interrupted(hint) from interrupted[0]
+        raise (Interrupted(hint) if hint else Interrupted()) from interrupted[0]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probnn.datasets.coursework import COURSEWORK_SEED
-from probnn.inference.bayes_regression import one_thread
+from probnn.inference.train import one_thread
 from probnn.inference.regression import (COURSEWORK_EPOCHS, RegressionFit, fit_regression,
                                          load_regression)
 
