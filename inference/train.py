@@ -81,6 +81,40 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def _live_item(x):
+    return x.detach() if isinstance(x, torch.Tensor) else x
+
+
+# Pyro's ELBOs modules that turn tensors into Python numbers with ``torch_item``.
+_ITEM_USERS = ("pyro.infer.trace_elbo", "pyro.infer.trace_mean_field_elbo")
+
+
+@contextmanager
+def live_loss_values():
+    """Run Pyro's ELBOs with ``torch_item`` returning a detached tensor instead of a number.
+
+    Trace_ELBO computes its loss value as ``float(log p) - float(log q)`` and returns
+    ``loss + (surrogate - surrogate.item())``. Traced by :class:`TracedLoss`, both numbers are
+    frozen into the graph at trace time, so a compiled step reports the current loss plus a
+    constant rounding error of the step it was traced at. A resumed run traces at another step,
+    so its history drifted from an uninterrupted run's in the last bits (gradients did not).
+    With detached tensors the value is recomputed on every call, the same in eager and traced
+    mode: ``float32(log p - log q)``, which for one particle is bitwise the number Pyro's double
+    arithmetic rounds to (the difference of two float32 numbers is exact in double). Only
+    used while tracing: eager steps keep Pyro's own arithmetic, so eager numbers are unchanged.
+    """
+    import importlib
+    mods = [importlib.import_module(m) for m in _ITEM_USERS]
+    old = [m.torch_item for m in mods]
+    for m in mods:
+        m.torch_item = _live_item
+    try:
+        yield
+    finally:
+        for m, f in zip(mods, old):
+            m.torch_item = f
+
+
 class LossModule(torch.nn.Module):
     """``elbo.differentiable_loss(model, guide, *args)`` as a module, optionally also returning
     the values of some of the model's sites from the same pass (detached)."""
@@ -126,7 +160,7 @@ class TracedLoss:
             # seen, and a resumed run, which traces afresh, would diverge from an uninterrupted one).
             state = rng_state()
             try:
-                with warnings.catch_warnings(), pyro.validation_enabled(False):
+                with warnings.catch_warnings(), pyro.validation_enabled(False), live_loss_values():
                     warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                     warnings.simplefilter("ignore", category=FutureWarning)  # jit.trace deprecation
                     traced = torch.jit.trace(self.loss_module, args, check_trace=False)
@@ -278,6 +312,15 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                 for b, batch in enumerate(it, start=first):
                     batch = as_tuple(batch)
                     n = len(batch[0]) if hasattr(batch[0], "__len__") else 1
+                    if not validated and jit and (start_epoch, start_batch) != (0, 0):
+                        # A resumed compiled run: the uninterrupted run compiled this step too,
+                        # so check shapes and values with a throw-away eager pass (drawing no
+                        # random numbers) and take the step compiled, as it did.
+                        state = rng_state()
+                        with torch.no_grad():
+                            eager_loss(*batch)
+                        set_rng_state(state)
+                        validated = True
                     if validated:
                         with pyro.validation_enabled(False):  # checked on the first step
                             out = fast_loss(*batch)
