@@ -6,6 +6,7 @@ import cycle.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Sequence
 
@@ -16,6 +17,16 @@ def as_tuple(batch) -> tuple:
     """A batch as a tuple of model arguments: a tuple or list as a tuple, anything else as
     ``(batch,)``."""
     return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+def tensor_digest(tensors: Sequence[torch.Tensor]) -> str:
+    """A digest of the shapes, dtypes and contents of ``tensors`` (for checks, not security)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        a = t.detach().cpu().contiguous()
+        h.update(f"{tuple(a.shape)}{a.dtype};".encode())
+        h.update(memoryview(a.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()[:16]
 
 
 class TensorBatches:
@@ -36,6 +47,11 @@ class TensorBatches:
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
+
+    def fingerprint(self) -> dict:
+        """What identifies the data: the number of points and a digest of every tensor's
+        shape, dtype and contents (SHA-256, about 0.2 s for the 60,000 MNIST images)."""
+        return {"data_points": self.n, "data_digest": tensor_digest(self.tensors)}
 
     def __iter__(self):
         order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)

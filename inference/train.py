@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from probnn.models.settings import adopt
 
-from .batching import TensorBatches, as_tuple
+from .batching import TensorBatches, as_tuple, tensor_digest
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .elbos import make_elbo
 
@@ -207,7 +207,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         batch_size: int | None = None, seed: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
         progress: bool = True, desc: str = "train", callback=None, record: Sequence[str] = (),
-        jit: bool = False, max_plate_nesting: int = 1) -> FitResult:
+        jit: bool = False, max_plate_nesting: int = 1, settings=None) -> FitResult:
     """Train ``model``/``guide`` by SVI for ``epochs`` epochs (in total, counting resumed ones).
 
     Args:
@@ -225,6 +225,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
             adds columns to the history.
         record: model sites whose values to keep at every epoch (full batch only).
         jit: compile the loss with :class:`TracedLoss` (models with static structure only).
+        settings: further settings a resumed run must share with its checkpoint (e.g. the
+            data selection and the seed), besides the training settings and, for tensor
+            data, the data's size and contents, which are always checked.
 
     The loss is the negative ELBO divided by the number of data points in the batch, so the
     history is in nats per data point whatever the batch size.
@@ -247,6 +250,14 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr, fused=True)
     fast_loss = TracedLoss(eager_loss) if jit else eager_loss
     train_config = dict(zip(TRAIN_KEYS, (elbo_name, num_particles, lr, batch_size, tuple(record))))
+    # what determines the data (and the seed, the start): resuming on other data, a subset or
+    # another split would silently train on something else, or run out of batches
+    train_config.update(settings or {}, **({"seed": seed} if seed is not None else {}))
+    if isinstance(loader, TensorBatches):
+        train_config.update(loader.fingerprint())
+    elif isinstance(loader, list) and all(isinstance(t, torch.Tensor) for b in loader for t in b):
+        train_config.update(data_points=sum(len(b[0]) for b in loader),
+                            data_digest=tensor_digest([t for b in loader for t in b]))
 
     start_epoch, start_batch, acc = 0, 0, [0.0, 0]
     rows: list[dict] = []
@@ -256,11 +267,12 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
         saved = read_checkpoint(ckpt)["extra"].get("train_config", {})
-        diff = {k: (saved.get(k), v) for k, v in train_config.items() if saved.get(k) != v}
+        diff = [k for k, v in train_config.items() if k not in saved or saved[k] != v]
         if diff:
+            what = "; ".join(_differs(k, saved, train_config[k]) for k in diff)
             raise CheckpointError(
-                f"{ckpt} was trained with other settings (checkpoint vs now: {diff}); "
-                "resume with the same settings, or start a new run without --resume")
+                f"cannot resume {ckpt}: {what}. Resume with the checkpoint's settings, or start "
+                "a new run (--force, or another --out)")
         extra = load_checkpoint(ckpt, model, guide, opt)
         start_epoch, start_batch = extra["epoch"], extra["batch"]
         acc, rows, elapsed = list(extra["acc"]), list(extra["history"]), extra["seconds"]
@@ -366,6 +378,17 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
             model.eval(), guide.eval()
     return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
                      resumed_from)
+
+
+def _differs(key: str, saved: dict, now) -> str:
+    if key not in saved:
+        return f"the checkpoint does not record {key} (now {now!r})"
+    saved = saved[key]
+    if key == "data_digest":
+        return "the training data differ from the checkpoint's (same size, other contents)"
+    if key == "data_points":
+        return f"it was trained on {saved} data points, this run has {now}"
+    return f"{key} is {saved!r} in the checkpoint but {now!r} now"
 
 
 def _grow(a: np.ndarray, epochs: int) -> np.ndarray:

@@ -86,7 +86,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     """Train a VAE by SVI on MNIST training images (or on the images ``x`` given).
 
     Defaults are the coursework's: Adam lr 1e-3, batch 100, 5 epochs, seed 309, Trace_ELBO.
-    With ``holdout_split`` the training set is the coursework's random (1 - fraction) part.
+    With ``holdout_split`` the training set is the coursework's random (1 - fraction) part
+    (with ``x`` given, it is only recorded, so that a resume on another split is refused).
     With ``conditional`` the model is the label-conditioned VAE, trained on ``(x, y)``.
     ``train_images`` keeps only the first N training images (for quick runs).
     The checkpoint is written every epoch and on Ctrl-C; ``resume=True`` continues it.
@@ -104,7 +105,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     batches = (BinarizedBatches if binarize else TensorBatches)(data, batch_size)
     result = fit(model, guide, batches, epochs=epochs, elbo=elbo, num_particles=num_particles,
                  lr=lr, seed=seed, checkpoint=checkpoint, checkpoint_every=1, resume=resume,
-                 progress=progress, desc=vae_name(model))
+                 progress=progress, desc=vae_name(model),
+                 settings={"train_images": train_images, "holdout_split": holdout_split})
     return VAEFit(model, guide, result.history, result.checkpoint)
 
 

@@ -53,7 +53,8 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
                      seed=config.seed, elbo=config.elbo, num_particles=config.num_particles,
                      likelihood=config.likelihood, architecture=config.architecture,
                      binarize=config.binarize, checkpoint=checkpoint, resume=resume,
-                     progress=progress, train_images=config.train_images, device=device)
+                     progress=progress, train_images=config.train_images,
+                     holdout_split=config.holdout_split, device=device)
 
 
 def load(config: Config, inputs: Inputs, checkpoint) -> VAEFit:

@@ -398,11 +398,30 @@ def test_resume_with_other_settings(tiny_regression, tmp_path):
     ckpt = tmp_path / "run.ckpt"
     model, guide = make_regression(HomoscedasticRegression, 0)
     fit(model, guide, (x, y), epochs=2, lr=1e-3, progress=False, checkpoint=ckpt)
-    with pytest.raises(CheckpointError, match=r"'lr': \(0\.001, 0\.01\)"):
+    with pytest.raises(CheckpointError, match=r"lr is 0\.001 in the checkpoint but 0\.01 now"):
         fit(model, guide, (x, y), epochs=4, lr=1e-2, progress=False, checkpoint=ckpt, resume=True)
     with pytest.raises(CheckpointError, match="batch_size"):
         fit(model, guide, (x, y), epochs=4, lr=1e-3, batch_size=8, progress=False, checkpoint=ckpt,
             resume=True)
+
+
+def test_resume_checks_the_data_and_the_seed(tiny_regression, tmp_path):
+    """Resuming on fewer points, other values or another seed names what differs (it was a bare
+    StopIteration, or silently trained on other data)."""
+    x, y = tiny_regression
+    ckpt = tmp_path / "run.ckpt"
+    model, guide = make_regression(HomoscedasticRegression, 0)
+    fit(model, guide, (x, y), epochs=2, batch_size=8, seed=3, progress=False, checkpoint=ckpt)
+    kw = dict(epochs=4, batch_size=8, progress=False, checkpoint=ckpt, resume=True)
+    with pytest.raises(CheckpointError, match="trained on 40 data points, this run has 20"):
+        fit(model, guide, (x[:20], y[:20]), seed=3, **kw)
+    with pytest.raises(CheckpointError, match="training data differ"):
+        fit(model, guide, (x, y + 1), seed=3, **kw)
+    with pytest.raises(CheckpointError, match="seed is 3 in the checkpoint but 4 now"):
+        fit(model, guide, (x, y), seed=4, **kw)
+    with pytest.raises(CheckpointError, match=r"does not record train_images \(now 10\)"):
+        fit(model, guide, (x, y), seed=3, settings={"train_images": 10}, **kw)
+    assert len(fit(model, guide, (x, y), seed=3, **kw).history) == 4
 
 
 @pytest.mark.parametrize("corrupt", ["truncated", "garbage", "empty", "foreign-torch-file"])
