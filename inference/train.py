@@ -177,25 +177,33 @@ class TracedLoss:
 
 
 class _SigintFlag:
-    """Turns Ctrl-C into a flag checked between optimisation steps, so a step is never cut in half."""
+    """Turns Ctrl-C (SIGINT) and SIGTERM into a flag checked between optimisation steps, so a
+    step is never cut in half and a checkpoint is saved. A second signal a second or more
+    after the first aborts at once; one sooner is the same request arriving twice (e.g. sent to
+    the process group and forwarded by a parent)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.hit = False
-        self._old = None
+        self._first = 0.0
+        self._old: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.hit:  # a second Ctrl-C aborts at once
+        if self.hit and time.monotonic() - self._first >= 1.0:
             raise KeyboardInterrupt
-        self.hit = True
+        if not self.hit:
+            self.hit, self._first = True, time.monotonic()
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 TRAIN_KEYS = ("elbo", "num_particles", "lr", "batch_size", "record")

@@ -15,8 +15,9 @@ import hashlib
 import importlib
 import json
 import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,15 @@ import torch
 
 from probnn.tasks.inputs import Inputs
 
-CACHE_VERSION = 2
+try:
+    import fcntl
+except ImportError:  # Windows: no cross-process locks
+    fcntl = None
+
+CACHE_VERSION = 3
 """Bump when a change to the code changes what a job computes from the same settings.
-2: configs are the tasks' dataclasses (issue 9): same numbers, new digests."""
+2: configs are the tasks' dataclasses (issue 9): same numbers, new digests.
+3: artifacts are plain tensors and containers, read with ``weights_only=True`` (issue 10)."""
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Job:
     resume: bool = True            # train jobs: continue an existing checkpoint
     status: str = "pending"        # then: cached, trained, resumed, evaluated, failed, interrupted
     seconds: float = 0.0
+    result: Any = field(default=None, repr=False, compare=False)  # a cached result, once loaded
 
     @property
     def module(self):
@@ -89,24 +97,98 @@ def place(jobs: dict[str, Job], cache: Path, data_dir=None) -> None:
         visit(job)
 
 
-def is_complete(job: Job) -> bool:
-    """Whether the job's artifact exists and is finished (a checkpoint at its last epoch)."""
+class ArtifactLock:
+    """An exclusive lock on one artifact, held by the run computing it (``<artifact>.lock``,
+    there only while it is held).
+
+    ``fcntl.flock`` locks belong to the open file: the operating system releases them when the
+    holder exits, however it exits (even killed), so a lock is never left stale. Two reports on
+    one cache therefore compute each artifact once: the second waits for the first's lock, then
+    finds the artifact finished. Where ``fcntl`` is missing (Windows) runs do not lock.
+    """
+
+    def __init__(self, artifact: Path):
+        self.path = artifact.with_name(artifact.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock if no other process holds it; never blocks."""
+        if fcntl is None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before us may have removed the file between our open and our lock:
+            # then we hold a lock nobody else can see; count it as busy and try again later
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Remove the lock file (still holding it, so no one locks a removed file) and unlock."""
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def artifact_state(job: Job) -> str:
+    """``missing``; ``complete`` (a result that loads, or a checkpoint at its last epoch);
+    ``partial`` (a readable training checkpoint part of the way: resumed); or ``unreadable``
+    (truncated, foreign or crafted: see :func:`set_aside`). A result that loads is kept on
+    the job, so the report does not read it twice."""
     from probnn.inference.checkpoint import CheckpointError, read_checkpoint
     if job.artifact is None or not job.artifact.is_file():
-        return False
+        return "missing"
     if job.kind != "train":
-        return True
+        try:
+            job.result = load_result(job.artifact)
+        except Exception:  # whatever is wrong with the file, it is recomputed
+            return "unreadable"
+        return "complete"
     try:
         extra = read_checkpoint(job.artifact)["extra"]
     except CheckpointError:
-        return False
-    return extra.get("epoch") == job.config.epochs and extra.get("batch") == 0
+        return "unreadable"
+    done = extra.get("epoch") == job.config.epochs and extra.get("batch") == 0
+    return "complete" if done else "partial"
+
+
+def is_complete(job: Job) -> bool:
+    """Whether the job's artifact exists and is finished (a checkpoint at its last epoch)."""
+    return artifact_state(job) == "complete"
+
+
+def set_aside(job: Job) -> Path:
+    """Rename an unreadable artifact to ``<artifact>.unreadable-<time>`` (kept for inspection,
+    never deleted) so that the job is computed afresh; return the new name."""
+    aside = job.artifact.with_name(
+        f"{job.artifact.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(job.artifact, aside)
+    return aside
+
+
+def write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file of a unique name beside ``path``, then rename it into
+    place: a reader sees the old file or the new one, never half of one, and two runs writing
+    the same artifact never share a temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def save_result(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a half-written result never looks finished
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_result(path: Path):
@@ -139,10 +221,11 @@ def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
         status = "evaluated"
     seconds = time.perf_counter() - t0
     # beside the artifact, so a run that reuses it can still say what it cost
-    record_path(job).write_text(json.dumps(
+    record = json.dumps(
         {"job": job.name, "task": job.task, "status": status, "seconds": round(seconds, 1),
          "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
-         "config": job.settings()}, default=str, indent=1))
+         "config": job.settings()}, default=str, indent=1)
+    write_atomically(record_path(job), lambda tmp: tmp.write_text(record))
     return status, seconds
 
 
@@ -152,4 +235,4 @@ def load(job: Job, jobs: dict[str, Job], data_dir=None):
     if job.kind == "train":
         parents = tuple(jobs[n].artifact for n in job.needs)
         return job.module.load(job.config, Inputs(data_dir, parents), job.artifact)
-    return load_result(job.artifact)
+    return job.result if job.result is not None else load_result(job.artifact)

@@ -28,3 +28,144 @@ def test_vae_resume_names_the_data_setting_that_differs(data_dir, tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and named in err and "Traceback" not in err
     assert (out / "vae-mlp-d2.ckpt").read_bytes() == before  # nothing lost
+
+
+# ----------------------------------------------------------------------------- a shared cache
+RUN_TINY_GRAPH = r"""
+import json, sys
+from probnn.jobs import Job, place
+from probnn.runner import run_jobs
+from probnn.tasks import bayes_regression, regression
+cache, data = sys.argv[1], sys.argv[2]
+jobs = {
+    "homo": Job("homo", "regression", regression.Config(model="homoscedastic", epochs=3000, checkpoint_every=500), 3),
+    "hetero": Job("hetero", "regression", regression.Config(model="heteroscedastic", epochs=3000, checkpoint_every=500), 3),
+    "bayes": Job("bayes", "bayes_regression", bayes_regression.Config.preset("quick", epochs=60, draws=30, map_steps=20), 3),
+}
+from pathlib import Path
+place(jobs, Path(cache), data)
+run_jobs(jobs, data, workers=int(sys.argv[3]), progress=False)
+print(json.dumps({n: j.status for n, j in jobs.items()}))
+"""
+
+
+def _tiny_graph(cache, data_dir, workers=1):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", RUN_TINY_GRAPH, str(cache), str(data_dir),
+                             str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _artifacts(cache):
+    return sorted(p.name for p in cache.iterdir())
+
+
+def test_two_runs_on_one_cache_compute_each_artifact_once(data_dir, tmp_path):
+    """Two runs started together on one cache both finish; every artifact is computed by one
+    of them and reused by the other; a third run is fully cached and gives equal results."""
+    import json
+    cache = tmp_path / "cache"
+    procs = [_tiny_graph(cache, data_dir) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    statuses = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    for name in ("homo", "hetero", "bayes"):
+        made = sorted(s[name] for s in statuses)
+        assert made in (["cached", "trained"], ["cached", "evaluated"]), (name, made)
+    files = _artifacts(cache)
+    assert not [f for f in files if ".tmp" in f or "unreadable" in f], files
+    assert len([f for f in files if f.endswith((".ckpt", ".pt"))]) == 3, files
+    third = _tiny_graph(cache, data_dir)
+    out, err = third.communicate(timeout=120)
+    assert third.returncode == 0, err[-3000:]
+    assert set(json.loads(out.strip().splitlines()[-1]).values()) == {"cached"}
+    assert _artifacts(cache) == files
+
+
+def test_an_unreadable_artifact_is_set_aside_and_computed_again(data_dir, tmp_path, capsys):
+    from probnn.jobs import Job, load, place
+    from probnn.runner import run_jobs
+    from probnn.tasks import bayes_regression, regression
+    jobs = {"homo": Job("homo", "regression", regression.Config(
+                model="homoscedastic", epochs=200, checkpoint_every=100), 1),
+            "bayes": Job("bayes", "bayes_regression", bayes_regression.Config.preset(
+                "quick", epochs=20, draws=10, map_steps=10), 1)}
+    place(jobs, tmp_path, data_dir)
+    run_jobs(jobs, data_dir, progress=False)
+    good = {n: load(j, jobs, data_dir) for n, j in jobs.items()}
+    for j in jobs.values():  # what a run killed while writing, or a crafted file, leaves
+        j.artifact.write_bytes(j.artifact.read_bytes()[:100])
+        j.status, j.result = "pending", None
+    capsys.readouterr()
+    run_jobs(jobs, data_dir, progress=False)
+    err = capsys.readouterr().err
+    assert {j.status for j in jobs.values()} == {"trained", "evaluated"}
+    assert err.count("could not be read; kept it as") == 2
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 2  # kept, not deleted
+    again = {n: load(j, jobs, data_dir) for n, j in jobs.items()}
+    assert again["homo"].history["loglik"].equals(good["homo"].history["loglik"])
+    assert again["bayes"].compare.table["elpd_loo"].equals(good["bayes"].compare.table["elpd_loo"])
+
+
+# ----------------------------------------------------------------------------- signals
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT-to-parent-only", "SIGKILL"])
+def test_a_stopped_run_stops_its_workers_and_they_save(data_dir, tmp_path, how):
+    """However the parent is stopped, its worker processes stop (they held ~2 GB each in the
+    report) and each interrupted training saves a checkpoint (mid-epoch, ``batch`` 1: only the
+    signal writes one there; the periodic ones are at epoch ends)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from probnn.inference.checkpoint import read_checkpoint
+    out = tmp_path / "reg"
+    ckpts = [out / "homoscedastic.ckpt", out / "heteroscedastic.ckpt"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probnn.cli", "regression", "--model", "both", "--epochs",
+         "200000", "--checkpoint-every", "500", "--data-dir", str(data_dir), "--out", str(out),
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in ckpts):  # both trainings under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    workers = [p for p in _children(proc.pid) if "spawn_main" in open(f"/proc/{p}/cmdline").read()]
+    assert len(workers) == 2
+    proc.send_signal({"SIGTERM": signal.SIGTERM, "SIGINT-to-parent-only": signal.SIGINT,
+                      "SIGKILL": signal.SIGKILL}[how])
+    _, err = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while any(_alive(w) for w in workers):
+        assert time.monotonic() < deadline, f"workers still running after the parent stopped: {workers}"
+        time.sleep(0.2)
+    if how != "SIGKILL":
+        assert proc.returncode == 130, err[-2000:]
+        assert "--resume" in err and "Traceback" not in err
+    for p in ckpts:
+        extra = read_checkpoint(p)["extra"]
+        assert extra["batch"] == 1 and 0 < extra["epoch"] < 200000, (p, extra["epoch"], extra["batch"])
