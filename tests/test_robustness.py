@@ -136,7 +136,6 @@ def test_a_stopped_run_stops_its_workers_and_they_save(data_dir, tmp_path, how):
     """However the parent is stopped, its worker processes stop (they held ~2 GB each in the
     report) and each interrupted training saves a checkpoint (mid-epoch, ``batch`` 1: only the
     signal writes one there; the periodic ones are at epoch ends)."""
-    import os
     import signal
     import subprocess
     import sys
