@@ -28,6 +28,7 @@ from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
 from .evaluation import holdout_bounds
+from .serialization import serializable
 from .train import fit
 
 class BinarizedBatches(TensorBatches):
@@ -193,6 +194,7 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
 
 
 # ----------------------------------------------------------------------------- coursework results
+@serializable
 @dataclass
 class VAEResults:
     """Everything the VAE figures and tables of questions (c)-(e) need, computed from a
