@@ -578,7 +578,7 @@ def _reason(e: BaseException) -> str:
         detail = detail.split("WeightsUnpickler error:")[-1].split(". Please use")[0].strip()
         return ("it holds pickled Python objects, which probnn never unpickles"
                 + (f" ({detail[:200]})" if detail else ""))
-    line = " ".join(text.split())
+    line = " ".join(text.split()).split(". ")[0]  # torch appends paragraphs of advice
     return line if len(line) <= 200 else line[:197] + "..."
 
 
