@@ -2,11 +2,12 @@
 
 A :class:`Job` is one run of a task (:mod:`probnn.tasks`) with a config: a *train* task's
 artifact is its training checkpoint, an *evaluate* task's artifact is its result, saved with
-``torch.save``. In a cache folder every artifact is named by a digest of everything that
-determines it: the task, its config, the digests of the jobs it reads, the xkcd data file
-(for the tasks that read it) and :data:`CACHE_VERSION`. So an artifact that exists is reused,
-a changed setting makes a new file (the old one stays), and an interrupted training leaves a
-checkpoint that the next run resumes (exactly, see :func:`probnn.inference.train.fit`).
+:func:`probnn.inference.serialization.save` (read back without unpickling). In a cache folder
+every artifact is named by a digest of everything that determines it: the task, its config,
+the digests of the jobs it reads, the xkcd data file (for the tasks that read it) and
+:data:`CACHE_VERSION`. So an artifact that exists is reused, a changed setting makes a new
+file (the old one stays), and an interrupted training leaves a checkpoint that the next run
+resumes (exactly, see :func:`probnn.inference.train.fit`).
 """
 from __future__ import annotations
 
@@ -22,11 +23,15 @@ from typing import Any
 
 import torch
 
+from probnn.inference import serialization
 from probnn.tasks.inputs import Inputs
 
-CACHE_VERSION = 2
-"""Bump when a change to the code changes what a job computes from the same settings.
-2: configs are the tasks' dataclasses (issue 9): same numbers, new digests."""
+CACHE_VERSION = 3
+"""Bump when a change to the code changes what a job computes from the same settings, or
+how its artifact is stored.
+2: configs are the tasks' dataclasses (issue 9): same numbers, new digests.
+3: artifacts are written without pickle (:mod:`probnn.inference.serialization`; checkpoint
+format 2): the older, pickled ones are never read."""
 
 
 @dataclass
@@ -104,13 +109,15 @@ def is_complete(job: Job) -> bool:
 
 
 def save_result(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a half-written result never looks finished
+    """Write an evaluate job's result atomically (a half-written result never looks finished),
+    without pickle: see :mod:`probnn.inference.serialization`."""
+    serialization.save(obj, path)
 
 
 def load_result(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The result :func:`save_result` wrote, read with ``weights_only=True``; raises
+    :class:`~probnn.inference.serialization.UnreadableFile` when the file is not one."""
+    return serialization.load(path)
 
 
 def record_path(job: Job) -> Path:
