@@ -68,6 +68,11 @@ def _kind(v) -> str:
     return "None" if v is None else type(v).__name__
 
 
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _wrong(v, where: str, expected: str) -> list[str]:
     return [f"field {where} is {_kind(v)}, expected {expected}"]
 
@@ -79,7 +84,7 @@ def of_type(*types: type, expected: str, when: Callable[[Any], bool] | None = No
         if isinstance(v, bool) and bool not in types or not isinstance(v, types):
             return _wrong(v, where, expected)
         if when is not None and not when(v):
-            return [f"field {where} is {v!r}, expected {expected}"]
+            return [f"field {where} is {_short(v)}, expected {expected}"]
         return []
     return check
 
