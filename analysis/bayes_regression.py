@@ -186,7 +186,8 @@ def bayes_section(fits: list[BayesianRegressionFit], compare: LooComparison,
     """Bayesian regression compared by PSIS-LOO: a posterior-predictive ribbon per fit (``draws``
     draws, seeded), the Pareto-k plot, the LOO table and answer (``ml_loglik`` goes to
     :func:`loo_answer`), each fit's SVI history and pointwise elpd_loo_i / Pareto k.
-    Works on fits loaded with ``torch.load``."""
+    Works on fits read back from the report's cache
+    (:func:`probnn.inference.serialization.load`)."""
     table = loo_table(compare)
     steps = ", ".join(f"{f.name} {len(f.history)} SVI steps" for f in fits)
     s = Section("regression-bayes", "(a–b, further) Bayesian regression and PSIS-LOO", QUESTION,

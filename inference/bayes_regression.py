@@ -43,7 +43,9 @@ from pyro.infer.autoguide.initialization import init_to_sample, init_to_value
 from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS, DEFAULT_PRIOR_SCALE
 from probnn.models.settings import use_module_local_params
 
+from .checkpoint import rng_state, set_rng_state
 from .regression import COURSEWORK_SEED
+from .serialization import serializable
 from .train import fit, one_thread
 
 NAMES = ("homoscedastic", "heteroscedastic")
@@ -69,9 +71,13 @@ DEFAULT_PARTICLES = 4
 DEFAULT_MAP_STEPS = 500
 
 
+@serializable
 @dataclass
 class BayesianRegressionFit:
-    """A Bayesian regression model with its fitted guide (see :func:`fit_bayesian_regression`)."""
+    """A Bayesian regression model with its fitted guide (see :func:`fit_bayesian_regression`).
+
+    Saved (the report caches it) by :meth:`to_state` and rebuilt by :meth:`from_state`, since
+    modules are never pickled (:mod:`probnn.inference.serialization`)."""
     name: str
     model: torch.nn.Module
     guide: torch.nn.Module
@@ -81,7 +87,52 @@ class BayesianRegressionFit:
     seed: int = COURSEWORK_SEED
     map_history: pd.DataFrame | None = None  # the MAP pre-fit: loss = -log joint per point
 
+    def to_state(self) -> dict:
+        """Plain data that :meth:`from_state` rebuilds this fit from: the model's kind (a key of
+        ``BAYESIAN_REGRESSION_MODELS``) and settings, the guide's settings (those
+        :func:`make_guide` records), both ``state_dict()``\\ s, the data and the histories."""
+        kind = next((k for k, c in BAYESIAN_REGRESSION_MODELS.items() if type(self.model) is c), None)
+        guide_config = dict(getattr(self.guide, "config", None) or {})
+        if kind is None or type(self.guide) is not GUIDES.get(guide_config.get("kind")):
+            raise TypeError(f"cannot save the fit {self.name!r}: only a model of "
+                            f"BAYESIAN_REGRESSION_MODELS with a guide from make_guide can be "
+                            f"rebuilt, not a {type(self.model).__name__} with a "
+                            f"{type(self.guide).__name__}")
+        return {"name": self.name, "model": kind, "model_config": dict(self.model.config),
+                "model_state": self.model.state_dict(), "guide_config": guide_config,
+                "guide_state": self.guide.state_dict(),
+                "training": (self.model.training, self.guide.training),
+                "history": self.history, "x": self.x, "y": self.y, "seed": self.seed,
+                "map_history": self.map_history}
 
+    @classmethod
+    def from_state(cls, state: dict) -> "BayesianRegressionFit":
+        """The fit :meth:`to_state` described, built as :func:`fit_bayesian_regression` builds
+        it (model class, :func:`make_guide`, the guide's first call) with the saved weights
+        loaded; the global RNG states are left as they were."""
+        model_cls = BAYESIAN_REGRESSION_MODELS.get(state["model"])
+        if model_cls is None:
+            raise ValueError(f"unknown Bayesian regression model {state['model']!r}")
+        x, y = state["x"], state["y"]
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+            raise TypeError("the fit's data x and y must be tensors")
+        model = model_cls(**state["model_config"])
+        model.load_state_dict(state["model_state"])
+        before = rng_state()
+        try:
+            guide = make_guide(model, **state["guide_config"])
+            with torch.no_grad():
+                guide(x, y)  # autoguides create their parameters on the first call
+        finally:
+            set_rng_state(before)  # that call drew initial values: undo it
+        guide.load_state_dict(state["guide_state"])
+        model_training, guide_training = state["training"]
+        model.train(bool(model_training)), guide.train(bool(guide_training))
+        return cls(state["name"], model, guide, state["history"], x, y, state["seed"],
+                   state["map_history"])
+
+
+@serializable
 class LooComparison(NamedTuple):
     """What :func:`loo_compare` returns; unpacks as ``table, loo = loo_compare(...)``."""
     table: pd.DataFrame

@@ -18,6 +18,7 @@ from probnn.models.cvae import NUM_CLASSES
 from .batching import random_subset
 from .estimators import active_units, iwae_bound, posterior_means
 from .evaluation import holdout_bounds
+from .serialization import serializable
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
 
@@ -93,6 +94,7 @@ def class_posterior(log_conditional: np.ndarray) -> np.ndarray:
     return torch.softmax(a, dim=1).numpy()
 
 
+@serializable
 @dataclass
 class CVAEEvaluation:
     """What :func:`evaluate_cvae` returns."""
@@ -145,6 +147,7 @@ TRANSFER_DIGITS = (3, 7)
 """The style-transfer figure redraws the first holdout image of each of these digits."""
 
 
+@serializable
 @dataclass
 class CVAEResults:
     """What :func:`cvae_results` returns: everything question (f) shows."""

@@ -54,6 +54,7 @@ from probnn.models.vae import VAE
 from .elbos import ELBO_NAMES, make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
 from .batching import as_tuple
+from .serialization import serializable
 from .train import LossModule
 from .vae import train_vae
 
@@ -513,6 +514,7 @@ def summarise_objectives(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- all three
+@serializable
 @dataclass
 class EstimatorStudy:
     """The three tables of the estimator study of one model (see :func:`run_estimator_study`)."""

@@ -13,7 +13,7 @@ from probnn.guides.regression import MaximumLikelihoodGuide
 from probnn.models.regression import REGRESSION_MODELS
 
 from .checkpoint import load_checkpoint
-from .train import fit
+from .train import fit, training_state
 
 COURSEWORK_EPOCHS = 50_000
 
@@ -99,7 +99,7 @@ def load_regression(name: str, x: torch.Tensor, y: torch.Tensor, checkpoint, *,
     history and per-epoch record), without training: what ``fit_regression`` returned when
     it wrote the checkpoint last."""
     model, guide = _build(name, sigma_floor, beta)
-    extra = load_checkpoint(checkpoint, model, guide)
+    extra = training_state(load_checkpoint(checkpoint, model, guide), checkpoint)
     history = pd.DataFrame(extra["history"])
-    records = {s: v[:len(history)] for s, v in extra.get("records", {}).items()}
+    records = {s: v[:len(history)] for s, v in extra["records"].items()}
     return _regression_fit(name, model.eval(), x, y, history, records, beta)

@@ -33,7 +33,9 @@ from tqdm.auto import tqdm
 from probnn.models.settings import adopt
 
 from .batching import TensorBatches, as_tuple, tensor_digest
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, load_checkpoint,
+                         of_type, optional, read_checkpoint, record, require, rng_state,
+                         save_checkpoint, sequence, set_rng_state)
 from .elbos import make_elbo
 
 
@@ -208,6 +210,33 @@ class _SigintFlag:
 
 TRAIN_KEYS = ("elbo", "num_particles", "lr", "batch_size", "record")
 
+HISTORY = list_of(dict_of(lambda v, where: [], expected="a dict (one epoch's row)"),
+                  expected="a list of rows")
+TRAINING_STATE = record({
+    "epoch": COUNT, "batch": COUNT,
+    "acc": sequence(NUMBER, NUMBER, expected="(loss sum, data points) of the epoch so far"),
+    "history": HISTORY,
+    "records": dict_of(of_type(np.ndarray, expected="an array (epochs, *site_shape)",
+                               when=lambda a: a.ndim >= 1 and a.dtype.kind == "f")),
+    "seconds": NUMBER,
+    "epoch_rng": optional(RNG),
+    "rng_now": RNG,
+    "train_config": dict_of(lambda v, where: []),
+}, expected="the training loop's state (a dict)")
+"""What :func:`fit` keeps in a checkpoint's ``extra`` (see ``snapshot`` in :func:`fit`) and
+reads back when resuming: position, partial loss, history, records, time and RNG states."""
+
+
+def training_state(extra, path) -> dict:
+    """``extra`` of the checkpoint at ``path`` if it holds every field of
+    :data:`TRAINING_STATE`; otherwise a :class:`CheckpointError` naming what is wrong."""
+    require(extra, TRAINING_STATE, path, "extra")
+    if extra["batch"] > 0 and extra["epoch_rng"] is None:
+        raise CheckpointError(f"{path}: field extra.epoch_rng is None, but a checkpoint taken "
+                              f"after batch {extra['batch']} of an epoch needs the RNG state "
+                              "of the epoch's start to replay its shuffle")
+    return extra
+
 
 def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         elbo: str | pyro.infer.ELBO = "trace", num_particles: int = 1, lr: float = 1e-3,
@@ -274,14 +303,15 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     epoch_rng, elapsed, resumed_from = None, 0.0, 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        saved = read_checkpoint(ckpt)["extra"].get("train_config", {})
+        extra = training_state(read_checkpoint(ckpt)["extra"], ckpt)
+        saved = extra["train_config"]
         diff = [k for k, v in train_config.items() if k not in saved or saved[k] != v]
         if diff:
             what = "; ".join(_differs(k, saved, train_config[k]) for k in diff)
             raise CheckpointError(
                 f"cannot resume {ckpt}: {what}. Resume with the checkpoint's settings, or start "
                 "a new run (--force, or another --out)")
-        extra = load_checkpoint(ckpt, model, guide, opt)
+        load_checkpoint(ckpt, model, guide, opt)
         start_epoch, start_batch = extra["epoch"], extra["batch"]
         acc, rows, elapsed = list(extra["acc"]), list(extra["history"]), extra["seconds"]
         records = {s: _grow(v, epochs) for s, v in extra["records"].items()}

@@ -22,13 +22,14 @@ from probnn.datasets.coursework import (COURSEWORK_SEED, FIGURE_IMAGES, INTERPOL
 from probnn.guides.cvae import ConditionalVAEGuide
 from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
-from probnn.models.vae import VAE
+from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, VAE
 
 from .batching import TensorBatches, random_subset
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, of_type, read_checkpoint, record, require
 from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
 from .evaluation import holdout_bounds
-from .train import fit
+from .serialization import serializable
+from .train import HISTORY, fit
 
 class BinarizedBatches(TensorBatches):
     """Dynamic binarisation: every epoch each pixel is redrawn as Bernoulli(grey level).
@@ -110,6 +111,16 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     return VAEFit(model, guide, result.history, result.checkpoint)
 
 
+VAE_CONFIG = record({
+    "latent_dim": of_type(int, expected="an int >= 1", when=lambda n: n >= 1),
+    "likelihood": of_type(str, expected=f"one of {LIKELIHOODS}", when=lambda s: s in LIKELIHOODS),
+    "architecture": of_type(str, expected=f"one of {ARCHITECTURES}",
+                            when=lambda s: s in ARCHITECTURES),
+    "binarize": of_type(bool, expected="a bool"),
+}, expected="a VAE's settings", closed=True)
+"""A VAE's ``config`` as a checkpoint stores it: :func:`build_vae`'s settings."""
+
+
 def load_vae(path, latent_dim: int | None = None, **config):
     """Load a trained VAE (or conditional VAE) and its guide from a checkpoint, in eval mode.
 
@@ -118,10 +129,11 @@ def load_vae(path, latent_dim: int | None = None, **config):
     another configuration raises :class:`~probnn.inference.checkpoint.CheckpointError`.
     """
     state = read_checkpoint(path)
-    saved = dict(state["model"]["config"])
     kinds = {VAE.__name__: False, ConditionalVAE.__name__: True}
     if state["model"]["class"] not in kinds:
         raise CheckpointError(f"{path} holds a {state['model']['class']}, not a VAE")
+    saved = dict(state["model"]["config"])
+    require(saved, VAE_CONFIG, path, "model.config")
     want = {**saved, **config, **({"latent_dim": latent_dim} if latent_dim is not None else {})}
     model, guide = build_vae(**want, conditional=kinds[state["model"]["class"]])
     load_checkpoint(path, model, guide)
@@ -129,8 +141,11 @@ def load_vae(path, latent_dim: int | None = None, **config):
 
 
 def history_from_checkpoint(path) -> pd.DataFrame:
-    """The per-epoch training history stored in a checkpoint."""
-    return pd.DataFrame(read_checkpoint(path)["extra"].get("history", []))
+    """The per-epoch training history stored in a checkpoint (empty if it has none)."""
+    extra = read_checkpoint(path)["extra"]
+    if "history" in extra:
+        require(extra["history"], HISTORY, path, "extra.history")
+    return pd.DataFrame(extra.get("history", []))
 
 
 
@@ -195,6 +210,7 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
 
 
 # ----------------------------------------------------------------------------- coursework results
+@serializable
 @dataclass
 class VAEResults:
     """Everything the VAE figures and tables of questions (c)-(e) need, computed from a

@@ -2,11 +2,12 @@
 
 A :class:`Job` is one run of a task (:mod:`probnn.tasks`) with a config: a *train* task's
 artifact is its training checkpoint, an *evaluate* task's artifact is its result, saved with
-``torch.save``. In a cache folder every artifact is named by a digest of everything that
-determines it: the task, its config, the digests of the jobs it reads, the xkcd data file
-(for the tasks that read it) and :data:`CACHE_VERSION`. So an artifact that exists is reused,
-a changed setting makes a new file (the old one stays), and an interrupted training leaves a
-checkpoint that the next run resumes (exactly, see :func:`probnn.inference.train.fit`).
+:func:`probnn.inference.serialization.save` (read back without unpickling). In a cache folder
+every artifact is named by a digest of everything that determines it: the task, its config,
+the digests of the jobs it reads, the xkcd data file (for the tasks that read it) and
+:data:`CACHE_VERSION`. So an artifact that exists is reused, a changed setting makes a new
+file (the old one stays), and an interrupted training leaves a checkpoint that the next run
+resumes (exactly, see :func:`probnn.inference.train.fit`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from probnn.inference import serialization
 from probnn.tasks.inputs import Inputs
 
 try:
@@ -31,9 +32,11 @@ except ImportError:  # Windows: no cross-process locks
     fcntl = None
 
 CACHE_VERSION = 3
-"""Bump when a change to the code changes what a job computes from the same settings.
+"""Bump when a change to the code changes what a job computes from the same settings, or
+how its artifact is stored.
 2: configs are the tasks' dataclasses (issue 9): same numbers, new digests.
-3: artifacts are plain tensors and containers, read with ``weights_only=True`` (issue 10)."""
+3: artifacts are written without pickle (:mod:`probnn.inference.serialization`; checkpoint
+format 2): the older, pickled ones are never read."""
 
 
 @dataclass
@@ -173,26 +176,16 @@ def set_aside(job: Job) -> Path:
     return aside
 
 
-def write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` to a temporary file of a unique name beside ``path``, then rename it into
-    place: a reader sees the old file or the new one, never half of one, and two runs writing
-    the same artifact never share a temporary file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_result(obj, path: Path) -> None:
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
+    """Write an evaluate job's result atomically (a half-written result never looks finished),
+    without pickle: see :mod:`probnn.inference.serialization`."""
+    serialization.save(obj, path)
 
 
 def load_result(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The result :func:`save_result` wrote, read with ``weights_only=True``; raises
+    :class:`~probnn.inference.serialization.UnreadableFile` when the file is not one."""
+    return serialization.load(path)
 
 
 def record_path(job: Job) -> Path:
@@ -225,7 +218,7 @@ def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
         {"job": job.name, "task": job.task, "status": status, "seconds": round(seconds, 1),
          "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
          "config": job.settings()}, default=str, indent=1)
-    write_atomically(record_path(job), lambda tmp: tmp.write_text(record))
+    serialization.write_atomically(record_path(job), lambda f: f.write(record.encode()))
     return status, seconds
 
 

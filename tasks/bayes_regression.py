@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference import bayes_regression as br
+from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
 from .inputs import Inputs
@@ -18,6 +19,7 @@ from .inputs import Inputs
 KIND, DATA = "evaluate", "xkcd"
 
 
+@serializable
 @dataclass(frozen=True)
 class Config:
     """SVI ``epochs`` after ``map_steps`` MAP steps per model, ``draws`` posterior draws for
@@ -36,6 +38,7 @@ class Config:
         return cls(**{**{"quick": br.QUICK, "full": br.FULL}[name], **overrides})
 
 
+@serializable
 @dataclass
 class Result:
     fits: list[br.BayesianRegressionFit]

@@ -17,6 +17,7 @@ from probnn.inference.batching import random_subset
 from probnn.inference.cvae import LOG_PRIOR
 from probnn.inference.estimators import PARETO_K_UNRELIABLE, iwae_bound
 from probnn.inference.gaps import inference_gaps
+from probnn.inference.serialization import serializable
 from probnn.inference.vae import load_vae, vae_name
 from probnn.models.cvae import ConditionalVAE
 
@@ -25,6 +26,7 @@ from .inputs import Inputs
 KIND, DATA = "evaluate", "mnist"
 
 
+@serializable
 @dataclass(frozen=True)
 class Config:
     """``images`` random holdout images (the same for every model with the same seed);
@@ -45,6 +47,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
 
+@serializable
 @dataclass
 class Result:
     name: str

@@ -9,6 +9,7 @@ import pandas as pd
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.batching import random_subset
 from probnn.inference.cvae import CVAEResults, cvae_results
+from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
@@ -30,6 +31,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
 
+@serializable
 @dataclass
 class Result:
     name: str

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.serialization import serializable
 from probnn.inference.vae import comparison_row, vae_name
 
 from .inputs import Inputs
@@ -28,6 +29,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
 
+@serializable
 @dataclass
 class Result:
     name: str

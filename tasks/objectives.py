@@ -8,6 +8,7 @@ import pandas as pd
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.estimator_study import TRAIN_OBJECTIVES, objective_comparison
+from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
@@ -36,6 +37,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
 
+@serializable
 @dataclass
 class Result:
     name: str

@@ -10,6 +10,7 @@ import pyro.poutine as poutine
 from probnn.cli import main
 from probnn.analysis.bayes_regression import bayes_section, loo_answer, loo_table
 from probnn.analysis.outputs import save
+from probnn.inference import serialization
 from probnn.inference.bayes_regression import (LooComparison, fit_bayesian_regression,
                                                inference_data, loo_compare, pointwise_loglik,
                                                posterior_predictive, run_bayes_regression)
@@ -117,15 +118,14 @@ def test_vectorised_draws_equal_one_at_a_time_draws(tiny_fit):
         np.testing.assert_allclose(d.f[s], tr.nodes["f"]["value"][:, 0].numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_fits_round_trip_through_torch_save(tiny_regression, tmp_path):
-    """The report caches (fits, compare) with torch.save and writes the outputs in another
-    process: the loaded fits give the same draws and the outputs."""
+def test_fits_round_trip_through_the_cache_format(tiny_regression, tmp_path):
+    """The report caches (fits, compare) without pickle (probnn.inference.serialization) and
+    writes the outputs in another process: the loaded fits give the same draws and the
+    outputs."""
     x, y = tiny_regression
     fits, compare = run_bayes_regression(x, y, epochs=5, map_steps=5, draws=10, seed=4,
                                          progress=False, jit=False)
-    path = tmp_path / "fits.pt"
-    torch.save((fits, compare), path)
-    loaded, cmp2 = torch.load(path, weights_only=False)
+    loaded, cmp2 = serialization.load(serialization.save((fits, compare), tmp_path / "fits.pt"))
     for a, b in zip(fits, loaded):
         np.testing.assert_array_equal(pointwise_loglik(a, 6, seed=1).loglik,
                                       pointwise_loglik(b, 6, seed=1).loglik)
