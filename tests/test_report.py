@@ -188,7 +188,8 @@ def test_quick_report_numbers_are_the_golden_ones(quick):
     """Every table of the seed-309 quick report equals, bit for bit, the one the code wrote
     before the task layer (tests/golden/README.md), timing columns aside. Known changes: the
     conditional VAE's active_units was never computed (NaN), now it is a count; the estimator
-    study gained objectives and seeds (issue 12), whose old rows must stay as they were."""
+    study gained objectives and seeds (issue 12), whose old rows must stay as they were; the
+    losses of compiled fits lost a trace-time rounding constant (issue 10, :data:`JIT_LOSS`)."""
     files = sorted(GOLDEN.rglob("*.csv"))
     assert len(files) == 22
     for golden in files:
@@ -214,7 +215,23 @@ def test_quick_report_numbers_are_the_golden_ones(quick):
             units = new.loc[cvae, "active_units"].to_numpy()
             assert np.isfinite(units).all() and 0 <= units[0] <= 4 and units[0] == int(units[0])
             new.loc[cvae, "active_units"] = np.nan
+        if rel.as_posix() in JIT_LOSS:
+            # issue 10: compiled fits report their loss without a trace-time constant (see
+            # probnn.inference.train.live_loss_values): those columns moved by a few 1e-6
+            # nats; the weights did not, so every other column is still exact
+            cols = JIT_LOSS[rel.as_posix()]
+            pd.testing.assert_frame_equal(new[cols], old[cols], check_exact=False, rtol=0,
+                                          atol=2e-5, obj=str(rel))
+            new, old = new.drop(columns=cols), old.drop(columns=cols)
         pd.testing.assert_frame_equal(new, old, check_exact=True, obj=str(rel))
+
+
+JIT_LOSS = {"bayes/bayes-history_heteroscedastic.csv": ["loss", "elbo"],
+            "bayes/bayes-history_homoscedastic.csv": ["loss", "elbo"],
+            "regression/history_heteroscedastic.csv": ["loglik"],
+            "regression/history_homoscedastic.csv": ["loglik"],
+            "regression/cures.csv": ["final_loglik", "lowest_after_100"],
+            "regression/summary.csv": ["final_loglik", "lowest_loglik_after_100"]}
 
 
 def test_wide_tables_scroll_instead_of_running_off_the_page(quick):
