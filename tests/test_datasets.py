@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import gzip
+import math
 import os
 import random
 import shutil
@@ -416,3 +417,210 @@ def test_incomplete_mnist_folder_is_data_not_found(tmp_path, data_dir, monkeypat
             shutil.copy(data_dir / MNIST_RAW / name, raw / name)
     with pytest.raises(DataNotFoundError):
         load_mnist(tmp_path / "partial", train=False, download=False)
+
+
+# ----------------------------------------------------------------------------- MNIST: bad folders
+TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = MNIST_FILES
+
+
+def _idx(magic: int, *dims: int, body: bytes | None = None, order: str = "big") -> bytes:
+    """An idx file: big-endian magic and dimensions, then the bytes (zeros unless given)."""
+    head = b"".join(v.to_bytes(4, order) for v in (magic, *dims))
+    return head + (bytes(math.prod(dims)) if body is None else body)
+
+
+@pytest.fixture
+def mnist_folder(tmp_path, data_dir, monkeypatch, isolated_cache):
+    """A data folder whose MNIST/raw/ links to the real files (nothing copied); a test replaces
+    one of them. Returns ``(folder, raw)``."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    raw = tmp_path / "data" / MNIST_RAW
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).symlink_to(data_dir / MNIST_RAW / name)
+    return tmp_path / "data", raw
+
+
+def _replace(raw, name, kind):
+    path = raw / name
+    path.unlink()
+    if isinstance(kind, bytes):
+        path.write_bytes(kind)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "broken-link":
+        path.symlink_to(raw / "gone")
+    elif kind.startswith("link:"):
+        path.symlink_to((raw / kind[5:]).resolve())
+    elif kind == "missing":
+        pass
+    return path
+
+
+def _labels(n: int, bad_at: int | None = None) -> bytes:
+    body = bytearray(i % 10 for i in range(n))
+    if bad_at is not None:
+        body[bad_at] = 255
+    return _idx(2049, n, body=bytes(body))
+
+
+@pytest.mark.parametrize("name, kind, problem", [
+    (TEST_LABELS, _idx(2049, 10000, body=b""), "t10k-labels-idx1-ubyte: 8 bytes, expected 10,008 "
+                                               "(10,000 labels); the file is truncated"),
+    (TEST_LABELS, b"", "t10k-labels-idx1-ubyte is empty (0 bytes, expected 10,008"),
+    (TEST_LABELS, b"\x00\x00\x08", "t10k-labels-idx1-ubyte: 3 bytes, expected 10,008"),
+    (TRAIN_IMAGES, _idx(2051, 60000, 28, 28, body=bytes(1000)),
+     "train-images-idx3-ubyte: 1,016 bytes, expected 47,040,016 (60,000 images of 28x28); "
+     "the file is truncated"),
+    (TRAIN_LABELS, f"link:{TEST_LABELS}",
+     "train-labels-idx1-ubyte holds 10,000 labels; it looks like the test-set file "
+     "t10k-labels-idx1-ubyte"),
+    (TRAIN_IMAGES, f"link:{TEST_IMAGES}",
+     "train-images-idx3-ubyte holds 10,000 images of 28x28; it looks like the test-set file "
+     "t10k-images-idx3-ubyte"),
+    (TEST_LABELS, _labels(60000), "t10k-labels-idx1-ubyte holds 60,000 labels; it looks like the "
+                                  "training-set file train-labels-idx1-ubyte"),
+    (TEST_IMAGES, f"link:{TEST_LABELS}", "t10k-images-idx3-ubyte holds 10,000 labels; it looks "
+                                         "like t10k-labels-idx1-ubyte"),
+    (TEST_LABELS, _labels(10000, bad_at=1234), "label 255 at index 1,234 (1 label outside 0..9)"),
+    (TEST_LABELS, _labels(10000) + bytes(100), "10,108 bytes, expected 10,008 (10,000 labels); "
+                                               "it has 100 bytes too many"),
+    (TEST_IMAGES, _idx(2051, 10000, 32, 32), "holds 10,000 images of 32x32, expected 10,000 "
+                                             "images of 28x28"),
+    (TEST_LABELS, _idx(2049, 10000, order="little"), "little-endian header"),
+    (TEST_LABELS, b"GIF89a" + bytes(10002), "does not start with the MNIST labels header"),
+    (TEST_LABELS, gzip.compress(_labels(10000), mtime=0), "is gzip-compressed: rename it to "
+                                                          "t10k-labels-idx1-ubyte.gz"),
+    (TEST_LABELS, b"<!DOCTYPE html><html>Access Denied</html>", "is a web page"),
+    (TEST_LABELS, "folder", "t10k-labels-idx1-ubyte is a folder, not a file"),
+    (TEST_LABELS, "fifo", "t10k-labels-idx1-ubyte is not a regular file"),
+    (TEST_LABELS, "broken-link", "t10k-labels-idx1-ubyte is a symbolic link to"),
+], ids=["labels-8-bytes", "labels-0-bytes", "labels-3-bytes", "images-truncated",
+        "train-labels-from-test", "train-images-from-test", "test-labels-from-train",
+        "images-are-labels", "label-out-of-range", "extra-bytes", "32x32", "little-endian",
+        "not-idx", "gzip-without-suffix", "html", "folder", "fifo", "broken-link"])
+def test_bad_mnist_file_is_named_with_its_problem(mnist_folder, name, kind, problem):
+    folder, raw = mnist_folder
+    _replace(raw, name, kind)
+    for train in (True, False):  # whichever split is asked for: torchvision needs all four
+        with pytest.raises(DataFormatError) as info:
+            load_mnist(folder, train=train, download=False)
+        msg = str(info.value)
+        assert problem in msg and str(raw) in msg and "\n" not in msg, msg
+        assert "fresh copy" in msg, msg
+
+
+def test_unreadable_mnist_file(mnist_folder, monkeypatch):
+    folder, raw = mnist_folder
+    path = raw / TEST_IMAGES
+    real_open = builtins.open
+
+    def fake_open(file, *args, **kwargs):  # tests may run as root, where chmod 000 reads fine
+        if os.fspath(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(DataFormatError, match="t10k-images-idx3-ubyte cannot be read .permission denied"):
+        load_mnist(folder, train=True, download=False)
+
+
+def test_several_bad_files_are_all_named(mnist_folder):
+    folder, raw = mnist_folder
+    _replace(raw, TRAIN_LABELS, f"link:{TEST_LABELS}")  # links to the real file
+    _replace(raw, TEST_LABELS, b"")
+    with pytest.raises(DataFormatError, match=r"bad MNIST files in .*train-labels-idx1-ubyte holds "
+                                              r"10,000 labels.*; t10k-labels-idx1-ubyte is empty") \
+            as info:
+        load_mnist(folder, train=False, download=False)
+    assert "replace them with fresh copies (download the .gz files from" in str(info.value)
+
+
+@pytest.mark.parametrize("name", MNIST_FILES)
+def test_missing_mnist_file_is_named(mnist_folder, name):
+    folder, raw = mnist_folder
+    _replace(raw, name, "missing")
+    for train in (True, False):
+        with pytest.raises(DataNotFoundError) as info:
+            load_mnist(folder, train=train, download=False)
+        msg = str(info.value)
+        assert f"MNIST file missing from {raw}: {name} " in msg, msg
+        assert "training files" not in msg and "test files" not in msg
+
+
+def test_gz_only_says_to_gunzip(mnist_folder):
+    folder, raw = mnist_folder
+    for name in MNIST_FILES:
+        _replace(raw, name, "missing")
+        (raw / f"{name}.gz").write_bytes(b"")
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist(folder, train=False, download=False)
+    msg = str(info.value)
+    assert "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in msg
+    assert f"gunzip -k {raw}/*.gz" in msg
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{n}.gz" for n in MNIST_FILES)
+
+
+def test_partial_folder_is_reported_not_replaced_by_the_cache(mnist_folder, isolated_cache,
+                                                              data_dir):
+    folder, raw = mnist_folder
+    cached = isolated_cache / "probnn" / "data"
+    cached.mkdir(parents=True)
+    (cached / "MNIST").symlink_to(data_dir / "MNIST")  # a complete copy in the cache
+    _replace(raw, TEST_LABELS, "missing")
+    with pytest.raises(DataNotFoundError, match=f"missing from {raw}"):
+        load_mnist(folder, train=False, download=True)
+    assert load_mnist(tmp := folder.parent / "elsewhere", train=False, download=False)[0].shape[0] \
+        == 10000 and not tmp.exists()  # a folder without MNIST falls back to the cache
+
+
+def test_bad_file_in_cache_is_not_downloaded_over(isolated_cache, data_dir, monkeypatch):
+    from torchvision.datasets import MNIST
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    raw = isolated_cache / "probnn" / "data" / MNIST_RAW
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).symlink_to(data_dir / MNIST_RAW / name)
+    _replace(raw, TEST_LABELS, _idx(2049, 10000, body=bytes(10)))
+
+    def no_download(self):
+        raise AssertionError("must not download")
+    monkeypatch.setattr(MNIST, "download", no_download)
+    with pytest.raises(DataFormatError, match="delete it and run again"):
+        load_mnist(None, train=False, download=True)
+
+
+def test_stale_processed_folder_is_a_data_format_error(mnist_folder):
+    folder, raw = mnist_folder
+    processed = raw.parent / "processed"  # torchvision reads these instead of raw/ if both exist
+    processed.mkdir()
+    for name in ("training.pt", "test.pt"):
+        (processed / name).write_bytes(b"not a torch file")
+    with pytest.raises(DataFormatError, match="delete .*processed"):
+        load_mnist(folder, train=False, download=False)
+
+
+def test_valid_synthetic_folder_loads(tmp_path, monkeypatch, isolated_cache):
+    """Any four files with MNIST's headers and sizes are accepted (zeros are valid pixels and
+    labels): the check is on the format, not on the content."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    raw = tmp_path / MNIST_RAW
+    raw.mkdir(parents=True)
+    for name, n in zip(MNIST_FILES, (60000, 60000, 10000, 10000)):
+        (raw / name).write_bytes(_idx(2051, n, 28, 28) if "images" in name else _labels(n))
+    images, labels = load_mnist(tmp_path, train=False, download=False)
+    assert images.shape == (10000, 1, 28, 28) and labels[:12].tolist() == [*range(10), 0, 1]
+
+
+def test_cli_bad_mnist_is_one_line_exit_2(mnist_folder, tmp_path, capsys):
+    from probnn.cli import main
+    folder, raw = mnist_folder
+    _replace(raw, TEST_LABELS, _idx(2049, 10000, body=b""))
+    code = main(["vae", "train", "--architecture", "mlp", "--latent-dim", "2", "--epochs", "1",
+                 "--train-images", "100", "--data-dir", str(folder), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("probnn: bad MNIST file in ") and \
+        "Traceback" not in err, err
+    assert "t10k-labels-idx1-ubyte: 8 bytes, expected 10,008" in err
