@@ -57,8 +57,8 @@ def _regular_file(path: Path) -> os.stat_result:
         st = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
-            raise DataNotFoundError(f"{path}: is a symbolic link to {os.readlink(path)}, which does "
-                                    "not exist; fix or remove the link") from None
+            raise DataNotFoundError(f"{path}: is a symbolic link to {os.readlink(path)}, which "
+                                    "does not exist; fix or remove the link") from None
         raise DataNotFoundError(f"{path}: no such file") from None
     except PermissionError:
         raise DataFormatError(f"{path}: cannot be read (permission denied); make it readable "
@@ -159,31 +159,32 @@ def _value(path: Path, column: str, cell: str, row: int, line: int) -> float:
     if not abs(v) <= MAX_ABS:  # also inf, from a literal beyond float64 such as 1e400
         raise DataFormatError(
             f"{path}: column '{column}' has the value {s} {where}, beyond ±{_LIMIT}: the models "
-            "compute in float32 (largest number 3.4e38), where such values or their squares "
+            "compute in float32 (largest number 3.4e38), where sums of squares of such values "
             "overflow; rescale the column (e.g. other units)")
     return v
 
 
 def _check_spread(path: Path, column: str, v: np.ndarray) -> None:
     """Reject a column the models cannot standardise (they divide by its sd) in float32."""
-    sd = float(np.std(v, ddof=1))
-    if sd == 0.0:
+    if np.all(v == v[0]):
         raise DataFormatError(
-            f"{path}: column '{column}' has the same value ({v[0]:g}) in all {len(v)} rows; the "
-            f"models divide {column} by its standard deviation, which would be 0, so {column} "
-            "must vary")
-    if sd < MIN_SD:
-        raise DataFormatError(
-            f"{path}: column '{column}' has a standard deviation of {sd:.3g}, below {MIN_SD:g}, too "
-            "small for the models' float32 arithmetic; rescale the column (e.g. multiply it by "
-            f"{10.0 ** math.ceil(-math.log10(sd)):.0e})")
+            f"{path}: column '{column}' has the same value ({v[0]:g}) in all {len(v)} rows; "
+            f"{column} must vary (the Bayesian models divide it by its standard deviation, 0 here)")
     top = float(np.max(np.abs(v)))
+    sd = float(np.std(v / top, ddof=1)) * top  # scaled: squares of 1e-300 would underflow to 0
+    if sd < MIN_SD:
+        factor = f"1e{math.ceil(-math.log10(sd))}" if sd > 0 else "a large power of 10"
+        raise DataFormatError(
+            f"{path}: column '{column}' has a standard deviation of {sd:.3g}, below {MIN_SD:g}, "
+            "too small for the models' float32 arithmetic; rescale the column (e.g. multiply it "
+            f"by {factor})")
     step = float(np.spacing(np.float32(top)))
     if step > RESOLUTION * sd:
         raise DataFormatError(
-            f"{path}: column '{column}' varies too little for its size (sd {sd:.3g} at values up to "
-            f"{top:.6g}): float32, in which the models compute, resolves only steps of {step:.3g} "
-            f"there; subtract a constant such as {float(np.median(v)):.6g} from the column")
+            f"{path}: column '{column}' varies too little for its size (sd {sd:.3g} at values up "
+            f"to {top:.6g}): float32, in which the models compute, resolves only steps of "
+            f"{step:.3g} there; subtract a constant such as {float(np.median(v)):.6g} from the "
+            "column")
 
 
 def read_xkcd_csv(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +259,7 @@ def _present(path: Path) -> bool:
 
 
 def find_xkcd(data_dir=None, download: bool = True) -> Path:
-    """Return the path of ``xkcd.csv``: in ``data_dir``, ``$PROBNN_DATA`` or the cache, else download.
+    """The path of ``xkcd.csv``: in ``data_dir``, ``$PROBNN_DATA`` or the cache, else downloaded.
 
     The first folder with anything named ``xkcd.csv`` is used: when that is not a readable
     file (a folder, a pipe, a broken link, no read permission) this raises

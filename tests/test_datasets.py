@@ -142,9 +142,11 @@ def test_largest_accepted_values_give_finite_statistics(tmp_path):
     (_csv(x=5), "column 'x' has the same value (5) in all 31 rows"),
     (_csv(y=2), "column 'y' has the same value (2) in all 31 rows"),
     ("x,y\n1,1e-20\n2,2e-20\n3,4e-20\n", "column 'y' has a standard deviation of"),
+    ("x,y\n0,1\n1e-300,2\n3e-300,3\n", "standard deviation of 1.53e-300"),  # squares underflow
     ("x,y\n100000000.001,1\n100000000.002,2\n100000000.003,3\n", "column 'x' varies too little"),
     ("x,y\n1000000000.5,1\n1000000001.5,2\n1000000002.5,3\n", "subtract a constant"),
-], ids=["constant-x", "constant-y", "tiny-sd", "equal-in-float32", "offset-too-large"])
+], ids=["constant-x", "constant-y", "tiny-sd", "sd-underflows", "equal-in-float32",
+        "offset-too-large"])
 def test_columns_the_models_cannot_standardise_are_rejected(tmp_path, content, problem):
     path = _write(tmp_path, content)
     with pytest.raises(DataFormatError) as info:
@@ -273,13 +275,13 @@ def test_unreadable_file(tmp_path, monkeypatch, isolated_cache):
     monkeypatch.setattr(xkcd_module, "_download", _no_download)
     _deny(monkeypatch, path)
     for read in (lambda: read_xkcd_csv(path), lambda: load_xkcd(tmp_path, download=True)):
-        with pytest.raises(DataFormatError, match="cannot be read .permission denied.; make it readable"):
+        with pytest.raises(DataFormatError, match="cannot be read .permission denied.; make it"):
             read()
 
 
 def test_data_dir_naming_the_file_itself_gets_a_hint(tmp_path, isolated_cache):
     path = _write(tmp_path, "x,y\n1,2\n3,4\n")
-    with pytest.raises(DataNotFoundError, match="is a file: DIR must be the folder that holds xkcd.csv"):
+    with pytest.raises(DataNotFoundError, match="is a file: DIR must be the folder that holds"):
         load_xkcd(path, download=False)
 
 
@@ -522,7 +524,7 @@ def test_unreadable_mnist_file(mnist_folder, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(file, *args, **kwargs)
     monkeypatch.setattr(builtins, "open", fake_open)
-    with pytest.raises(DataFormatError, match="t10k-images-idx3-ubyte cannot be read .permission denied"):
+    with pytest.raises(DataFormatError, match="t10k-images-idx3-ubyte cannot be read .permission"):
         load_mnist(folder, train=True, download=False)
 
 
