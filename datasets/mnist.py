@@ -118,6 +118,10 @@ def _check_raw(root: Path, cache: bool) -> bool:
     uncompressed files whichever split is asked for.
     """
     raw = root / MNIST_RAW
+    if os.path.isdir(raw) and not os.access(raw, os.R_OK | os.X_OK):
+        # lexists() below would answer False for every file, hiding the cause
+        raise DataFormatError(f"{raw}: cannot be read (permission denied); make it readable "
+                              f"(chmod u+rx) or point probnn at another copy")
     present = {n for n in _RAW_FILES if os.path.lexists(raw / n)}  # a broken link is reported
     gz = [n for n in _RAW_FILES if n not in present and os.path.lexists(raw / f"{n}.gz")]
     if not present and not gz:

@@ -626,3 +626,12 @@ def test_cli_bad_mnist_is_one_line_exit_2(mnist_folder, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("probnn: bad MNIST file in ") and \
         "Traceback" not in err, err
     assert "t10k-labels-idx1-ubyte: 8 bytes, expected 10,008" in err
+
+
+def test_unreadable_mnist_folder(mnist_folder, monkeypatch):
+    folder, raw = mnist_folder
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(raw)
+                        else real_access(p, mode, **kw))
+    with pytest.raises(DataFormatError, match=r"raw: cannot be read \(permission denied\)"):
+        load_mnist(folder, train=False, download=False)
