@@ -36,11 +36,21 @@ def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     # de-duplicate while keeping order
     seen, out = set(), []
     for d in dirs:
-        key = d.resolve() if d.exists() else d
+        try:
+            key = d.resolve() if d.exists() else d
+        except OSError:  # e.g. a parent folder without search permission: keep it as given
+            key = d
         if key not in seen:
             seen.add(key)
             out.append(d)
     return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def not_found_message(what: str, relpath: str, searched: list[Path], url: str,
@@ -53,4 +63,7 @@ def not_found_message(what: str, relpath: str, searched: list[Path], url: str,
         msg += " Downloading was not allowed (download=False)."
     msg += (f" Provide it by passing --data-dir DIR (or data_dir=DIR) or setting {ENV_VAR}=DIR,"
             f" where DIR contains {relpath}.")
+    files = [d for d in searched if _is_file(d)]
+    if files:  # a common slip: naming the data file itself instead of its folder
+        msg += f" ({files[0]} is a file: DIR must be the folder that holds {relpath}.)"
     return msg
