@@ -31,7 +31,7 @@ Checked before reading, so that an unsuitable large file is refused at once."""
 MAX_ABS = 1e15
 """Largest magnitude of a value. The models compute in float32 (largest number about 3.4e38),
 the maximum-likelihood ones on the raw values, and the loss and the standardisation sum squares
-over the rows: MAX_ROWS * (2 * MAX_ABS)**2 = 4e35 stays finite."""
+over the rows: MAX_ROWS * (2 * MAX_ABS)**2 = 4e33 stays finite."""
 
 MIN_SD = 1e-12
 """Smallest standard deviation of a column. The models square it in float32; y * 1e-17

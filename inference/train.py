@@ -14,6 +14,7 @@ state, so an interrupted run ends with the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import re
 from contextlib import contextmanager
 import signal
 import threading
@@ -362,21 +363,30 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                 for b, batch in enumerate(it, start=first):
                     batch = as_tuple(batch)
                     n = len(batch[0]) if hasattr(batch[0], "__len__") else 1
-                    if not validated and jit and (start_epoch, start_batch) != (0, 0):
-                        # A resumed compiled run: the uninterrupted run compiled this step too,
-                        # so check shapes and values with a throw-away eager pass (drawing no
-                        # random numbers) and take the step compiled, as it did.
-                        state = rng_state()
-                        with torch.no_grad():
-                            eager_loss(*batch)
-                        set_rng_state(state)
-                        validated = True
-                    if validated:
-                        with pyro.validation_enabled(False):  # checked on the first step
-                            out = fast_loss(*batch)
-                    else:
-                        out = eager_loss(*batch)
-                        validated = True
+                    try:
+                        if not validated and jit and (start_epoch, start_batch) != (0, 0):
+                            # A resumed compiled run: the uninterrupted run compiled this step too,
+                            # so check shapes and values with a throw-away eager pass (drawing no
+                            # random numbers) and take the step compiled, as it did.
+                            state = rng_state()
+                            with torch.no_grad():
+                                eager_loss(*batch)
+                            set_rng_state(state)
+                            validated = True
+                        if validated:
+                            with pyro.validation_enabled(False):  # checked on the first step
+                                out = fast_loss(*batch)
+                        else:
+                            out = eager_loss(*batch)
+                            validated = True
+                    except ValueError as e:
+                        # torch's distribution checks: a parameter out of its support (e.g. a
+                        # scale that underflowed to 0) is a diverged step, like a NaN loss
+                        if not str(e).startswith("Expected parameter"):
+                            raise
+                        raise FloatingPointError(
+                            f"{desc}: {_invalid_parameter(e)} in epoch {epoch + 1}, batch "
+                            f"{b + 1}; parameters were left at the previous step's values") from e
                     loss, sites = (out[0], out[1:]) if record else (out, ())
                     loss = loss / n
                     value = loss.item()
@@ -416,6 +426,16 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
             model.eval(), guide.eval()
     return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
                      resumed_from)
+
+
+def _invalid_parameter(e: ValueError) -> str:
+    """torch's multi-line "Expected parameter scale (...) of distribution Normal(...) to satisfy
+    the constraint GreaterThan(lower_bound=0.0), but found invalid values: ..." in a few words."""
+    m = re.match(r"Expected parameter (\w+) .*? of distribution (\w+).*?to satisfy the constraint "
+                 r"(.+?), but found", str(e), re.S)
+    if m is None:
+        return "invalid distribution parameters"
+    return f"the {m[2]} {m[1]} left its support {m[3]} (e.g. a scale that underflowed to 0)"
 
 
 def _differs(key: str, saved: dict, now) -> str:

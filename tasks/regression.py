@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from probnn.datasets.coursework import COURSEWORK_SEED
@@ -39,12 +40,26 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
     """Fit the model (resuming ``checkpoint`` with ``resume``), on one torch thread: with 31
     points a second thread only adds synchronisation."""
     x, y = inputs.xkcd()
-    with one_thread():
+    with one_thread(), _scale_hint(x, y):
         return fit_regression(config.model, x, y, epochs=config.epochs, seed=config.seed,
                               lr=config.lr, checkpoint=checkpoint,
                               checkpoint_every=config.checkpoint_every, resume=resume,
                               progress=progress, jit=config.jit, sigma_floor=config.sigma_floor,
                               beta=config.beta)
+
+
+@contextmanager
+def _scale_hint(x, y):
+    """A diverged fit of data far from the coursework's scale says so: the maximum-likelihood
+    models take x and y as they are (the xkcd data: |x| < 10, |y| < 20)."""
+    try:
+        yield
+    except FloatingPointError as e:
+        big = max(float(x.abs().max()), float(y.abs().max()))
+        hint = (f"; the data reach |value| = {big:.3g} and these models take x and y unscaled: "
+                "rescale them to within about +-100 (or lower --lr)" if big > 100 else
+                "; try a lower --lr or a sigma floor (--sigma-floor)")
+        raise FloatingPointError(f"{e}{hint}") from e
 
 
 def load(config: Config, inputs: Inputs, checkpoint) -> RegressionFit:
