@@ -12,6 +12,7 @@ from probnn.inference.cvae import CVAEResults, cvae_results
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
+from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -29,6 +30,12 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, k=POSITIVE_INT, large_k=NONNEG_INT.optional(),
+              large_k_images=POSITIVE_INT.optional(), classify_images=POSITIVE_INT.optional(),
+              holdout_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
+              seed=SEED)
+
 
 @dataclass
 class Result:
@@ -39,6 +46,7 @@ class Result:
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the conditional VAE of ``inputs.checkpoints[0]``."""
+    inputs.check_sizes(config.holdout_split, holdout={"holdout_images": config.holdout_images})
     model, guide = inputs.vae(0, conditional=True)
     _, (hx, hy, _) = inputs.mnist(config.holdout_split)
     res = cvae_results(model, guide, hx, hy, seed=config.seed,
