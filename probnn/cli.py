@@ -106,6 +106,15 @@ def _aside_hint(aside: dict) -> str:
             "run with --resume to continue it")
 
 
+def _read(paths, what: str = "checkpoint") -> None:
+    """Every input file a command reads is there, checked before any work (a command reading
+    several would otherwise find a missing one only after the others' work)."""
+    for path in paths:
+        if not Path(path).is_file():
+            folder = " (it is a folder)" if Path(path).is_dir() else ""
+            raise UsageError(f"no {what} at {path}{folder}")
+
+
 def _inputs(args, *checkpoints):
     from probnn.tasks.inputs import Inputs
     return Inputs(args.data_dir, tuple(checkpoints))
@@ -235,6 +244,7 @@ def cmd_vae_figures(args) -> int:
     config = vae_figures.Config(rank_subset=args.rank_subset, rank_k=args.rank_k,
                                 holdout_split=args.holdout_split, seed=args.seed)
     out = _folder(args.out or "out/vae")
+    _read([args.checkpoint])
     inputs = _inputs(args, args.checkpoint)
     results = vae_figures.run(config, inputs, progress=not args.quiet)
     (train_x, _, _), _ = inputs.mnist(config.holdout_split)
@@ -253,6 +263,7 @@ def cmd_vae_compare(args) -> int:
 
     config = _holdout_config(args, holdout)
     out = _folder(args.out or "out/vae")
+    _read(args.checkpoints)
     results = []
     for path in args.checkpoints:
         if not args.quiet:
@@ -271,9 +282,13 @@ def cmd_cvae_figures(args) -> int:
 
     config = _holdout_config(args, cvae)
     out = _folder(args.out or "out/cvae")
+    _read([args.checkpoint])
+    if args.compare and not Path(args.compare).is_file():  # given, so meant: not ignored
+        raise UsageError(f"no comparison table (--compare) at {args.compare}: run 'probnn vae "
+                         "compare' first, or leave --compare out")
     r = cvae.run(config, _inputs(args, args.checkpoint), progress=not args.quiet)
     unconditional = {}
-    if args.compare and Path(args.compare).is_file():
+    if args.compare:
         unconditional = {n: row.to_dict()
                          for n, row in pd.read_csv(args.compare, index_col=0).iterrows()}
     return _publish(cvae_section(r.name, r.results, unconditional, r.history),
@@ -289,6 +304,7 @@ def cmd_bounds(args) -> int:
                         "local_steps", "elbo_samples", "bdmc_images", "bdmc_steps")),
         holdout_split=args.holdout_split, seed=args.seed)
     out = _folder(args.out or "out/bounds")
+    _read(args.checkpoint)
     results = []
     for path in args.checkpoint:
         if not args.quiet:
@@ -331,6 +347,7 @@ def cmd_estimators(args) -> int:
     if not args.train:
         config = replace(config, train_objectives=())
     out = _folder(args.out or "out/estimators")
+    _read(args.checkpoint)
     for path in args.checkpoint:
         if not args.quiet:
             print(f"estimator study of {path} ...", file=sys.stderr)

@@ -192,10 +192,38 @@ def test_a_rule_between_options_is_one_line(tmp_path, capsys):
     (["objectives", "--eval-images", "10001"], "eval_images = 10001 is more than the 10000"),
 ])
 def test_sizes_beyond_the_data_fail_before_any_work(argv, field, data_dir, tmp_path, capsys):
-    assert main(argv + ["--data-dir", str(data_dir), "--out", str(tmp_path), "--quiet"]) == 2
+    fake = tmp_path / "in" / CKPT  # checked before it is read
+    fake.parent.mkdir()
+    fake.write_bytes(b"not read")
+    argv = [str(fake) if a == CKPT else a for a in argv]
+    out = tmp_path / "out"
+    assert main(argv + ["--data-dir", str(data_dir), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert field in err and "Traceback" not in err
-    assert not list(tmp_path.iterdir())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["vae", "figures", "--checkpoint"], ["vae", "compare", "--checkpoints", "{ok}"],
+    ["cvae", "figures", "--checkpoint"], ["bounds", "--checkpoint", "{ok}"],
+    ["estimators", "--checkpoint", "{ok}"],
+])
+def test_every_missing_checkpoint_is_found_before_any_work(argv, tmp_path, capsys):
+    ok = tmp_path / "ok.ckpt"
+    ok.write_bytes(b"not read")
+    missing = tmp_path / "missing.ckpt"
+    argv = [a.format(ok=ok) for a in argv] + [str(missing), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"probnn: no checkpoint at {missing}\n"
+
+
+def test_cvae_figures_compare_file_must_exist(tmp_path, capsys):
+    ok = tmp_path / "ok.ckpt"
+    ok.write_bytes(b"not read")
+    assert main(["cvae", "figures", "--checkpoint", str(ok), "--compare",
+                 str(tmp_path / "comparison.csv")]) == 2
+    assert "no comparison table (--compare) at" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- --out
