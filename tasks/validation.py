@@ -7,7 +7,8 @@ argparse types (:meth:`Rule.arg`), so a bad option is refused before any work st
 the same words::
 
     regression.Config(epochs=0)   # ConfigError: epochs must be an integer >= 1, got 0
-    probnn regression --epochs 0  # probnn regression: error: argument --epochs: must be an integer >= 1, got 0
+    probnn regression --epochs 0
+    # probnn regression: error: argument --epochs: must be an integer >= 1, got 0
 
 Settings that depend on the data (``train_images`` at most the training images, and so on)
 are checked by :func:`check_size` when a task has loaded its data, before any training.
