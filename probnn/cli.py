@@ -143,6 +143,9 @@ def cmd_regression(args) -> int:
     from probnn.tasks import regression
 
     names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
+    if names == ["homoscedastic"] and (args.sigma_floor or args.beta_nll):
+        raise UsageError("--sigma-floor and --beta-nll are cures of the heteroscedastic model: "
+                         "use them with --model heteroscedastic or both")
     configs = {}
     for n in names:
         cures = (dict(sigma_floor=args.sigma_floor, beta=args.beta_nll)

@@ -179,6 +179,9 @@ def test_a_rule_between_options_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("probnn: pareto_k_at = 7 must be one of") and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+    assert main(["regression", "--model", "homoscedastic", "--beta-nll", "0.5",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "heteroscedastic" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,field", [
