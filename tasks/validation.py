@@ -11,7 +11,8 @@ the same words::
     # probnn regression: error: argument --epochs: must be an integer >= 1, got 0
 
 Settings that depend on the data (``train_images`` at most the training images, and so on)
-are checked by :func:`check_size` when a task has loaded its data, before any training.
+are checked by :func:`check_size` (through ``Inputs.check_sizes``) when a task has loaded
+its data, before any training.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class Rule:
 
     def arg(self) -> Callable[[str], Any]:
         """This rule as an argparse ``type=``: a bad value is argparse's one-line usage error
-        (exit status 2), ``argument --epochs: must be an integer >= 1, got '0'``."""
+        (exit status 2), ``argument --epochs: must be an integer >= 1, got 0``."""
         def parse(text: str):
             try:
                 return self(text, shown=text)
