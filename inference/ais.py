@@ -258,10 +258,11 @@ def bdmc(model, guide, n: int = 8, steps=(10, 30, 100), *, chains: int = 4,
     data, latents = simulate(model, n, conditional)
     rows = []
     for i, t in enumerate(steps):
-        lo = ais_log_likelihood(model, guide, data, steps=t, chains=chains, seed=seed + 2 * i + 1,
-                                **ais_kw)
-        hi = ais_log_likelihood(model, guide, data, steps=t, chains=chains, seed=seed + 2 * i + 2,
-                                reverse_from=latents, **ais_kw)
+        # derived seeds wrap, so a seed near 2**32 - 1 stays one numpy accepts
+        lo = ais_log_likelihood(model, guide, data, steps=t, chains=chains,
+                                seed=(seed + 2 * i + 1) % 2**32, **ais_kw)
+        hi = ais_log_likelihood(model, guide, data, steps=t, chains=chains,
+                                seed=(seed + 2 * i + 2) % 2**32, reverse_from=latents, **ais_kw)
         rows.append(dict(steps=t, lower=float(lo.log_likelihood.mean()),
                          upper=float(hi.log_likelihood.mean()),
                          width=float(hi.log_likelihood.mean() - lo.log_likelihood.mean()),

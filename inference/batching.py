@@ -72,6 +72,8 @@ def random_subset(n: int, size: int | None, seed: int) -> torch.Tensor:
     """Sorted indices of a random subset of ``size`` of ``range(n)``, drawn from its own
     generator seeded with ``seed`` (torch's global RNG is left alone); all of ``range(n)`` when
     ``size`` is None or 0 or at least ``n``."""
+    if size is not None and size < 0:  # a slice [:size] would silently drop |size| instead
+        raise ValueError(f"subset size must be >= 0 or None, got {size}")
     if not size or size >= n:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values

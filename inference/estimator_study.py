@@ -443,7 +443,7 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
     tables = []
     bar = tqdm(total=seeds * len(objectives), disable=not progress, desc="objectives",
                leave=False)
-    for s in range(seed, seed + seeds):
+    for s in ((seed + j) % 2**32 for j in range(seeds)):  # seeds numpy accepts, near 2**32 too
         rows, per_image, per_image_elbo = [], {}, {}
         for spec in objectives:
             name, k = parse_objective(spec)

@@ -93,6 +93,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     ``train_images`` keeps only the first N training images (for quick runs).
     The checkpoint is written every epoch and on Ctrl-C; ``resume=True`` continues it.
     """
+    if train_images is not None and train_images < 0:  # x[:-5] would drop 5 images instead
+        raise ValueError(f"train_images must be >= 1 or None, got {train_images}")
     if x is None:
         (x, y, _), _ = mnist_splits(data_dir, holdout_split)
     if train_images:

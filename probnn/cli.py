@@ -7,25 +7,112 @@ the same task and builder the report's job for that question calls. See README.m
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.tasks.validation import (AT_LEAST_TWO, FRACTION, NONNEG_FLOAT, NONNEG_INT, OBJECTIVE,
+                                     POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
+                                     ConfigError)
+
+# argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
+# argparse's one-line usage error (exit status 2) before any work starts
+COUNT, COUNT0, COUNT2 = POSITIVE_INT.arg(), NONNEG_INT.arg(), AT_LEAST_TWO.arg()
+RATE = POSITIVE_FLOAT.arg()
+
+
+class UsageError(Exception):
+    """Bad input the command finds itself (an --out that is a file, a checkpoint it would
+    overwrite, ...): printed as one line, exit status 2."""
 
 
 def _common(p: argparse.ArgumentParser, seed: int = COURSEWORK_SEED) -> None:
-    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--seed", type=SEED.arg(), default=seed,
+                   help=f"random seed, 0 to 2**32 - 1 (default {seed})")
     p.add_argument("--data-dir", default=None,
                    help="data folder (default: $PROBNN_DATA, then ~/.cache/probnn/data)")
     p.add_argument("--out", default=None, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on an error, show the full traceback")
 
 
 def _device(name: str):
     import torch
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("probnn: --device cuda requested but no CUDA device is available")
+        raise UsageError("--device cuda requested but no CUDA device is available")
     return torch.device(name)
+
+
+def _folder(path, option: str = "--out") -> Path:
+    """The output folder ``path``, checked before any work: refused with one line when it is
+    a file, lies under a file, or cannot be created or written. Nothing is created here (the
+    command makes the folder when it first writes), so a refused or failed run leaves none."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {p} is a file, not a folder")
+    existing = next(a for a in (p, *p.absolute().parents) if a.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{option} {p}: cannot create this folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "write into this folder" if existing == p else f"create this folder in {existing}"
+        raise UsageError(f"{option} {p}: cannot {what} (permission denied)")
+    return p
+
+
+# ----------------------------------------------------------------------------- overwriting
+# One rule for every command that trains into --out: an existing checkpoint is continued
+# (--resume), kept (neither: refused), or replaced (--force) only once the new training has
+# finished. A --force run trains into <name>.ckpt.new beside the old one and renames it over
+# the old one at the end; a failed run removes the .new file, an interrupted one leaves it
+# (the message says where) and the old checkpoint is never touched. A later --force starts
+# afresh, overwriting any .new file; --resume continues <name>.ckpt, never a .new file.
+def _check_overwrite(args, checkpoints) -> None:
+    if args.force and args.resume:
+        raise UsageError("--force and --resume contradict each other: --resume continues the "
+                         "existing checkpoint, --force trains a new one to replace it")
+    existing = [str(p) for p in checkpoints if p.exists()]
+    if existing and not args.resume and not args.force:
+        raise UsageError(f"{' and '.join(existing)} exist{'s' if len(existing) == 1 else ''}; "
+                         "pass --resume to continue training or --force to train anew (the "
+                         "existing checkpoint is replaced only when the new training has finished)")
+    if args.resume:
+        for p in checkpoints:
+            if not p.exists():
+                print(f"probnn: no checkpoint at {p} to resume: training from the start",
+                      file=sys.stderr)
+
+
+def _aside(ckpt: Path) -> Path:
+    """Where a --force run trains while ``ckpt`` stays as it is."""
+    return ckpt.with_name(ckpt.name + ".new")
+
+
+def _discard(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".tmp"), path.with_name(path.name + ".json")):
+        p.unlink(missing_ok=True)
+
+
+def _aside_hint(aside: dict) -> str:
+    """What to do after Ctrl-C stopped a --force run (the old checkpoints are unchanged)."""
+    pairs = ", ".join(f"{new} (for {old})" for old, new in aside.items())
+    if len(aside) == 1:
+        return (f"the existing checkpoint is unchanged; the new training so far is in {pairs}: "
+                "run with --force again to start it over, or move it over the checkpoint and "
+                "run with --resume to continue it")
+    return (f"the existing checkpoints are unchanged; the new trainings so far are in {pairs}: "
+            "run with --force again to start them over, or move one over its checkpoint and "
+            "run with --resume to continue it")
+
+
+def _read(paths, what: str = "checkpoint") -> None:
+    """Every input file a command reads is there, checked before any work (a command reading
+    several would otherwise find a missing one only after the others' work)."""
+    for path in paths:
+        if not Path(path).is_file():
+            folder = " (it is a folder)" if Path(path).is_dir() else ""
+            raise UsageError(f"no {what} at {path}{folder}")
 
 
 def _inputs(args, *checkpoints):
@@ -55,21 +142,41 @@ def cmd_regression(args) -> int:
     from probnn.runner import default_workers, run_jobs
     from probnn.tasks import regression
 
-    out = Path(args.out or "out/regression")
-    _inputs(args).xkcd()  # fail fast, with the data error, before starting workers
     names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
-    jobs = {}
+    if names == ["homoscedastic"] and (args.sigma_floor or args.beta_nll):
+        raise UsageError("--sigma-floor and --beta-nll are cures of the heteroscedastic model: "
+                         "use them with --model heteroscedastic or both")
+    configs = {}
     for n in names:
         cures = (dict(sigma_floor=args.sigma_floor, beta=args.beta_nll)
                  if n == "heteroscedastic" else {})
-        config = regression.Config(model=n, epochs=args.epochs, lr=args.lr,
-                                   checkpoint_every=args.checkpoint_every, jit=not args.no_jit,
-                                   seed=args.seed, **cures)
-        # ~2.5 ms an epoch on one core: only for the progress line's ETA
-        jobs[n] = Job(n, "regression", config, estimate=2.5e-3 * args.epochs,
-                      artifact=out / f"{n}.ckpt", resume=args.resume)
-    run_jobs(jobs, args.data_dir, min(len(jobs), default_workers()), not args.quiet, reuse=False,
-             label="regression", hint="run again with --resume to continue")
+        configs[n] = regression.Config(model=n, epochs=args.epochs, lr=args.lr,
+                                       checkpoint_every=args.checkpoint_every,
+                                       jit=not args.no_jit, seed=args.seed, **cures)
+    out = _folder(args.out or "out/regression")
+    ckpts = {n: out / f"{n}.ckpt" for n in names}
+    _check_overwrite(args, ckpts.values())
+    _inputs(args).xkcd()  # fail fast, with the data error, before starting workers
+    aside = {ckpts[n]: _aside(ckpts[n]) for n in names if args.force and ckpts[n].exists()}
+    # ~2.5 ms an epoch on one core: only for the progress line's ETA
+    jobs = {n: Job(n, "regression", configs[n], estimate=2.5e-3 * args.epochs,
+                   artifact=aside.get(ckpts[n], ckpts[n]), resume=args.resume) for n in names}
+    try:
+        run_jobs(jobs, args.data_dir, min(len(jobs), default_workers()), not args.quiet,
+                 reuse=False, label="regression",
+                 hint=_aside_hint(aside) if aside else "run again with --resume to continue")
+    except KeyboardInterrupt:
+        raise  # the partial trainings stay where the hint says
+    except BaseException:
+        for new in aside.values():
+            _discard(new)
+        raise
+    for n in names:  # every new training finished: replace the old checkpoints
+        if ckpts[n] in aside:
+            new, old = aside[ckpts[n]], ckpts[n]
+            os.replace(new.with_name(new.name + ".json"), old.with_name(old.name + ".json"))
+            os.replace(new, old)
+            jobs[n].artifact = ckpts[n]
     fits = [load(j, jobs, args.data_dir) for j in jobs.values()]
     return _publish(regression_sections(fits), out, "summary.txt")
 
@@ -78,11 +185,11 @@ def cmd_bayes_regression(args) -> int:
     from probnn.analysis.bayes_regression import bayes_section
     from probnn.tasks import bayes_regression
 
-    out = Path(args.out or "out/regression")
     config = bayes_regression.Config.preset(
         "quick" if args.quick else "full", seed=args.seed, prior_scale=args.prior_scale,
         **_given(args, ("epochs", "draws", "lr", "map_steps")),
         **({"num_particles": args.particles} if args.particles is not None else {}))
+    out = _folder(args.out or "out/regression")
     r = bayes_regression.run(config, _inputs(args), progress=not args.quiet)
     return _publish(bayes_section(r.fits, r.compare, draws=config.draws, seed=config.seed), out,
                     "bayes-summary.md")
@@ -90,25 +197,42 @@ def cmd_bayes_regression(args) -> int:
 
 # ----------------------------------------------------------------------------- vae
 def cmd_vae_train(args) -> int:
+    from probnn.inference.train import TrainingInterrupted
     from probnn.tasks import vae_training
 
-    out = Path(args.out or "out/vae")
-    out.mkdir(parents=True, exist_ok=True)
     config = vae_training.Config(
         latent_dim=args.latent_dim, architecture=args.architecture,
         conditional=args.command == "cvae", likelihood=args.likelihood, binarize=args.binarize,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo,
         num_particles=args.particles, train_images=args.train_images,
         holdout_split=args.holdout_split, seed=args.seed)
+    out = _folder(args.out or "out/vae")
+    device = _device(args.device)
     stem = config.name()
-    ckpt = out / f"{stem}.ckpt"
-    if ckpt.exists() and not args.resume and not args.force:
-        raise SystemExit(f"probnn: {ckpt} exists; pass --resume to continue it or --force to retrain")
-    if args.force and ckpt.exists():
-        ckpt.unlink()
-    result = vae_training.run(config, _inputs(args), checkpoint=ckpt, resume=args.resume,
-                              progress=not args.quiet, device=_device(args.device))
-    result.history.to_csv(out / f"{stem}-history.csv", index=False)
+    ckpt, history = out / f"{stem}.ckpt", out / f"{stem}-history.csv"
+    _check_overwrite(args, [ckpt])
+    inputs = _inputs(args)
+    vae_training.check_data(config, inputs)  # the data and the sizes that depend on it
+    target = _aside(ckpt) if args.force and ckpt.exists() else ckpt
+    try:
+        result = vae_training.run(config, inputs, checkpoint=target, resume=args.resume,
+                                  progress=not args.quiet, device=device)
+    except TrainingInterrupted as e:
+        if target == ckpt:
+            raise
+        raise KeyboardInterrupt(f"training interrupted in epoch {e.epoch + 1}: "
+                                f"{_aside_hint({ckpt: target})}") from e
+    except BaseException:
+        if target != ckpt:
+            _discard(target)
+            print(f"probnn: {ckpt} is unchanged (the failed new training was removed)",
+                  file=sys.stderr)
+        raise
+    new_history = history.with_name(history.name + ".new")
+    result.history.to_csv(new_history, index=False)
+    if target != ckpt:  # the new training has finished: now it replaces the old one
+        os.replace(target, ckpt)
+    os.replace(new_history, history)
     last = result.history.iloc[-1]
     print(f"{stem}: {int(last.epoch)} epochs, last-epoch mean train ELBO {last.elbo:.2f} nats/image, "
           f"{last.seconds:.0f} s of training")
@@ -122,11 +246,12 @@ def cmd_vae_figures(args) -> int:
 
     config = vae_figures.Config(rank_subset=args.rank_subset, rank_k=args.rank_k,
                                 holdout_split=args.holdout_split, seed=args.seed)
+    out = _folder(args.out or "out/vae")
+    _read([args.checkpoint])
     inputs = _inputs(args, args.checkpoint)
     results = vae_figures.run(config, inputs, progress=not args.quiet)
     (train_x, _, _), _ = inputs.mnist(config.holdout_split)
-    return _publish(vae_sections(results, train_x), Path(args.out or "out/vae"),
-                    f"{results.name}-summary.md")
+    return _publish(vae_sections(results, train_x), out, f"{results.name}-summary.md")
 
 
 def _holdout_config(args, task):
@@ -140,6 +265,8 @@ def cmd_vae_compare(args) -> int:
     from probnn.tasks import holdout
 
     config = _holdout_config(args, holdout)
+    out = _folder(args.out or "out/vae")
+    _read(args.checkpoints)
     results = []
     for path in args.checkpoints:
         if not args.quiet:
@@ -147,7 +274,7 @@ def cmd_vae_compare(args) -> int:
         results.append(holdout.run(config, _inputs(args, path)))
     return _publish(comparison_section({r.name: r.row for r in results},
                                        {r.name: r.history for r in results}),
-                    Path(args.out or "out/vae"), "comparison.md")
+                    out, "comparison.md")
 
 
 def cmd_cvae_figures(args) -> int:
@@ -156,14 +283,19 @@ def cmd_cvae_figures(args) -> int:
     from probnn.analysis.cvae import cvae_section
     from probnn.tasks import cvae
 
-    r = cvae.run(_holdout_config(args, cvae), _inputs(args, args.checkpoint),
-                 progress=not args.quiet)
+    config = _holdout_config(args, cvae)
+    out = _folder(args.out or "out/cvae")
+    _read([args.checkpoint])
+    if args.compare and not Path(args.compare).is_file():  # given, so meant: not ignored
+        raise UsageError(f"no comparison table (--compare) at {args.compare}: run 'probnn vae "
+                         "compare' first, or leave --compare out")
+    r = cvae.run(config, _inputs(args, args.checkpoint), progress=not args.quiet)
     unconditional = {}
-    if args.compare and Path(args.compare).is_file():
+    if args.compare:
         unconditional = {n: row.to_dict()
                          for n, row in pd.read_csv(args.compare, index_col=0).iterrows()}
     return _publish(cvae_section(r.name, r.results, unconditional, r.history),
-                    Path(args.out or "out/cvae"), f"{r.name}-summary.md")
+                    out, f"{r.name}-summary.md")
 
 
 def cmd_bounds(args) -> int:
@@ -174,23 +306,26 @@ def cmd_bounds(args) -> int:
         **_given(args, ("images", "iwae_ks", "pareto_k_at", "ais_steps", "ais_chains",
                         "local_steps", "elbo_samples", "bdmc_images", "bdmc_steps")),
         holdout_split=args.holdout_split, seed=args.seed)
+    out = _folder(args.out or "out/bounds")
+    _read(args.checkpoint)
     results = []
     for path in args.checkpoint:
         if not args.quiet:
             print(f"bounds of {path} ...", file=sys.stderr)
         results.append(bounds.run(config, _inputs(args, path)))
-    return _publish(bounds_section(results), Path(args.out or "out/bounds"), "bounds.md")
+    return _publish(bounds_section(results), out, "bounds.md")
 
 
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     from collections import Counter
 
-    from probnn.report import make_report
+    from probnn.report import default_cache, make_report
 
-    run = make_report(args.out or "out/report", data_dir=args.data_dir, quick=args.quick,
-                      seed=args.seed, cache=args.cache_dir, workers=args.jobs,
-                      progress=not args.quiet)
+    out = _folder(args.out or "out/report")
+    cache = _folder(args.cache_dir or default_cache(), "--cache-dir")
+    run = make_report(out, data_dir=args.data_dir, quick=args.quick, seed=args.seed,
+                      cache=cache, workers=args.jobs, progress=not args.quiet)
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
@@ -210,11 +345,12 @@ def cmd_estimators(args) -> int:
     from probnn.analysis.estimator_study import estimator_section
     from probnn.tasks import estimators
 
-    out = Path(args.out or "out/estimators")
     config = estimators.Config.preset(args.preset, **_given(args, STUDY_SIZES),
                                       holdout_split=args.holdout_split, seed=args.seed)
     if not args.train:
         config = replace(config, train_objectives=())
+    out = _folder(args.out or "out/estimators")
+    _read(args.checkpoint)
     for path in args.checkpoint:
         if not args.quiet:
             print(f"estimator study of {path} ...", file=sys.stderr)
@@ -232,43 +368,50 @@ def cmd_objectives(args) -> int:
                         "train_images", "epochs", "batch_size", "eval_k", "eval_images",
                         "seeds")),
         binarize=args.binarize, holdout_split=args.holdout_split, seed=args.seed)
+    out = _folder(args.out or "out/objectives")
     r = objectives.run(config, _inputs(args), progress=not args.quiet)
-    return _publish(objectives_section(r.table, name=r.name), Path(args.out or "out/objectives"),
-                    f"{r.name}-objectives.md")
+    return _publish(objectives_section(r.table, name=r.name), out, f"{r.name}-objectives.md")
 
 
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("regression", help="fit the xkcd regression models (questions a-b)")
     _common(p)
     p.add_argument("--model", choices=["homoscedastic", "heteroscedastic", "both"], default="both")
-    p.add_argument("--epochs", type=int, default=50_000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--checkpoint-every", type=int, default=5000)
+    p.add_argument("--epochs", type=COUNT, default=50_000)
+    p.add_argument("--lr", type=RATE, default=1e-3)
+    p.add_argument("--checkpoint-every", type=COUNT, default=5000)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--force", action="store_true",
+                   help="train anew over the checkpoints in --out (replaced when the new "
+                        "training has finished)")
     p.add_argument("--no-jit", action="store_true", help="do not compile the loss")
-    p.add_argument("--sigma-floor", type=float, default=0.0,
+    p.add_argument("--sigma-floor", type=NONNEG_FLOAT.arg(), default=0.0,
                    help="heteroscedastic: sigma(x) = floor + softplus(g(x)), a cure for the dips")
-    p.add_argument("--beta-nll", type=float, default=0.0,
-                   help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022)")
+    p.add_argument("--beta-nll", type=UNIT_INTERVAL.arg(), default=0.0,
+                   help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022), "
+                        "beta from 0 (the plain likelihood) to 1")
     p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("bayes-regression",
                        help="Bayesian versions of the regression models, compared by PSIS-LOO")
     _common(p)
-    p.add_argument("--epochs", type=int, default=None, help="SVI steps per model (default: preset)")
-    p.add_argument("--draws", type=int, default=None,
-                   help="posterior draws for PSIS-LOO (default: preset)")
+    p.add_argument("--epochs", type=COUNT, default=None, help="SVI steps per model (default: preset)")
+    p.add_argument("--draws", type=COUNT2, default=None,
+                   help="posterior draws for PSIS-LOO, 2 at least (default: preset)")
     p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
-    p.add_argument("--prior-scale", type=float, default=1.0,
+    p.add_argument("--prior-scale", type=RATE, default=1.0,
                    help="prior sd of the biases, and of the weights times sqrt(fan-in)")
-    p.add_argument("--lr", type=float, default=None, help="SVI learning rate (default 0.01)")
-    p.add_argument("--map-steps", type=int, default=None,
-                   help="MAP steps before SVI, whose weights start the guide (default: preset)")
-    p.add_argument("--particles", type=int, default=None,
+    p.add_argument("--lr", type=RATE, default=None, help="SVI learning rate (default 0.01)")
+    p.add_argument("--map-steps", type=COUNT0, default=None,
+                   help="MAP steps before SVI, whose weights start the guide; 0: none "
+                        "(default: preset)")
+    p.add_argument("--particles", type=COUNT, default=None,
                    help="vectorised ELBO particles per SVI step (default 4)")
     p.set_defaults(func=cmd_bayes_regression)
 
@@ -280,16 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = vsub.add_parser("figures", help="figures and tables of questions (c)-(e) for one model")
     _common(p)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--rank-subset", type=int, default=None,
+    p.add_argument("--rank-subset", type=COUNT, default=None,
                    help="score a random subset of this many training images (default: all 60,000)")
-    p.add_argument("--rank-k", type=int, default=100, help="samples per image for the bound")
+    p.add_argument("--rank-k", type=COUNT, default=100, help="samples per image for the bound")
     p.set_defaults(func=cmd_vae_figures, holdout_split=None)
 
     p = vsub.add_parser("compare", help="holdout comparison of trained VAEs (question e)")
     _common(p)
     p.add_argument("--checkpoints", nargs="+", required=True)
     _estimator_options(p)
-    p.add_argument("--train-images", type=int, default=10_000)
+    p.add_argument("--train-images", type=COUNT, default=10_000,
+                   help="random training images for the one-sample ELBO on training data")
     p.set_defaults(func=cmd_vae_compare)
 
     cvae = sub.add_parser("cvae", help="label-conditioned VAE (question f)")
@@ -300,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoint", required=True)
     _estimator_options(p)
-    p.add_argument("--classify-images", type=int, default=1000,
+    p.add_argument("--classify-images", type=COUNT, default=1000,
                    help="holdout images for log p(x) and the classifier (10 bounds each)")
     p.add_argument("--compare", default=None,
                    help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
@@ -316,23 +460,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoint", required=True, action="extend", nargs="+",
                    help="VAE or conditional-VAE checkpoint(s)")
-    p.add_argument("--images", type=int, default=None, help="holdout images (default 16)")
-    p.add_argument("--iwae-ks", type=int, nargs="+", default=None,
+    p.add_argument("--images", type=COUNT, default=None, help="holdout images (default 16)")
+    p.add_argument("--iwae-ks", type=COUNT, nargs="+", default=None,
                    help="IWAE sample sizes (default 1 10 100 1000 5000)")
-    p.add_argument("--pareto-k-at", type=int, default=None,
-                   help="the K whose weights give Pareto k (default 1000)")
-    p.add_argument("--ais-steps", type=int, default=None,
+    p.add_argument("--pareto-k-at", type=COUNT, default=None,
+                   help="the K whose weights give Pareto k, one of --iwae-ks (default 1000)")
+    p.add_argument("--ais-steps", type=COUNT, default=None,
                    help="AIS intermediate distributions (default 100)")
-    p.add_argument("--ais-chains", type=int, default=None, help="AIS chains per image (default 8)")
-    p.add_argument("--local-steps", type=int, default=None,
+    p.add_argument("--ais-chains", type=COUNT, default=None, help="AIS chains per image (default 8)")
+    p.add_argument("--local-steps", type=COUNT, default=None,
                    help="SVI steps fitting the per-image Gaussian q* (default 300)")
-    p.add_argument("--elbo-samples", type=int, default=None,
+    p.add_argument("--elbo-samples", type=COUNT, default=None,
                    help="samples of each ELBO estimate (default 500)")
-    p.add_argument("--bdmc-images", type=int, default=None,
+    p.add_argument("--bdmc-images", type=COUNT0, default=None,
                    help="images simulated from the model for BDMC, 0 to skip (default 8)")
-    p.add_argument("--bdmc-steps", type=int, nargs="+", default=None,
+    p.add_argument("--bdmc-steps", type=COUNT, nargs="+", default=None,
                    help="BDMC schedule lengths (default 10 30 100)")
-    p.add_argument("--holdout-split", type=float, default=None,
+    p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
     p.set_defaults(func=cmd_bounds)
 
@@ -342,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a first look in a few minutes: few epochs, small subsets")
     p.add_argument("--cache-dir", default=None,
                    help="checkpoints and results to reuse (default ~/.cache/probnn/report)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=COUNT, default=None,
                    help="worker processes (default 2 on a machine with 2+ cores)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser(
@@ -362,39 +506,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VAE checkpoint(s); repeat or list several")
     p.add_argument("--preset", choices=["issue", "full", "quick"], default="issue",
                    help="sizes: issue (default; hours), full (~2 min per conv model), quick (~5 s)")
-    p.add_argument("--holdout-images", type=int, default=None,
+    p.add_argument("--holdout-images", type=COUNT, default=None,
                    help="holdout images for the bias/spread part (issue 1000, full 6)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="independent repeats of every estimate (issue 5, full 3)")
-    p.add_argument("--ks", type=int, nargs="+", default=None,
+    p.add_argument("--repeats", type=COUNT2, default=None,
+                   help="independent repeats of every estimate, 2 at least (issue 5, full 3)")
+    p.add_argument("--ks", type=COUNT, nargs="+", default=None,
                    help="IWAE sample sizes K (default 1 10 100 1000 5000)")
-    p.add_argument("--elbo-mc-k", type=int, default=None, help="samples of ELBO-MC (default 100)")
-    p.add_argument("--snr-objectives", nargs="+", default=None, metavar="OBJ",
+    p.add_argument("--elbo-mc-k", type=COUNT0, default=None,
+                   help="samples of ELBO-MC, 0 to skip it (default 100)")
+    p.add_argument("--snr-objectives", type=OBJECTIVE.arg(), nargs="+", default=None,
+                   metavar="OBJ",
                    help="objectives for the gradient SNR: trace, meanfield, stl, iwae, "
                         "dreg-iwae, each with -K for K particles (default: all five at "
                         "K = 1, 5, 50)")
-    p.add_argument("--snr-samples", type=int, default=None,
-                   help="gradient draws per objective (issue 100, full 10)")
-    p.add_argument("--snr-images", type=int, default=None,
+    p.add_argument("--snr-samples", type=COUNT2, default=None,
+                   help="gradient draws per objective, 2 at least (issue 100, full 10)")
+    p.add_argument("--snr-images", type=COUNT, default=None,
                    help="training images in the fixed minibatch (issue 100, full 8)")
-    p.add_argument("--train-objectives", nargs="+", default=None, metavar="OBJ",
+    p.add_argument("--train-objectives", type=OBJECTIVE.arg(), nargs="+", default=None,
+                   metavar="OBJ",
                    help="objectives to train a VAE with (default trace meanfield stl iwae-5 "
                         "dreg-iwae-5 iwae-50 dreg-iwae-50)")
     p.add_argument("--no-train", dest="train", action="store_false",
                    help="skip training a VAE per objective")
-    p.add_argument("--train-images", type=int, default=None,
+    p.add_argument("--train-images", type=COUNT, default=None,
                    help="first N training images to train on (issue: all 60,000; full 800)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (issue 5, full 1)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--epochs", type=COUNT, default=None, help="training epochs (issue 5, full 1)")
+    p.add_argument("--batch-size", type=COUNT, default=None,
                    help="training batch size (issue 100, full 40)")
-    p.add_argument("--eval-k", type=int, default=None,
+    p.add_argument("--eval-k", type=COUNT, default=None,
                    help="IWAE K scoring the trained models (issue 5000, full 200)")
-    p.add_argument("--eval-images", type=int, default=None,
+    p.add_argument("--eval-images", type=COUNT, default=None,
                    help="holdout images scoring the trained models (issue 1000, full 20)")
-    p.add_argument("--seeds", type=int, default=None,
+    p.add_argument("--seeds", type=COUNT, default=None,
                    help="train every objective from this many seeds (seed, seed+1, ...; "
                         "issue and full 3, quick 2)")
-    p.add_argument("--holdout-split", type=float, default=None,
+    p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
     p.set_defaults(func=cmd_estimators)
 
@@ -404,20 +551,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "same batches, and score every model with the same holdout IWAE bound "
                     "(the report's objectives job: --architecture mlp --latent-dim 20).")
     _common(p)
-    p.add_argument("--objectives", nargs="+", default=None, metavar="OBJ",
+    p.add_argument("--objectives", type=OBJECTIVE.arg(), nargs="+", default=None,
+                   metavar="OBJ",
                    help="trace, meanfield, stl, iwae-K, dreg-iwae-K (default trace meanfield "
                         "stl iwae-5 dreg-iwae-5 iwae-50 dreg-iwae-50)")
     _vae_model_options(p)
-    p.add_argument("--train-images", type=int, default=None,
+    p.add_argument("--train-images", type=COUNT, default=None,
                    help="first N training images to train on (default: all 60,000)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 1)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 100)")
-    p.add_argument("--eval-k", type=int, default=None, help="IWAE K of the yardstick (default 5000)")
-    p.add_argument("--eval-images", type=int, default=None,
+    p.add_argument("--epochs", type=COUNT, default=None, help="training epochs (default 1)")
+    p.add_argument("--batch-size", type=COUNT, default=None, help="batch size (default 100)")
+    p.add_argument("--eval-k", type=COUNT, default=None, help="IWAE K of the yardstick (default 5000)")
+    p.add_argument("--eval-images", type=COUNT, default=None,
                    help="first N holdout images to score on (default: all)")
-    p.add_argument("--seeds", type=int, default=None,
+    p.add_argument("--seeds", type=COUNT, default=None,
                    help="train every objective from this many seeds (default 3)")
-    p.add_argument("--holdout-split", type=float, default=None,
+    p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set")
     p.set_defaults(func=cmd_objectives)
     return parser
@@ -426,39 +574,41 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_options(p) -> None:
     _common(p)
     _vae_model_options(p)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=COUNT, default=5)
+    p.add_argument("--batch-size", type=COUNT, default=100)
+    p.add_argument("--lr", type=RATE, default=1e-3)
     p.add_argument("--elbo", choices=["trace", "meanfield", "stl", "iwae", "dreg-iwae"],
                    default="trace",
                    help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); stl: "
                         "the ELBO without the guide's score term (sticking the landing); iwae: "
                         "importance-weighted bound with --particles samples; dreg-iwae: the "
                         "same bound with doubly reparameterised guide gradients")
-    p.add_argument("--particles", type=int, default=1)
-    p.add_argument("--holdout-split", type=float, default=None,
+    p.add_argument("--particles", type=COUNT, default=1)
+    p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="hold out this random fraction of the training set (coursework: 0.1) "
                         "instead of using the official test set")
-    p.add_argument("--train-images", type=int, default=None,
+    p.add_argument("--train-images", type=COUNT, default=None,
                    help="train on the first N training images only (quick runs)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--force", action="store_true",
+                   help="train anew over an existing checkpoint (replaced when the new training "
+                        "has finished)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=cmd_vae_train)
 
 
 def _estimator_options(p) -> None:
-    p.add_argument("--k", type=int, default=100, help="samples per image for ELBO-MC and IWAE")
-    p.add_argument("--large-k", type=int, default=1000, help="a tighter IWAE bound; 0 to skip")
-    p.add_argument("--large-k-images", type=int, default=1000,
+    p.add_argument("--k", type=COUNT, default=100, help="samples per image for ELBO-MC and IWAE")
+    p.add_argument("--large-k", type=COUNT0, default=1000, help="a tighter IWAE bound; 0 to skip")
+    p.add_argument("--large-k-images", type=COUNT, default=1000,
                    help="random holdout images for the --large-k bound")
-    p.add_argument("--holdout-images", type=int, default=None, help="default: the whole holdout set")
-    p.add_argument("--holdout-split", type=float, default=None,
+    p.add_argument("--holdout-images", type=COUNT, default=None, help="default: the whole holdout set")
+    p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
 
 
 def _vae_model_options(p) -> None:
-    p.add_argument("--latent-dim", type=int, default=4)
+    p.add_argument("--latent-dim", type=COUNT, default=4)
     p.add_argument("--likelihood", choices=["bernoulli", "continuous_bernoulli"], default="bernoulli")
     p.add_argument("--architecture", choices=["conv", "mlp"], default="conv",
                    help="conv: the coursework's networks; mlp: the PyTorch example VAE's")
@@ -466,17 +616,35 @@ def _vae_model_options(p) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status: 0 done, 2 bad input (argparse's usage errors
+    exit 2 themselves), 1 an internal error, 130 interrupted. Every error is one line on
+    stderr; ``--debug`` shows the traceback instead."""
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     from probnn.datasets import DataFormatError, DataNotFoundError
     from probnn.inference.checkpoint import CheckpointError
     try:
         return args.func(args)
-    except (DataNotFoundError, DataFormatError, CheckpointError) as e:
-        print(f"probnn: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
+    except (DataNotFoundError, DataFormatError, CheckpointError, ConfigError, UsageError) as e:
+        if debug:
+            raise
+        print(f"probnn: {e}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:  # a training that diverged says where
+        if debug:
+            raise
+        print(f"probnn: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a safety net: bad input is caught above, with its own message
+        if debug:
+            raise
+        first = next(iter(str(e).splitlines()), "")
+        print(f"probnn: internal error: {type(e).__name__}: {first} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from probnn.inference.vae import load_vae, vae_name
 from probnn.models.cvae import ConditionalVAE
 
 from .inputs import Inputs
+from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check, check_each, require
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -46,6 +47,17 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, images=POSITIVE_INT, pareto_k_at=POSITIVE_INT, ais_steps=POSITIVE_INT,
+              ais_chains=POSITIVE_INT, local_steps=POSITIVE_INT, elbo_samples=POSITIVE_INT,
+              bdmc_images=NONNEG_INT, holdout_split=FRACTION.optional(), seed=SEED)
+        check_each(self, "iwae_ks", POSITIVE_INT)
+        check_each(self, "bdmc_steps", POSITIVE_INT)
+        # the answer compares AIS with the IWAE column whose weights gave Pareto k
+        require(self.pareto_k_at in tuple(self.iwae_ks),
+                f"pareto_k_at = {self.pareto_k_at} must be one of the IWAE sample sizes "
+                f"iwae_ks = {tuple(self.iwae_ks)}")
+
 
 @serializable
 @dataclass
@@ -69,6 +81,7 @@ class Result:
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the VAE or conditional VAE of ``inputs.checkpoints[0]``."""
+    inputs.check_sizes(config.holdout_split, holdout={"images": config.images})
     model, guide = load_vae(inputs.checkpoint(0))
     conditional = isinstance(model, ConditionalVAE)
     _, (hx, hy, _) = inputs.mnist(config.holdout_split)
@@ -77,7 +90,7 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     shift = -LOG_PRIOR if conditional else 0.0  # bounds of log p(x, y) -> of log p(x | y)
     cols: dict = {"index": idx.numpy()}
     for k in config.iwae_ks:
-        pyro.set_rng_seed(config.seed + k)
+        pyro.set_rng_seed((config.seed + k) % 2**32)  # seeds stay within numpy's 0..2**32-1
         res = iwae_bound(model, guide, data, k, batch_size=max(1, min(100, 20_000 // k)),
                          diagnostics=k == config.pareto_k_at)
         cols[f"iwae_{k}"] = res.bound + shift

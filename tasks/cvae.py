@@ -13,6 +13,7 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
+from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -30,6 +31,12 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, k=POSITIVE_INT, large_k=NONNEG_INT.optional(),
+              large_k_images=POSITIVE_INT.optional(), classify_images=POSITIVE_INT.optional(),
+              holdout_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
+              seed=SEED)
+
 
 @serializable
 @dataclass
@@ -41,6 +48,7 @@ class Result:
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the conditional VAE of ``inputs.checkpoints[0]``."""
+    inputs.check_sizes(config.holdout_split, holdout={"holdout_images": config.holdout_images})
     model, guide = inputs.vae(0, conditional=True)
     _, (hx, hy, _) = inputs.mnist(config.holdout_split)
     res = cvae_results(model, guide, hx, hy, seed=config.seed,

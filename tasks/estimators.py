@@ -9,6 +9,8 @@ from probnn.inference import estimator_study as es
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
+from .validation import (AT_LEAST_TWO, FRACTION, NONNEG_INT, OBJECTIVE, POSITIVE_INT, SEED,
+                         check, check_each)
 
 KIND, DATA = "evaluate", "mnist"
 _FULL = es.FULL
@@ -37,6 +39,19 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        # a spread needs two repeats and two gradient draws; elbo_mc_k 0 or None: no ELBO-MC;
+        # snr_bootstrap 0: no standard error of the SNR median
+        check(self, holdout_images=POSITIVE_INT.optional(), elbo_mc_k=NONNEG_INT.optional(),
+              repeats=AT_LEAST_TWO, snr_samples=AT_LEAST_TWO, snr_images=POSITIVE_INT,
+              snr_bootstrap=NONNEG_INT, train_images=POSITIVE_INT.optional(),
+              epochs=POSITIVE_INT, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
+              eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
+              holdout_split=FRACTION.optional(), seed=SEED)
+        check_each(self, "ks", POSITIVE_INT)
+        check_each(self, "snr_objectives", OBJECTIVE)
+        check_each(self, "train_objectives", OBJECTIVE, empty=True)  # empty: train none
+
     @classmethod
     def preset(cls, name: str, **overrides) -> "Config":
         sizes = {k: tuple(v) if isinstance(v, list) else v for k, v in es.PRESETS[name].items()}
@@ -48,6 +63,12 @@ class Config:
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> es.EstimatorStudy:
     """For the VAE of ``inputs.checkpoints[0]``."""
+    trains = bool(config.train_objectives)
+    inputs.check_sizes(config.holdout_split,
+                       train={"snr_images": config.snr_images,
+                              **({"train_images": config.train_images} if trains else {})},
+                       holdout={"holdout_images": config.holdout_images,
+                                **({"eval_images": config.eval_images} if trains else {})})
     model, guide = inputs.vae(0)
     (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
     return es.run_estimator_study(model, guide, holdout_x, train_x, name=vae_name(model),

@@ -11,6 +11,7 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import comparison_row, vae_name
 
 from .inputs import Inputs
+from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -28,6 +29,12 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, k=POSITIVE_INT, large_k=NONNEG_INT.optional(),
+              large_k_images=POSITIVE_INT.optional(), holdout_images=POSITIVE_INT.optional(),
+              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
+              seed=SEED)
+
 
 @serializable
 @dataclass
@@ -40,6 +47,8 @@ class Result:
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the VAE of ``inputs.checkpoints[0]``."""
+    inputs.check_sizes(config.holdout_split, train={"train_images": config.train_images},
+                       holdout={"holdout_images": config.holdout_images})
     model, guide = inputs.vae(0)
     (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
     row = comparison_row(model, guide, holdout_x, train_x, k=config.k,

@@ -14,6 +14,8 @@ from probnn.inference.checkpoint import CheckpointError
 from probnn.inference.vae import history_from_checkpoint, load_vae
 from probnn.models.cvae import ConditionalVAE
 
+from .validation import ConfigError, check_size
+
 
 @lru_cache(maxsize=2)
 def _mnist(data_dir, split):
@@ -34,7 +36,26 @@ class Inputs:
     def mnist(self, holdout_split: float | None = None):
         """``((train_x, train_y, idx), (holdout_x, holdout_y, idx))`` of
         :func:`~probnn.datasets.mnist_splits` (read once per process)."""
-        return _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split)
+        splits = _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split)
+        if holdout_split and not (len(splits[0][0]) and len(splits[1][0])):
+            raise ConfigError(f"holdout_split = {holdout_split} leaves "
+                              f"{len(splits[0][0])} training and {len(splits[1][0])} holdout "
+                              "images: both need one at least")
+        return splits
+
+    def check_sizes(self, holdout_split: float | None = None, *, train: dict | None = None,
+                    holdout: dict | None = None) -> None:
+        """Settings that count images (``{name: value}``, None: all) against the MNIST
+        training images (``train``) and holdout images (``holdout``) of ``holdout_split``:
+        :class:`~probnn.tasks.validation.ConfigError` when one asks for more than there are."""
+        (tx, _, _), (hx, _, _) = self.mnist(holdout_split)
+        where = (f" of holdout_split = {holdout_split}" if holdout_split
+                 else " (the official test set)")
+        for name, value in (train or {}).items():
+            check_size(name, value, len(tx), "training images" + (
+                f" left by holdout_split = {holdout_split}" if holdout_split else ""))
+        for name, value in (holdout or {}).items():
+            check_size(name, value, len(hx), "holdout images" + where)
 
     def checkpoint(self, i: int = 0) -> Path:
         if i >= len(self.checkpoints):

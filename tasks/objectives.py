@@ -12,6 +12,8 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
+from .validation import FRACTION, OBJECTIVE, POSITIVE_INT, SEED, check, check_each, choice
+from .vae_training import ARCHITECTURES, LIKELIHOODS
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -36,6 +38,14 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, latent_dim=POSITIVE_INT, architecture=choice(*ARCHITECTURES),
+              likelihood=choice(*LIKELIHOODS), train_images=POSITIVE_INT.optional(),
+              epochs=POSITIVE_INT, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
+              eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
+              holdout_split=FRACTION.optional(), seed=SEED)
+        check_each(self, "objectives", OBJECTIVE)
+
 
 @serializable
 @dataclass
@@ -49,6 +59,8 @@ class Result:
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
+    inputs.check_sizes(config.holdout_split, train={"train_images": config.train_images},
+                       holdout={"eval_images": config.eval_images})
     (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
     table = objective_comparison(train_x, holdout_x, config.objectives, config.epochs,
                                  config.latent_dim, config.eval_k, config.seed,

@@ -16,6 +16,8 @@ from probnn.inference.regression import (COURSEWORK_EPOCHS, RegressionFit, fit_r
                                          load_regression)
 
 from .inputs import Inputs
+from .validation import (NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
+                         check, choice, require)
 
 KIND, DATA = "train", "xkcd"
 
@@ -33,6 +35,13 @@ class Config:
     beta: float = 0.0
     jit: bool = True
     seed: int = COURSEWORK_SEED
+
+    def __post_init__(self):
+        check(self, model=choice("homoscedastic", "heteroscedastic"), epochs=POSITIVE_INT,
+              lr=POSITIVE_FLOAT, checkpoint_every=POSITIVE_INT, sigma_floor=NONNEG_FLOAT,
+              beta=UNIT_INTERVAL, seed=SEED)
+        require(self.model == "heteroscedastic" or not (self.sigma_floor or self.beta),
+                "sigma_floor and beta apply to the heteroscedastic model only")
 
 
 def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False,

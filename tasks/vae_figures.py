@@ -8,6 +8,7 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.vae import VAEResults, compute_results, vae_name
 
 from .inputs import Inputs
+from .validation import FRACTION, POSITIVE_INT, SEED, check
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -20,9 +21,14 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        check(self, rank_subset=POSITIVE_INT.optional(), rank_k=POSITIVE_INT,
+              holdout_split=FRACTION.optional(), seed=SEED)
+
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> VAEResults:
     """For the VAE of ``inputs.checkpoints[0]``."""
+    inputs.check_sizes(config.holdout_split, train={"rank_subset": config.rank_subset})
     model, guide = inputs.vae(0)
     (train_x, train_y, _), _ = inputs.mnist(config.holdout_split)
     return compute_results(model, guide, train_x, train_y, name=vae_name(model),

@@ -15,6 +15,10 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.vae import VAEFit, history_from_checkpoint, load_vae, train_vae, vae_stem
 
 from .inputs import Inputs
+from .validation import FRACTION, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, choice
+
+ARCHITECTURES = ("conv", "mlp")
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 
 KIND, DATA = "train", "mnist"
 
@@ -39,6 +43,13 @@ class Config:
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
 
+    def __post_init__(self):
+        from probnn.inference.elbos import ELBO_NAMES
+        check(self, latent_dim=POSITIVE_INT, architecture=choice(*ARCHITECTURES),
+              likelihood=choice(*LIKELIHOODS), epochs=POSITIVE_INT, batch_size=POSITIVE_INT,
+              lr=POSITIVE_FLOAT, elbo=choice(*ELBO_NAMES), num_particles=POSITIVE_INT,
+              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(), seed=SEED)
+
     def name(self) -> str:
         """The model's file-name stem (``vae-d4``, ``vae-mlp-d20``, ``cvae-d4``, ...)."""
         return vae_stem(self.latent_dim, self.likelihood, self.architecture, self.binarize,
@@ -47,6 +58,7 @@ class Config:
 
 def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False,
         progress: bool = False, device: str | torch.device = "cpu") -> VAEFit:
+    check_data(config, inputs)
     (x, y, _), _ = inputs.mnist(config.holdout_split)
     return train_vae(config.latent_dim, x=x, y=y, conditional=config.conditional,
                      epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
@@ -55,6 +67,12 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
                      binarize=config.binarize, checkpoint=checkpoint, resume=resume,
                      progress=progress, train_images=config.train_images,
                      holdout_split=config.holdout_split, device=device)
+
+
+def check_data(config: Config, inputs: Inputs) -> None:
+    """The settings that depend on the data (``train_images``): :class:`ConfigError` before
+    any training when they do not fit it."""
+    inputs.check_sizes(config.holdout_split, train={"train_images": config.train_images})
 
 
 def load(config: Config, inputs: Inputs, checkpoint) -> VAEFit:

@@ -1,0 +1,146 @@
+"""The allowed values of the tasks' settings, each rule written once.
+
+A :class:`Rule` checks one value and says what is allowed. The task configs call
+:func:`check` in ``__post_init__`` (so a notebook's ``regression.Config(epochs=0)`` fails at
+once with :class:`ConfigError`), and the ``probnn`` command line uses the same rules as
+argparse types (:meth:`Rule.arg`), so a bad option is refused before any work starts with
+the same words::
+
+    regression.Config(epochs=0)   # ConfigError: epochs must be an integer >= 1, got 0
+    probnn regression --epochs 0
+    # probnn regression: error: argument --epochs: must be an integer >= 1, got 0
+
+Settings that depend on the data (``train_images`` at most the training images, and so on)
+are checked by :func:`check_size` (through ``Inputs.check_sizes``) when a task has loaded
+its data, before any training.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import operator
+from typing import Any, Callable, Iterable
+
+MAX_SEED = 2**32 - 1
+"""Seeds are 0 .. 2**32 - 1 (what numpy's and so Pyro's ``set_rng_seed`` accept)."""
+
+
+class ConfigError(ValueError):
+    """A setting outside its allowed range (the message names the setting, its value and the
+    allowed range). The ``probnn`` command prints it as one line and exits with status 2."""
+
+
+class Rule:
+    """One allowed range: ``rule(value)`` returns the value (parsed, when a string from the
+    command line) or raises :class:`ValueError` with ``must be <what>, got <value>``."""
+
+    def __init__(self, what: str, parse: Callable[[Any], Any], ok: Callable[[Any], bool]):
+        self.what, self._parse, self._ok = what, parse, ok
+
+    def __call__(self, value, *, shown: str | None = None):
+        try:
+            v = self._parse(value)
+            ok = self._ok(v)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError(f"must be {self.what}, got {repr(value) if shown is None else shown}")
+        return v
+
+    def arg(self) -> Callable[[str], Any]:
+        """This rule as an argparse ``type=``: a bad value is argparse's one-line usage error
+        (exit status 2), ``argument --epochs: must be an integer >= 1, got 0``."""
+        def parse(text: str):
+            try:
+                return self(text, shown=text)
+            except ValueError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+        parse.__name__ = self.what  # argparse names the type in some messages
+        return parse
+
+    def optional(self) -> "Rule":
+        """The same rule that also allows None (a setting's "default" or "all")."""
+        return Rule(f"{self.what} (or None)", lambda v: v if v is None else self._parse(v),
+                    lambda v: v is None or self._ok(v))
+
+
+def _int(value) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a count")
+    return int(value, 10) if isinstance(value, str) else operator.index(value)
+
+
+def _float(value) -> float:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number")
+    return float(value)
+
+
+def int_at_least(low: int) -> Rule:
+    return Rule(f"an integer >= {low}", _int, lambda v: v >= low)
+
+
+POSITIVE_INT = int_at_least(1)
+NONNEG_INT = int_at_least(0)
+AT_LEAST_TWO = int_at_least(2)
+SEED = Rule(f"an integer from 0 to {MAX_SEED} (2**32 - 1)", _int, lambda v: 0 <= v <= MAX_SEED)
+POSITIVE_FLOAT = Rule("a finite number > 0", _float, lambda v: math.isfinite(v) and v > 0)
+NONNEG_FLOAT = Rule("a finite number >= 0", _float, lambda v: math.isfinite(v) and v >= 0)
+UNIT_INTERVAL = Rule("a number from 0 to 1", _float, lambda v: 0.0 <= v <= 1.0)
+FRACTION = Rule("a number strictly between 0 and 1", _float, lambda v: 0.0 < v < 1.0)
+
+
+def _objective(value) -> str:
+    from probnn.inference.estimator_study import parse_objective
+    if not isinstance(value, str):
+        raise TypeError("an objective is a name")
+    parse_objective(value)
+    return value
+
+
+OBJECTIVE = Rule("an objective: trace, meanfield, stl, iwae or dreg-iwae, each with -K for K >= 1 "
+                 "particles (e.g. iwae-5, dreg-iwae-50)", _objective, lambda v: True)
+
+
+def choice(*options: str) -> Rule:
+    return Rule("one of " + ", ".join(options), lambda v: v, lambda v: v in options)
+
+
+def check(config, **rules: Rule) -> None:
+    """Check the config's fields named in ``rules``; raise :class:`ConfigError` naming the
+    first field that breaks its rule, with its value and the allowed range."""
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        try:
+            rule(value)
+        except ValueError as e:
+            raise ConfigError(f"{name} {e}") from None
+
+
+def check_each(config, name: str, rule: Rule, *, empty: bool = False) -> None:
+    """Check every item of the sequence field ``name`` (which may be empty only with
+    ``empty``)."""
+    values = getattr(config, name)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ConfigError(f"{name} must be a sequence, got {values!r}")
+    values = tuple(values)
+    if not values and not empty:
+        raise ConfigError(f"{name} must not be empty")
+    for v in values:
+        try:
+            rule(v)
+        except ValueError as e:
+            raise ConfigError(f"{name}: every item {e}") from None
+
+
+def require(condition: bool, message: str) -> None:
+    """A rule between fields: raise :class:`ConfigError` with ``message`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def check_size(name: str, value: int | None, available: int, what: str) -> None:
+    """A size that must not exceed the data: ``value`` (None: all) at most ``available``
+    ``what`` (e.g. ``"training images"``)."""
+    if value is not None and value > available:
+        raise ConfigError(f"{name} = {value} is more than the {available} {what}")
