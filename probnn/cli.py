@@ -197,7 +197,6 @@ def cmd_bayes_regression(args) -> int:
 
 # ----------------------------------------------------------------------------- vae
 def cmd_vae_train(args) -> int:
-    from probnn.inference.train import TrainingInterrupted
     from probnn.tasks import vae_training
 
     config = vae_training.Config(
@@ -213,6 +212,37 @@ def cmd_vae_train(args) -> int:
     _check_overwrite(args, [ckpt])
     inputs = _inputs(args)
     vae_training.check_data(config, inputs)  # the data and the sizes that depend on it
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(ckpt):
+        _check_overwrite(args, [ckpt])  # again, now that no other run can be writing it
+        return _train_vae(args, config, inputs, device, ckpt, history)
+
+
+def _exclusive(ckpt: Path):
+    """Hold ``ckpt``'s lock (the report cache's, :class:`~probnn.jobs.ArtifactLock`) while a
+    command trains into it: a second command training the same checkpoint is refused."""
+    from contextlib import contextmanager
+
+    from probnn.jobs import ArtifactLock
+
+    @contextmanager
+    def held():
+        lock = ArtifactLock(ckpt)
+        if not lock.acquire():
+            raise UsageError(f"another probnn run is training {ckpt}; wait for it to finish, "
+                             "or use another --out")
+        try:
+            yield
+        finally:
+            lock.release()
+    return held()
+
+
+def _train_vae(args, config, inputs, device, ckpt: Path, history: Path) -> int:
+    from probnn.inference.train import TrainingInterrupted
+    from probnn.tasks import vae_training
+
+    stem = config.name()
     target = _aside(ckpt) if args.force and ckpt.exists() else ckpt
     try:
         result = vae_training.run(config, inputs, checkpoint=target, resume=args.resume,
@@ -615,6 +645,30 @@ def _vae_model_options(p) -> None:
     p.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
 
 
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``) and SIGHUP (a closed terminal) stop a command as Ctrl-C does: a
+    training saves its checkpoint (:func:`probnn.inference.train.fit` handles SIGTERM itself
+    while it trains), the report's workers stop and save, and the command exits 130 with
+    one line instead of dying without a word."""
+    import signal
+    import threading
+    from contextlib import contextmanager
+
+    @contextmanager
+    def handled():
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
+        old = {s: signal.signal(s, signal.default_int_handler) for s in sigs}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+    return handled()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status: 0 done, 2 bad input (argparse's usage errors
     exit 2 themselves), 1 an internal error, 130 interrupted. Every error is one line on
@@ -623,12 +677,15 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     from probnn.datasets import DataFormatError, DataNotFoundError
     from probnn.inference.checkpoint import CheckpointError
+    from probnn.runner import JobBusy
     try:
-        return args.func(args)
+        with _terminate_as_interrupt():
+            return args.func(args)
     except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
-    except (DataNotFoundError, DataFormatError, CheckpointError, ConfigError, UsageError) as e:
+    except (DataNotFoundError, DataFormatError, CheckpointError, ConfigError, UsageError,
+            JobBusy) as e:
         if debug:
             raise
         print(f"probnn: {e}", file=sys.stderr)
@@ -637,6 +694,12 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"probnn: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a folder that became unwritable: the OS's words
+        if debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"probnn: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except Exception as e:  # a safety net: bad input is caught above, with its own message
         if debug:

@@ -49,7 +49,7 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
     """Fit the model (resuming ``checkpoint`` with ``resume``), on one torch thread: with 31
     points a second thread only adds synchronisation."""
     x, y = inputs.xkcd()
-    with one_thread(), _scale_hint(x, y):
+    with one_thread(), _scale_hint(x, y, config.model):
         return fit_regression(config.model, x, y, epochs=config.epochs, seed=config.seed,
                               lr=config.lr, checkpoint=checkpoint,
                               checkpoint_every=config.checkpoint_every, resume=resume,
@@ -58,7 +58,7 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
 
 
 @contextmanager
-def _scale_hint(x, y):
+def _scale_hint(x, y, model: str):
     """A diverged fit of data far from the coursework's scale says so: the maximum-likelihood
     models take x and y as they are (the xkcd data: |x| < 10, |y| < 20)."""
     try:
@@ -67,7 +67,8 @@ def _scale_hint(x, y):
         big = max(float(x.abs().max()), float(y.abs().max()))
         hint = (f"; the data reach |value| = {big:.3g} and these models take x and y unscaled: "
                 "rescale them to within about +-100 (or lower --lr)" if big > 100 else
-                "; try a lower --lr or a sigma floor (--sigma-floor)")
+                "; try a lower --lr" + (" or a sigma floor (--sigma-floor)"
+                                        if model == "heteroscedastic" else ""))
         raise FloatingPointError(f"{e}{hint}") from e
 
 

@@ -168,3 +168,19 @@ def test_a_stopped_run_stops_its_workers_and_they_save(data_dir, tmp_path, how):
     for p in ckpts:
         extra = read_checkpoint(p)["extra"]
         assert extra["batch"] == 1 and 0 < extra["epoch"] < 200000, (p, extra["epoch"], extra["batch"])
+
+
+# ----------------------------------------------------------------------------- diverging data
+def test_data_far_from_the_models_scale_is_one_clear_line(data_dir, tmp_path, capsys):
+    """x in the thousands: the heteroscedastic maximum-likelihood model's scale underflows at
+    the first step (a Pyro traceback before); now one line with the data's scale and a remedy."""
+    import pandas as pd
+    d = tmp_path / "data"
+    d.mkdir()
+    xkcd = pd.read_csv(data_dir / "xkcd.csv")
+    xkcd.assign(x=xkcd["x"] * 1000).to_csv(d / "xkcd.csv", index=False)
+    code = run("regression", "--model", "heteroscedastic", "--epochs", 50, "--data-dir", d,
+               "--out", tmp_path / "o", "--quiet")
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "rescale" in err and "epoch 1" in err
