@@ -58,7 +58,9 @@ def not_found_message(what: str, relpath: str, searched: list[Path], url: str,
     where = ", ".join(str(d / relpath) for d in searched)
     msg = f"{what} not found. Looked for {where}."
     if download_error is not None:
-        msg += f" Download from {url} failed ({type(download_error).__name__}: {download_error})."
+        why = " ".join(str(download_error).split())  # torchvision's messages span lines
+        why = why if len(why) <= 300 else why[:297] + "..."
+        msg += f" Download from {url} failed ({type(download_error).__name__}: {why})."
     else:
         msg += " Downloading was not allowed (download=False)."
     msg += (f" Provide it by passing --data-dir DIR (or data_dir=DIR) or setting {ENV_VAR}=DIR,"

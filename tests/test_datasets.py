@@ -402,6 +402,22 @@ def test_missing_mnist_without_download(tmp_path, monkeypatch, isolated_cache):
     assert not any(isolated_cache.rglob("*"))
 
 
+def test_a_failed_download_is_reported_on_one_line(tmp_path, monkeypatch, isolated_cache):
+    """torchvision's download errors span lines (one per mirror tried); the message is one."""
+    import torchvision.datasets
+
+    class Offline:
+        def __init__(self, *a, download=False, **k):
+            if download:
+                raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n"
+                                   "Tried https://a/, got:\n<urlopen error no network>\n")
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Offline)
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist(tmp_path / "none", download=True)
+    assert "\n" not in str(info.value) and "no network" in str(info.value)
+
+
 @pytest.mark.parametrize("keep", [
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),   # only the test split
     tuple(f + ".gz" for f in MNIST_FILES),                    # only compressed files

@@ -273,9 +273,9 @@ def test_a_crafted_cached_result_is_refused_without_running_it(crafted):
     assert not crafted.marker.exists()
 
 
-def test_cli_refuses_a_crafted_checkpoint_with_one_line(crafted, tmp_path, capsys):
+def test_cli_refuses_a_crafted_checkpoint_with_one_line(crafted, data_dir, tmp_path, capsys):
     path = crafted("crafted.ckpt")
-    code = main(["vae", "figures", "--checkpoint", str(path), "--data-dir", str(tmp_path),
+    code = main(["vae", "figures", "--checkpoint", str(path), "--data-dir", str(data_dir),
                  "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
