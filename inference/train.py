@@ -179,23 +179,34 @@ class TracedLoss:
             return traced(*args)
 
 
+@contextmanager
+def handling(signals, handler):
+    """Run the block with ``handler`` for each of ``signals``, then put the old handlers back.
+    Signal handlers can only be set in the main thread: elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 class _SigintFlag:
     """Turns Ctrl-C (SIGINT) and SIGTERM into a flag checked between optimisation steps, so a
     step is never cut in half and a checkpoint is saved. A second signal a second or more
     after the first aborts at once; one sooner is the same request arriving twice (e.g. sent to
     the process group and forwarded by a parent)."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self):
         self.hit = False
         self._first = 0.0
-        self._old: dict = {}
+        self._handling = handling((signal.SIGINT, signal.SIGTERM), self._handle)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
+        self._handling.__enter__()
         return self
 
     def _handle(self, signum, frame):
@@ -205,8 +216,7 @@ class _SigintFlag:
             self.hit, self._first = True, time.monotonic()
 
     def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        return self._handling.__exit__(*exc)
 
 
 TRAIN_KEYS = ("elbo", "num_particles", "lr", "batch_size", "record")

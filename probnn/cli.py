@@ -651,22 +651,10 @@ def _terminate_as_interrupt():
     while it trains), the report's workers stop and save, and the command exits 130 with
     one line instead of dying without a word."""
     import signal
-    import threading
-    from contextlib import contextmanager
 
-    @contextmanager
-    def handled():
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
-        old = {s: signal.signal(s, signal.default_int_handler) for s in sigs}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-    return handled()
+    from probnn.inference.train import handling
+    return handling([getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)],
+                    signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,12 @@ import os
 import signal
 import sys
 import time
-import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import torch
+
+from probnn.inference.train import handling
 
 from .jobs import ArtifactLock, Job, artifact_state, execute, set_aside
 
@@ -169,12 +170,11 @@ class _Stop:
     SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
     def __init__(self, pool: bool):
-        self.pool, self.hit, self._old = pool, 0, {}
+        self.pool, self.hit = pool, 0
+        self._handling = handling(self.SIGNALS, self._handle)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
+        self._handling.__enter__()
         return self
 
     def _handle(self, signum, frame):
@@ -194,8 +194,7 @@ class _Stop:
                 pass
 
     def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        return self._handling.__exit__(*exc)
 
 
 _busy = False      # in a worker process: whether a job is running

@@ -201,3 +201,27 @@ def test_regression_resume_with_the_default_jit_is_exact(data_dir, tmp_path):
     b = pd.read_csv(tmp_path / "b" / "history_heteroscedastic.csv")
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"),
                                   check_exact=True)
+
+
+def test_sigterm_to_a_one_process_command_saves_and_says_so(data_dir, tmp_path):
+    """One model: the fit runs in the command's own process; ``kill`` (SIGTERM) saves it
+    mid-epoch like Ctrl-C and the command exits 130 with one line (it died silently)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from probnn.inference.checkpoint import read_checkpoint
+    out = tmp_path / "reg"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probnn.cli", "regression", "--model", "homoscedastic", "--epochs",
+         "200000", "--checkpoint-every", "500", "--data-dir", str(data_dir), "--out", str(out),
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "homoscedastic.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err, err[-2000:]
+    assert read_checkpoint(out / "homoscedastic.ckpt")["extra"]["batch"] == 1
