@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from probnn.datasets.coursework import COURSEWORK_SEED
@@ -90,7 +91,7 @@ def _aside(ckpt: Path) -> Path:
 
 
 def _discard(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".tmp"), path.with_name(path.name + ".json")):
+    for p in (path, path.with_name(path.name + ".json")):
         p.unlink(missing_ok=True)
 
 
@@ -218,24 +219,19 @@ def cmd_vae_train(args) -> int:
         return _train_vae(args, config, inputs, device, ckpt, history)
 
 
+@contextmanager
 def _exclusive(ckpt: Path):
     """Hold ``ckpt``'s lock (the report cache's, :class:`~probnn.jobs.ArtifactLock`) while a
     command trains into it: a second command training the same checkpoint is refused."""
-    from contextlib import contextmanager
-
     from probnn.jobs import ArtifactLock
-
-    @contextmanager
-    def held():
-        lock = ArtifactLock(ckpt)
-        if not lock.acquire():
-            raise UsageError(f"another probnn run is training {ckpt}; wait for it to finish, "
-                             "or use another --out")
-        try:
-            yield
-        finally:
-            lock.release()
-    return held()
+    lock = ArtifactLock(ckpt)
+    if not lock.acquire():
+        raise UsageError(f"another probnn run is training {ckpt}; wait for it to finish, "
+                         "or use another --out")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _train_vae(args, config, inputs, device, ckpt: Path, history: Path) -> int:

@@ -225,3 +225,19 @@ def test_sigterm_to_a_one_process_command_saves_and_says_so(data_dir, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err, err[-2000:]
     assert read_checkpoint(out / "homoscedastic.ckpt")["extra"]["batch"] == 1
+
+
+def test_a_second_training_of_the_same_checkpoint_is_refused(data_dir, tmp_path, capsys):
+    from probnn.jobs import ArtifactLock
+    out = tmp_path / "vae"
+    out.mkdir()
+    held = ArtifactLock(out / "vae-mlp-d2.ckpt")  # what a run training it holds
+    assert held.acquire()
+    try:
+        code = run(*VAE, "--epochs", 1, "--train-images", 100, "--data-dir", data_dir, "--out", out)
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert code == 2 and "another probnn run is training" in err and "Traceback" not in err
+    assert not (out / "vae-mlp-d2.ckpt").exists()
+    assert run(*VAE, "--epochs", 1, "--train-images", 100, "--data-dir", data_dir, "--out", out) == 0
