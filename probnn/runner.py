@@ -199,18 +199,25 @@ class _Stop:
 
 _busy = False      # in a worker process: whether a job is running
 _stopping = False  # in a worker process: a stop request arrived while it was idle
+_parent = 0        # in a worker process: the pid of the run that started it
+
+
+def _orphaned() -> bool:
+    return os.getppid() != _parent
 
 
 def _worker_signal(signum, frame):
     global _stopping
     if _busy:  # as Ctrl-C: a training saves its checkpoint, any other job stops
         raise KeyboardInterrupt
-    if signum == signal.SIGTERM and os.getppid() == 1:  # idle and orphaned: go quietly
+    if signum == signal.SIGTERM and _orphaned():  # idle and orphaned: go quietly
         os._exit(0)
     _stopping = True  # idle (or still starting): the job it is about to get must not start
 
 
 def _worker_init(threads: int) -> None:
+    global _parent
+    _parent = os.getppid()
     torch.set_num_threads(threads)
     os.setpgrp()  # out of the terminal's process group: the parent forwards Ctrl-C once
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -233,6 +240,11 @@ def _in_worker(job: Job, parents: list[Path], data_dir):
         return execute(job, parents, data_dir)
     finally:
         _busy = False
+        if _orphaned():
+            # the run was killed (the kernel's SIGTERM stopped this job, which saved): nobody
+            # reads a result, and the pool's pipes, held open by the other workers, would
+            # keep this process waiting for work forever
+            os._exit(0)
 
 
 def _submit(pool, *args) -> Future:
