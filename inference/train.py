@@ -195,15 +195,17 @@ def handling(signals, handler):
 
 
 class _SigintFlag:
-    """Turns Ctrl-C (SIGINT) and SIGTERM into a flag checked between optimisation steps, so a
+    """Turns Ctrl-C (SIGINT), SIGTERM and SIGHUP into a flag checked between optimisation steps, so a
     step is never cut in half and a checkpoint is saved. A second signal a second or more
     after the first aborts at once; one sooner is the same request arriving twice (e.g. sent to
     the process group and forwarded by a parent)."""
 
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
     def __init__(self):
         self.hit = False
         self._first = 0.0
-        self._handling = handling((signal.SIGINT, signal.SIGTERM), self._handle)
+        self._handling = handling(self.SIGNALS, self._handle)
 
     def __enter__(self):
         self._handling.__enter__()

@@ -6,16 +6,36 @@ the same task and builder the report's job for that question calls. See README.m
 """
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
-from probnn.datasets.coursework import COURSEWORK_SEED
-from probnn.tasks.validation import (AT_LEAST_TWO, FRACTION, NONNEG_FLOAT, NONNEG_INT, OBJECTIVE,
-                                     POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
-                                     ConfigError)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, n))
+# Run as the program (not imported by a notebook or the tests): a stop signal during the
+# seconds of imports before a command starts (torch, pyro) ends it quietly, as it would a
+# shell command, instead of a KeyboardInterrupt traceback from inside some import (SIGINT)
+# or a silent death (SIGTERM, SIGHUP); main() takes over once the command runs.
+AS_PROGRAM = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "probnn"
+
+
+def _stopped_early(signum, frame):
+    os.write(2, b"\nprobnn: interrupted\n")
+    os._exit(130)
+
+
+if AS_PROGRAM:
+    for _sig in STOP_SIGNALS:
+        signal.signal(_sig, _stopped_early)
+
+import argparse  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
+from probnn.tasks.validation import (AT_LEAST_TWO, FRACTION, NONNEG_FLOAT,  # noqa: E402
+                                     NONNEG_INT, OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SEED,
+                                     UNIT_INTERVAL, ConfigError)
 
 # argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
 # argparse's one-line usage error (exit status 2) before any work starts
@@ -641,16 +661,13 @@ def _vae_model_options(p) -> None:
     p.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
 
 
-def _terminate_as_interrupt():
-    """SIGTERM (``kill``) and SIGHUP (a closed terminal) stop a command as Ctrl-C does: a
-    training saves its checkpoint (:func:`probnn.inference.train.fit` handles SIGTERM itself
-    while it trains), the report's workers stop and save, and the command exits 130 with
-    one line instead of dying without a word."""
-    import signal
-
+def _stop_as_interrupt():
+    """While a command runs, SIGINT (Ctrl-C), SIGTERM (``kill``) and SIGHUP (a closed terminal)
+    all stop it as Ctrl-C does: a training saves its checkpoint (:func:`probnn.inference.train.fit`
+    handles them itself while it trains), the report's workers stop and save, and the command
+    exits 130 with one line instead of dying without a word."""
     from probnn.inference.train import handling
-    return handling([getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)],
-                    signal.default_int_handler)
+    return handling(STOP_SIGNALS, signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -663,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     from probnn.inference.checkpoint import CheckpointError
     from probnn.runner import JobBusy
     try:
-        with _terminate_as_interrupt():
+        with _stop_as_interrupt():
             return args.func(args)
     except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
@@ -692,6 +709,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probnn: internal error: {type(e).__name__}: {first} "
               "(run with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if AS_PROGRAM:  # done: a signal during the interpreter's shutdown changes nothing
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -241,3 +241,23 @@ def test_a_second_training_of_the_same_checkpoint_is_refused(data_dir, tmp_path,
     assert code == 2 and "another probnn run is training" in err and "Traceback" not in err
     assert not (out / "vae-mlp-d2.ckpt").exists()
     assert run(*VAE, "--epochs", 1, "--train-images", 100, "--data-dir", data_dir, "--out", out) == 0
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_starts_is_one_line(data_dir, tmp_path, sig):
+    """Stopped during the imports, before any work: exit 130 and one line (SIGINT gave a
+    KeyboardInterrupt traceback from inside torch's imports, SIGTERM a silent death)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probnn.cli", "vae", "train", "--architecture", "mlp",
+         "--latent-dim", "2", "--epochs", "1", "--train-images", "100", "--data-dir",
+         str(data_dir), "--out", str(tmp_path / "o"), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines() == ["probnn: interrupted"] or "saved to" in err
