@@ -530,6 +530,8 @@ def history_figure(histories: Mapping[str, pd.DataFrame]) -> Figure:
     fig, axes = new_figure(size=(6.5, 4.5))
     ax = axes[0, 0]
     for name, h in histories.items():
+        if h.empty:  # stopped in its first epoch: nothing to draw
+            continue
         ax.plot(h["epoch"], h["elbo"], marker="o", label=f"{name} (final {h['elbo'].iloc[-1]:.2f})")
     ax.set(xlabel="epoch", ylabel="training ELBO (nats per image)", title="Training ELBO")
     ax.grid(alpha=0.3)

@@ -312,6 +312,8 @@ def load_checkpoint(path, model, guide, optimizer=None) -> dict[str, Any]:
     """
     state = read_checkpoint(path)
     check_compatible(state, path, model, guide)
+    for role, module in (("model", model), ("guide", guide)):
+        _check_weights(state[f"{role}_state"], module.state_dict(), path, role)
     try:
         model.load_state_dict(state["model_state"])
         guide.load_state_dict(state["guide_state"])
@@ -326,6 +328,22 @@ def load_checkpoint(path, model, guide, optimizer=None) -> dict[str, Any]:
             raise CheckpointError(f"{path}: its optimizer_state does not fit this optimiser "
                                   f"({type(e).__name__}: {_one_line(e)})") from e
     return state["extra"]
+
+
+def _check_weights(saved: dict, own: dict, path, role: str) -> None:
+    """Weights a model can compute with: a floating tensor where the module has one, and no NaN
+    or infinity (which a finished training never saves: it stops on a non-finite loss), so a
+    damaged or altered file is refused instead of giving NaN figures or a torch error."""
+    for name, t in saved.items():
+        mine = own.get(name)
+        if not isinstance(t, torch.Tensor) or mine is None or not mine.is_floating_point():
+            continue  # unknown names and shapes: load_state_dict names them
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: {role} weight {name} is {t.dtype}, not floating "
+                                  "point: the file was not written by probnn")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: {role} weight {name} holds NaN or infinite values: "
+                                  "the training diverged or the file was altered")
 
 
 def _one_line(e: BaseException) -> str:

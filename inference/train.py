@@ -223,7 +223,12 @@ class _SigintFlag:
 
 TRAIN_KEYS = ("elbo", "num_particles", "lr", "batch_size", "record")
 
-HISTORY = list_of(dict_of(lambda v, where: [], expected="a dict (one epoch's row)"),
+FINITE = of_type(int, float, np.floating, np.integer, expected="a finite number",
+                 when=lambda v: math.isfinite(v))
+HISTORY = list_of(record({"epoch": of_type(int, np.integer, expected="an epoch number >= 1",
+                                           when=lambda n: n >= 1),
+                          "loss": FINITE, "elbo": FINITE, "seconds": FINITE},
+                         expected="a dict (one epoch's row: epoch, loss, elbo, seconds, ...)"),
                   expected="a list of rows")
 TRAINING_STATE = record({
     "epoch": COUNT, "batch": COUNT,
@@ -244,6 +249,9 @@ def training_state(extra, path) -> dict:
     """``extra`` of the checkpoint at ``path`` if it holds every field of
     :data:`TRAINING_STATE`; otherwise a :class:`CheckpointError` naming what is wrong."""
     require(extra, TRAINING_STATE, path, "extra")
+    if len(extra["history"]) != extra["epoch"]:
+        raise CheckpointError(f"{path}: its history has {len(extra['history'])} rows but it "
+                              f"says {extra['epoch']} epochs are done")
     if extra["batch"] > 0 and extra["epoch_rng"] is None:
         raise CheckpointError(f"{path}: field extra.epoch_rng is None, but a checkpoint taken "
                               f"after batch {extra['batch']} of an epoch needs the RNG state "

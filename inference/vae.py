@@ -147,7 +147,9 @@ def history_from_checkpoint(path) -> pd.DataFrame:
     extra = read_checkpoint(path)["extra"]
     if "history" in extra:
         require(extra["history"], HISTORY, path, "extra.history")
-    return pd.DataFrame(extra.get("history", []))
+    rows = extra.get("history", [])
+    # no epoch finished yet (interrupted in the first): the columns all the same
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["epoch", "loss", "elbo", "seconds"])
 
 
 

@@ -261,3 +261,66 @@ def test_a_signal_while_the_command_starts_is_one_line(data_dir, tmp_path, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert err.strip().splitlines() == ["probnn: interrupted"] or "saved to" in err
+
+
+# ----------------------------------------------------------------------------- altered checkpoints
+@pytest.fixture
+def tiny_vae(data_dir, tmp_path):
+    out = tmp_path / "vae"
+    assert run(*VAE, "--epochs", 1, "--train-images", 100, "--data-dir", data_dir, "--out", out) == 0
+    return out / "vae-mlp-d2.ckpt"
+
+
+def _altered(ckpt, change):
+    from probnn.inference import serialization
+    from probnn.inference.checkpoint import read_checkpoint
+    state = read_checkpoint(ckpt)
+    change(state)
+    path = ckpt.with_name("altered.ckpt")
+    serialization.save(state, path)
+    return path
+
+
+def _nan_weight(state):
+    name = next(iter(state["model_state"]))
+    state["model_state"][name] = state["model_state"][name] * float("nan")
+
+
+def _int_weight(state):
+    name = next(iter(state["guide_state"]))
+    state["guide_state"][name] = state["guide_state"][name].long()
+
+
+@pytest.mark.parametrize("change, named", [
+    (_nan_weight, "holds NaN or infinite values"),
+    (_int_weight, "not floating point"),
+    (lambda s: s["extra"]["history"][0].pop("epoch"), "missing field(s) extra.history[0].epoch"),
+    (lambda s: s["extra"]["history"][0].update(loss=float("inf")), "a finite number"),
+    (lambda s: s["extra"].update(history=[]), "history has 0 rows but it says 1 epochs are done"),
+], ids=["nan-weight", "int-weight", "row-without-epoch", "inf-loss", "history-short"])
+@pytest.mark.parametrize("command", ["figures", "compare", "resume"])
+def test_an_altered_checkpoint_is_refused_in_one_line(tiny_vae, data_dir, tmp_path, capsys,
+                                                     change, named, command):
+    """NaN or integer weights gave NaN figures or a torch error deep inside; a history row
+    without its epoch a KeyError; a history that does not match the epoch count was resumed.
+    Figures and compare read no training position: a short history is only drawn shorter."""
+    path = _altered(tiny_vae, change)
+    if command == "resume":
+        path.replace(tiny_vae)
+        path = tiny_vae
+        argv = [*VAE, "--epochs", 2, "--train-images", 100, "--resume", "--out", tiny_vae.parent]
+    elif command == "figures":
+        argv = ["vae", "figures", "--checkpoint", path, "--rank-subset", 20, "--rank-k", 2,
+                "--out", tmp_path / "f", "--quiet"]
+    else:
+        argv = ["vae", "compare", "--checkpoints", path, "--holdout-images", 10, "--k", 2,
+                "--large-k", 0, "--train-images", 10, "--out", tmp_path / "c", "--quiet"]
+    before = path.read_bytes()
+    capsys.readouterr()
+    code = run(*argv, "--data-dir", data_dir)
+    err = capsys.readouterr().err
+    if command != "resume" and "0 rows" in named:
+        assert code == 0, err
+    else:
+        assert code == 2 and named in err and "Traceback" not in err, err
+    assert path.read_bytes() == before  # nothing written over it
