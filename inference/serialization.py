@@ -49,7 +49,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
+import shutil
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -557,6 +559,16 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> P
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         os.replace(tmp, path)
+    except RuntimeError as e:
+        # torch's writer reports a full disk as "[enforce fail at inline_container.cc] ...
+        # unexpected pos": say what the OS would
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        full = shutil.disk_usage(path.parent).free < 64 * 2**20
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "no space left on the device" if full else
+                      f"could not write the file ({' '.join(str(e).split())[:120]})",
+                      str(path)) from e
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -324,3 +324,21 @@ def test_an_altered_checkpoint_is_refused_in_one_line(tiny_vae, data_dir, tmp_pa
     else:
         assert code == 2 and named in err and "Traceback" not in err, err
     assert path.read_bytes() == before  # nothing written over it
+
+
+def test_a_full_disk_is_the_os_error_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """torch's writer says "[enforce fail at inline_container.cc] unexpected pos" on a full
+    disk (seen on a 2 MB tmpfs): the command printed it as an internal error."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from probnn.inference import serialization
+
+    def full(f):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3803200")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 0))
+    with pytest.raises(OSError) as info:
+        serialization.write_atomically(tmp_path / "a.pt", full)
+    assert info.value.errno == errno.ENOSPC and "no space left" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
