@@ -33,19 +33,28 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
-from probnn.tasks.validation import (AT_LEAST_TWO, FRACTION, NONNEG_FLOAT,  # noqa: E402
+from probnn.tasks.validation import (AT_LEAST_TWO, EPOCHS, FRACTION, NONNEG_FLOAT,  # noqa: E402
                                      NONNEG_INT, OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SEED,
                                      UNIT_INTERVAL, ConfigError)
 
 # argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
 # argparse's one-line usage error (exit status 2) before any work starts
 COUNT, COUNT0, COUNT2 = POSITIVE_INT.arg(), NONNEG_INT.arg(), AT_LEAST_TWO.arg()
+EPOCHS_ARG = EPOCHS.arg()
 RATE = POSITIVE_FLOAT.arg()
 
 
 class UsageError(Exception):
     """Bad input the command finds itself (an --out that is a file, a checkpoint it would
     overwrite, ...): printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a short error: the problem and where the options are listed, not
+    the whole usage block (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _common(p: argparse.ArgumentParser, seed: int = COURSEWORK_SEED) -> None:
@@ -324,24 +333,41 @@ def cmd_vae_compare(args) -> int:
 
 
 def cmd_cvae_figures(args) -> int:
-    import pandas as pd
-
     from probnn.analysis.cvae import cvae_section
     from probnn.tasks import cvae
 
     config = _holdout_config(args, cvae)
     out = _folder(args.out or "out/cvae")
     _read([args.checkpoint])
-    if args.compare and not Path(args.compare).is_file():  # given, so meant: not ignored
-        raise UsageError(f"no comparison table (--compare) at {args.compare}: run 'probnn vae "
-                         "compare' first, or leave --compare out")
+    unconditional = _comparison_rows(args.compare) if args.compare else {}
     r = cvae.run(config, _inputs(args, args.checkpoint), progress=not args.quiet)
-    unconditional = {}
-    if args.compare:
-        unconditional = {n: row.to_dict()
-                         for n, row in pd.read_csv(args.compare, index_col=0).iterrows()}
     return _publish(cvae_section(r.name, r.results, unconditional, r.history),
                     out, f"{r.name}-summary.md")
+
+
+def _comparison_rows(path) -> dict:
+    """The rows (model -> values) of a ``comparison.csv`` written by ``probnn vae compare``,
+    checked before any work: a given table is meant, so it is never silently ignored."""
+    import pandas as pd
+    path = Path(path)
+    what = f"--compare {path}"
+    if not path.is_file():
+        raise UsageError(f"no comparison table (--compare) at {path}: run 'probnn vae compare' "
+                         "first, or leave --compare out")
+    if path.stat().st_size > 2**20:
+        raise UsageError(f"{what} is over 1 MiB: not a comparison table of 'probnn vae compare'")
+    try:
+        df = pd.read_csv(path, index_col=0)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:  # EmptyDataError too
+        raise UsageError(f"{what} cannot be read as a CSV table ({' '.join(str(e).split())[:120]})")
+    iwae = [c for c in df.columns if str(c).startswith("iwae_")]
+    if df.empty or "elbo" not in df.columns or not iwae or len(df) > 100 or len(df.columns) > 100:
+        raise UsageError(f"{what} is not a comparison table of 'probnn vae compare' (one row "
+                         "per model with columns elbo and iwae_K)")
+    bad = [c for c in ["elbo", *iwae] if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise UsageError(f"{what}: column(s) {', '.join(map(str, bad))} hold values that are not numbers")
+    return {str(n): row.to_dict() for n, row in df.iterrows()}
 
 
 def cmd_bounds(args) -> int:
@@ -421,7 +447,7 @@ def cmd_objectives(args) -> int:
 
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probnn", description=__doc__)
+    parser = _Parser(prog="probnn", description=__doc__)
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -429,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("regression", help="fit the xkcd regression models (questions a-b)")
     _common(p)
     p.add_argument("--model", choices=["homoscedastic", "heteroscedastic", "both"], default="both")
-    p.add_argument("--epochs", type=COUNT, default=50_000)
+    p.add_argument("--epochs", type=EPOCHS_ARG, default=50_000)
     p.add_argument("--lr", type=RATE, default=1e-3)
     p.add_argument("--checkpoint-every", type=COUNT, default=5000)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
@@ -447,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bayes-regression",
                        help="Bayesian versions of the regression models, compared by PSIS-LOO")
     _common(p)
-    p.add_argument("--epochs", type=COUNT, default=None, help="SVI steps per model (default: preset)")
+    p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="SVI steps per model (default: preset)")
     p.add_argument("--draws", type=COUNT2, default=None,
                    help="posterior draws for PSIS-LOO, 2 at least (default: preset)")
     p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
@@ -577,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip training a VAE per objective")
     p.add_argument("--train-images", type=COUNT, default=None,
                    help="first N training images to train on (issue: all 60,000; full 800)")
-    p.add_argument("--epochs", type=COUNT, default=None, help="training epochs (issue 5, full 1)")
+    p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="training epochs (issue 5, full 1)")
     p.add_argument("--batch-size", type=COUNT, default=None,
                    help="training batch size (issue 100, full 40)")
     p.add_argument("--eval-k", type=COUNT, default=None,
@@ -604,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     _vae_model_options(p)
     p.add_argument("--train-images", type=COUNT, default=None,
                    help="first N training images to train on (default: all 60,000)")
-    p.add_argument("--epochs", type=COUNT, default=None, help="training epochs (default 1)")
+    p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="training epochs (default 1)")
     p.add_argument("--batch-size", type=COUNT, default=None, help="batch size (default 100)")
     p.add_argument("--eval-k", type=COUNT, default=None, help="IWAE K of the yardstick (default 5000)")
     p.add_argument("--eval-images", type=COUNT, default=None,
@@ -620,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_options(p) -> None:
     _common(p)
     _vae_model_options(p)
-    p.add_argument("--epochs", type=COUNT, default=5)
+    p.add_argument("--epochs", type=EPOCHS_ARG, default=5)
     p.add_argument("--batch-size", type=COUNT, default=100)
     p.add_argument("--lr", type=RATE, default=1e-3)
     p.add_argument("--elbo", choices=["trace", "meanfield", "stl", "iwae", "dreg-iwae"],
@@ -670,6 +696,13 @@ def _stop_as_interrupt():
     return handling(STOP_SIGNALS, signal.default_int_handler)
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    """torch reports a failed allocation as a RuntimeError ("DefaultCPUAllocator: can't
+    allocate memory", "CUDA out of memory"); Python as MemoryError."""
+    text = str(e)
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status: 0 done, 2 bad input (argparse's usage errors
     exit 2 themselves), 1 an internal error, 130 interrupted. Every error is one line on
@@ -705,6 +738,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a safety net: bad input is caught above, with its own message
         if debug:
             raise
+        if _out_of_memory(e):
+            print("probnn: not enough memory for this run (" + " ".join(str(e).split())[:160]
+                  + "): use smaller sizes (e.g. --batch-size, --particles, --k)", file=sys.stderr)
+            return 1
         first = next(iter(str(e).splitlines()), "")
         print(f"probnn: internal error: {type(e).__name__}: {first} "
               "(run with --debug for the traceback)", file=sys.stderr)

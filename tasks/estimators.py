@@ -9,7 +9,7 @@ from probnn.inference import estimator_study as es
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
-from .validation import (AT_LEAST_TWO, FRACTION, NONNEG_INT, OBJECTIVE, POSITIVE_INT, SEED,
+from .validation import (AT_LEAST_TWO, EPOCHS, FRACTION, NONNEG_INT, OBJECTIVE, POSITIVE_INT, SEED,
                          check, check_each)
 
 KIND, DATA = "evaluate", "mnist"
@@ -45,7 +45,7 @@ class Config:
         check(self, holdout_images=POSITIVE_INT.optional(), elbo_mc_k=NONNEG_INT.optional(),
               repeats=AT_LEAST_TWO, snr_samples=AT_LEAST_TWO, snr_images=POSITIVE_INT,
               snr_bootstrap=NONNEG_INT, train_images=POSITIVE_INT.optional(),
-              epochs=POSITIVE_INT, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
+              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
               eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
               holdout_split=FRACTION.optional(), seed=SEED)
         check_each(self, "ks", POSITIVE_INT)

@@ -12,7 +12,7 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
-from .validation import FRACTION, OBJECTIVE, POSITIVE_INT, SEED, check, check_each, choice
+from .validation import EPOCHS, FRACTION, OBJECTIVE, POSITIVE_INT, SEED, check, check_each, choice
 from .vae_training import ARCHITECTURES, LIKELIHOODS
 
 KIND, DATA = "evaluate", "mnist"
@@ -41,7 +41,7 @@ class Config:
     def __post_init__(self):
         check(self, latent_dim=POSITIVE_INT, architecture=choice(*ARCHITECTURES),
               likelihood=choice(*LIKELIHOODS), train_images=POSITIVE_INT.optional(),
-              epochs=POSITIVE_INT, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
+              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
               eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
               holdout_split=FRACTION.optional(), seed=SEED)
         check_each(self, "objectives", OBJECTIVE)

@@ -16,7 +16,7 @@ from probnn.inference.regression import (COURSEWORK_EPOCHS, RegressionFit, fit_r
                                          load_regression)
 
 from .inputs import Inputs
-from .validation import (NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
+from .validation import (EPOCHS, NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
                          check, choice, require)
 
 KIND, DATA = "train", "xkcd"
@@ -37,7 +37,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
     def __post_init__(self):
-        check(self, model=choice("homoscedastic", "heteroscedastic"), epochs=POSITIVE_INT,
+        check(self, model=choice("homoscedastic", "heteroscedastic"), epochs=EPOCHS,
               lr=POSITIVE_FLOAT, checkpoint_every=POSITIVE_INT, sigma_floor=NONNEG_FLOAT,
               beta=UNIT_INTERVAL, seed=SEED)
         require(self.model == "heteroscedastic" or not (self.sigma_floor or self.beta),

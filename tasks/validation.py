@@ -81,6 +81,11 @@ def int_at_least(low: int) -> Rule:
 
 
 POSITIVE_INT = int_at_least(1)
+MAX_EPOCHS = 1_000_000
+EPOCHS = Rule(f"an integer from 1 to {MAX_EPOCHS:,}", _int, lambda v: 1 <= v <= MAX_EPOCHS)
+"""Epochs (or SVI steps): 20 times the coursework's 50,000 at most. The regression records f
+and sigma at every point in every epoch, preallocated: 10**12 epochs failed inside NumPy,
+10**6 at the xkcd data's 31 points hold 250 MB (and take about 40 minutes)."""
 NONNEG_INT = int_at_least(0)
 AT_LEAST_TWO = int_at_least(2)
 SEED = Rule(f"an integer from 0 to {MAX_SEED} (2**32 - 1)", _int, lambda v: 0 <= v <= MAX_SEED)

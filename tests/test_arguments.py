@@ -162,7 +162,7 @@ def test_a_bad_config_names_the_field_and_the_range(cls, kwargs, field):
 def test_the_option_and_the_config_say_the_same():
     with pytest.raises(ConfigError) as e:
         regression.Config(epochs=0)
-    assert str(e.value) == "epochs must be an integer >= 1, got 0"
+    assert str(e.value) == "epochs must be an integer from 1 to 1,000,000, got 0"
 
 
 def test_zero_still_means_skip_where_it_always_did():

@@ -342,3 +342,25 @@ def test_a_full_disk_is_the_os_error_and_leaves_no_temporary_file(tmp_path, monk
         serialization.write_atomically(tmp_path / "a.pt", full)
     assert info.value.errno == errno.ENOSPC and "no space left" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, named", [
+    (b"", "cannot be read as a CSV table"),
+    (b"\xd4\x00\xff garbage", "cannot be read as a CSV table"),
+    (b'model,elbo,iwae_100\n"vae-d4,1,2\n', "cannot be read as a CSV table"),
+    (b"model,a,b\nvae-d4,1,2\n", "is not a comparison table"),
+    (b"model,elbo,iwae_100\n", "is not a comparison table"),
+    (b"model,elbo,iwae_100\nvae-d4,high,-90\n", "hold values that are not numbers"),
+    (b"model," + b",".join(b"iwae_%d" % i for i in range(5000)) + b",elbo\nvae-d4"
+     + b",1" * 5001 + b"\n", "is not a comparison table"),
+], ids=["empty", "binary", "open-quote", "other-columns", "header-only", "text-values", "wide"])
+def test_a_bad_comparison_table_is_refused_before_any_work(tmp_path, capsys, content, named):
+    """``cvae figures --compare``: pandas errors were internal errors, other columns were
+    silently ignored, and a table of 5,000 columns ran for minutes."""
+    table = tmp_path / "comparison.csv"
+    table.write_bytes(content)
+    ckpt = tmp_path / "cvae.ckpt"
+    ckpt.write_bytes(b"checked after the table")
+    code = run("cvae", "figures", "--checkpoint", ckpt, "--compare", table, "--out", tmp_path / "o")
+    err = capsys.readouterr().err
+    assert code == 2 and named in err and err.count("\n") == 1, err
