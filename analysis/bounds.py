@@ -153,7 +153,7 @@ def bounds_answer(results: Sequence) -> str:
         all_off = np.concatenate([f, o])
         all_k = np.concatenate([r.per_image["pareto_k"].to_numpy() for r in results
                                 if "pareto_k" in r.per_image])
-        if len(all_off) > 2 and np.std(all_off) > 0:
+        if len(all_off) > 2 and np.std(all_off) > 0 and np.std(all_k) > 0:  # else undefined
             rho = pd.Series(all_k).corr(pd.Series(all_off), method="spearman")
             text += f". Spearman correlation of k with the shortfall: {rho:+.2f}"
         out.append(text + ".")

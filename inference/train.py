@@ -364,7 +364,10 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                unit="step" if (n_batches or 0) > 1 else "epoch", mininterval=0.5)
     last_post, validated = 0.0, False
     model.train(), guide.train()
-    with _SigintFlag() as sigint:
+    with _SigintFlag() as sigint, warnings.catch_warnings():
+        # a NaN loss stops training with its own error below (where and what to do); Pyro's
+        # warning before it would only repeat it
+        warnings.filterwarnings("ignore", message="Encountered NaN")
         try:
             for epoch in range(start_epoch, epochs):
                 t0 = time.perf_counter()
