@@ -307,6 +307,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     # fused Adam: the same update as Adam's default, in one kernel instead of one per tensor
     opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr, fused=True)
     fast_loss = TracedLoss(eager_loss) if jit else eager_loss
+    if isinstance(loader, TensorBatches):  # given ready-made (train_vae): its size counts
+        batch_size = loader.batch_size
     train_config = dict(zip(TRAIN_KEYS, (elbo_name, num_particles, lr, batch_size, tuple(record))))
     # what determines the data (and the seed, the start): resuming on other data, a subset or
     # another split would silently train on something else, or run out of batches

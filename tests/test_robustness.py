@@ -18,6 +18,9 @@ VAE = ("vae", "train", "--architecture", "mlp", "--latent-dim", 2, "--quiet")
     (("--train-images", 200), "train_images is 300 in the checkpoint but 200 now"),
     (("--train-images", 300, "--holdout-split", 0.1), "holdout_split is None in the checkpoint but 0.1 now"),
     (("--train-images", 300, "--seed", 5), "seed is 309 in the checkpoint but 5 now"),
+    (("--train-images", 300, "--batch-size", 50), "batch_size is 100 in the checkpoint but 50 now"),
+    (("--train-images", 300, "--elbo", "meanfield"), "elbo is 'trace' in the checkpoint but 'meanfield' now"),
+    (("--train-images", 300, "--lr", 0.01), "lr is 0.001 in the checkpoint but 0.01 now"),
 ])
 def test_vae_resume_names_the_data_setting_that_differs(data_dir, tmp_path, capsys, change, named):
     out = tmp_path / "vae"
