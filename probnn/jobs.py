@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,16 +151,36 @@ def artifact_state(job: Job) -> str:
         return "missing"
     if job.kind != "train":
         try:
-            job.result = load_result(job.artifact)
+            result = load_result(job.artifact)
         except Exception:  # whatever is wrong with the file, it is recomputed
             return "unreadable"
+        if not _as_recorded(job):
+            return "foreign"
+        job.result = result
         return "complete"
     try:
         extra = read_checkpoint(job.artifact)["extra"]
     except CheckpointError:
         return "unreadable"
     done = extra.get("epoch") == job.config.epochs and extra.get("batch") == 0
+    if done and not _as_recorded(job):
+        return "foreign"
     return "complete" if done else "partial"
+
+
+def _as_recorded(job: Job) -> bool:
+    """Whether the finished artifact is the very file its job wrote: the digest of its bytes
+    equals the one in the record written beside it. A valid file of another job copied in its
+    place (or a record lost) would otherwise be used silently, under this job's name."""
+    return read_record(job).get("sha256") == _bytes_digest(job.artifact)
+
+
+def _bytes_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def is_complete(job: Job) -> bool:
@@ -203,11 +224,23 @@ def read_record(job: Job) -> dict:
 def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     """Run the job's task and write its artifact (and a record beside it); return the status
     and seconds. Runs in a worker process or in this one."""
+    from probnn.inference.checkpoint import CheckpointError
     t0 = time.perf_counter()
     inputs = Inputs(data_dir, tuple(parents))
     if job.kind == "train":
         resumed = job.resume and job.artifact.is_file()
-        job.module.run(job.config, inputs, checkpoint=job.artifact, resume=job.resume)
+        try:
+            job.module.run(job.config, inputs, checkpoint=job.artifact, resume=job.resume)
+        except CheckpointError as e:
+            if not (resumed and str(job.artifact) in str(e)):
+                raise
+            # its partial checkpoint cannot be continued (another model's, other settings):
+            # kept aside, and the training starts afresh
+            aside = set_aside(job)
+            print(f"  {job.name}: cannot continue {job.artifact.name} ({e}); kept it as "
+                  f"{aside.name} and training from the start", file=sys.stderr)
+            job.module.run(job.config, inputs, checkpoint=job.artifact, resume=False)
+            resumed = False
         status = "resumed" if resumed else "trained"
     else:
         save_result(job.module.run(job.config, inputs), job.artifact)
@@ -217,7 +250,7 @@ def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     record = json.dumps(
         {"job": job.name, "task": job.task, "status": status, "seconds": round(seconds, 1),
          "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
-         "config": job.settings()}, default=str, indent=1)
+         "config": job.settings(), "sha256": _bytes_digest(job.artifact)}, default=str, indent=1)
     serialization.write_atomically(record_path(job), lambda f: f.write(record.encode()))
     return status, seconds
 

@@ -308,10 +308,12 @@ def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bo
             j.status = "cached"
             bar.finish(j)
             return False
-        if state == "unreadable":
+        if state in ("unreadable", "foreign"):
             aside = set_aside(j)
-            bar.note(f"  {j.name}: {j.artifact.name} could not be read; kept it as "
-                     f"{aside.name} and computing it again")
+            why = ("could not be read" if state == "unreadable" else
+                   "is not the file this job wrote (its digest differs from the job's record)")
+            bar.note(f"  {j.name}: {j.artifact.name} {why}; kept it as {aside.name} and "
+                     "computing it again")
         locks[j.name] = lock
         return True
 

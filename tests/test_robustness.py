@@ -367,3 +367,50 @@ def test_a_bad_comparison_table_is_refused_before_any_work(tmp_path, capsys, con
     code = run("cvae", "figures", "--checkpoint", ckpt, "--compare", table, "--out", tmp_path / "o")
     err = capsys.readouterr().err
     assert code == 2 and named in err and err.count("\n") == 1, err
+
+
+def test_another_jobs_valid_file_in_an_artifacts_place_is_not_used(data_dir, tmp_path, capsys):
+    """A finished checkpoint or result copied over another job's (both valid files) was used
+    silently under the wrong name; a foreign partial checkpoint stopped every later run."""
+    from probnn.jobs import Job, load, place
+    from probnn.runner import run_jobs
+    from probnn.tasks import bayes_regression, regression
+
+    def jobs():
+        reg = {n: Job(n, "regression", regression.Config(model=n, epochs=100,
+                                                         checkpoint_every=50), 1)
+               for n in ("homoscedastic", "heteroscedastic")}
+        bay = {f"bayes-{s}": Job(f"bayes-{s}", "bayes_regression", bayes_regression.Config.preset(
+            "quick", epochs=20, draws=10, map_steps=5, seed=s), 1) for s in (1, 2)}
+        js = {**reg, **bay}
+        place(js, tmp_path, data_dir)
+        return js
+    first = jobs()
+    run_jobs(first, data_dir, progress=False)
+    right = {n: load(j, first, data_dir) for n, j in first.items()}
+    a = first
+    a["heteroscedastic"].artifact.write_bytes(a["homoscedastic"].artifact.read_bytes())
+    a["bayes-2"].artifact.write_bytes(a["bayes-1"].artifact.read_bytes())
+    capsys.readouterr()
+    second = jobs()
+    run_jobs(second, data_dir, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("is not the file this job wrote") == 2, err
+    assert second["heteroscedastic"].status == "trained" and second["bayes-2"].status == "evaluated"
+    assert {second[n].status for n in ("homoscedastic", "bayes-1")} == {"cached"}
+    again = {n: load(j, second, data_dir) for n, j in second.items()}
+    assert again["heteroscedastic"].history["loglik"].equals(right["heteroscedastic"].history["loglik"])
+    assert again["bayes-2"].compare.table["elpd_loo"].equals(right["bayes-2"].compare.table["elpd_loo"])
+    # a foreign partial checkpoint: set aside, trained from the start
+    for j in second.values():
+        j.status = "pending"
+    from probnn.datasets import load_xkcd
+    from probnn.inference.regression import fit_regression
+    x, y = load_xkcd(data_dir)
+    het = second["heteroscedastic"]
+    het.artifact.unlink()
+    fit_regression("homoscedastic", x, y, epochs=50, checkpoint=het.artifact, progress=False)
+    capsys.readouterr()
+    run_jobs({"heteroscedastic": het}, data_dir, progress=False)
+    assert "cannot continue" in capsys.readouterr().err and het.status == "trained"
+    assert load(het, second, data_dir).history["loglik"].equals(right["heteroscedastic"].history["loglik"])
