@@ -33,8 +33,10 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
-from probnn.tasks.validation import (AT_LEAST_TWO, EPOCHS, FRACTION, NONNEG_FLOAT,  # noqa: E402
-                                     NONNEG_INT, OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SEED,
+from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, EPOCHS,  # noqa: E402
+                                     FRACTION, LATENT, NONNEG_FLOAT, NONNEG_INT,
+                                     OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
+                                     SAMPLES0, SEED, SEEDS, STEPS, STEPS0,
                                      UNIT_INTERVAL, ConfigError)
 
 # argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
@@ -474,16 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Bayesian versions of the regression models, compared by PSIS-LOO")
     _common(p)
     p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="SVI steps per model (default: preset)")
-    p.add_argument("--draws", type=COUNT2, default=None,
+    p.add_argument("--draws", type=DRAWS.arg(), default=None,
                    help="posterior draws for PSIS-LOO, 2 at least (default: preset)")
     p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
     p.add_argument("--prior-scale", type=RATE, default=1.0,
                    help="prior sd of the biases, and of the weights times sqrt(fan-in)")
     p.add_argument("--lr", type=RATE, default=None, help="SVI learning rate (default 0.01)")
-    p.add_argument("--map-steps", type=COUNT0, default=None,
+    p.add_argument("--map-steps", type=STEPS0.arg(), default=None,
                    help="MAP steps before SVI, whose weights start the guide; 0: none "
                         "(default: preset)")
-    p.add_argument("--particles", type=COUNT, default=None,
+    p.add_argument("--particles", type=SAMPLES.arg(), default=None,
                    help="vectorised ELBO particles per SVI step (default 4)")
     p.set_defaults(func=cmd_bayes_regression)
 
@@ -497,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--rank-subset", type=COUNT, default=None,
                    help="score a random subset of this many training images (default: all 60,000)")
-    p.add_argument("--rank-k", type=COUNT, default=100, help="samples per image for the bound")
+    p.add_argument("--rank-k", type=SAMPLES.arg(), default=100, help="samples per image for the bound")
     p.set_defaults(func=cmd_vae_figures, holdout_split=None)
 
     p = vsub.add_parser("compare", help="holdout comparison of trained VAEs (question e)")
@@ -533,20 +535,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, action="extend", nargs="+",
                    help="VAE or conditional-VAE checkpoint(s)")
     p.add_argument("--images", type=COUNT, default=None, help="holdout images (default 16)")
-    p.add_argument("--iwae-ks", type=COUNT, nargs="+", default=None,
+    p.add_argument("--iwae-ks", type=SAMPLES.arg(), nargs="+", default=None,
                    help="IWAE sample sizes (default 1 10 100 1000 5000)")
-    p.add_argument("--pareto-k-at", type=COUNT, default=None,
+    p.add_argument("--pareto-k-at", type=SAMPLES.arg(), default=None,
                    help="the K whose weights give Pareto k, one of --iwae-ks (default 1000)")
-    p.add_argument("--ais-steps", type=COUNT, default=None,
+    p.add_argument("--ais-steps", type=STEPS.arg(), default=None,
                    help="AIS intermediate distributions (default 100)")
-    p.add_argument("--ais-chains", type=COUNT, default=None, help="AIS chains per image (default 8)")
-    p.add_argument("--local-steps", type=COUNT, default=None,
+    p.add_argument("--ais-chains", type=CHAINS.arg(), default=None, help="AIS chains per image (default 8)")
+    p.add_argument("--local-steps", type=STEPS.arg(), default=None,
                    help="SVI steps fitting the per-image Gaussian q* (default 300)")
-    p.add_argument("--elbo-samples", type=COUNT, default=None,
+    p.add_argument("--elbo-samples", type=SAMPLES.arg(), default=None,
                    help="samples of each ELBO estimate (default 500)")
-    p.add_argument("--bdmc-images", type=COUNT0, default=None,
+    p.add_argument("--bdmc-images", type=CHAINS0.arg(), default=None,
                    help="images simulated from the model for BDMC, 0 to skip (default 8)")
-    p.add_argument("--bdmc-steps", type=COUNT, nargs="+", default=None,
+    p.add_argument("--bdmc-steps", type=STEPS.arg(), nargs="+", default=None,
                    help="BDMC schedule lengths (default 10 30 100)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
@@ -580,18 +582,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sizes: issue (default; hours), full (~2 min per conv model), quick (~5 s)")
     p.add_argument("--holdout-images", type=COUNT, default=None,
                    help="holdout images for the bias/spread part (issue 1000, full 6)")
-    p.add_argument("--repeats", type=COUNT2, default=None,
+    p.add_argument("--repeats", type=DRAWS.arg(), default=None,
                    help="independent repeats of every estimate, 2 at least (issue 5, full 3)")
-    p.add_argument("--ks", type=COUNT, nargs="+", default=None,
+    p.add_argument("--ks", type=SAMPLES.arg(), nargs="+", default=None,
                    help="IWAE sample sizes K (default 1 10 100 1000 5000)")
-    p.add_argument("--elbo-mc-k", type=COUNT0, default=None,
+    p.add_argument("--elbo-mc-k", type=SAMPLES0.arg(), default=None,
                    help="samples of ELBO-MC, 0 to skip it (default 100)")
     p.add_argument("--snr-objectives", type=OBJECTIVE.arg(), nargs="+", default=None,
                    metavar="OBJ",
                    help="objectives for the gradient SNR: trace, meanfield, stl, iwae, "
                         "dreg-iwae, each with -K for K particles (default: all five at "
                         "K = 1, 5, 50)")
-    p.add_argument("--snr-samples", type=COUNT2, default=None,
+    p.add_argument("--snr-samples", type=DRAWS.arg(), default=None,
                    help="gradient draws per objective, 2 at least (issue 100, full 10)")
     p.add_argument("--snr-images", type=COUNT, default=None,
                    help="training images in the fixed minibatch (issue 100, full 8)")
@@ -606,11 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="training epochs (issue 5, full 1)")
     p.add_argument("--batch-size", type=COUNT, default=None,
                    help="training batch size (issue 100, full 40)")
-    p.add_argument("--eval-k", type=COUNT, default=None,
+    p.add_argument("--eval-k", type=SAMPLES.arg(), default=None,
                    help="IWAE K scoring the trained models (issue 5000, full 200)")
     p.add_argument("--eval-images", type=COUNT, default=None,
                    help="holdout images scoring the trained models (issue 1000, full 20)")
-    p.add_argument("--seeds", type=COUNT, default=None,
+    p.add_argument("--seeds", type=SEEDS.arg(), default=None,
                    help="train every objective from this many seeds (seed, seed+1, ...; "
                         "issue and full 3, quick 2)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
@@ -632,10 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first N training images to train on (default: all 60,000)")
     p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="training epochs (default 1)")
     p.add_argument("--batch-size", type=COUNT, default=None, help="batch size (default 100)")
-    p.add_argument("--eval-k", type=COUNT, default=None, help="IWAE K of the yardstick (default 5000)")
+    p.add_argument("--eval-k", type=SAMPLES.arg(), default=None, help="IWAE K of the yardstick (default 5000)")
     p.add_argument("--eval-images", type=COUNT, default=None,
                    help="first N holdout images to score on (default: all)")
-    p.add_argument("--seeds", type=COUNT, default=None,
+    p.add_argument("--seeds", type=SEEDS.arg(), default=None,
                    help="train every objective from this many seeds (default 3)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set")
@@ -655,7 +657,7 @@ def _train_options(p) -> None:
                         "the ELBO without the guide's score term (sticking the landing); iwae: "
                         "importance-weighted bound with --particles samples; dreg-iwae: the "
                         "same bound with doubly reparameterised guide gradients")
-    p.add_argument("--particles", type=COUNT, default=1)
+    p.add_argument("--particles", type=SAMPLES.arg(), default=1)
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="hold out this random fraction of the training set (coursework: 0.1) "
                         "instead of using the official test set")
@@ -670,8 +672,8 @@ def _train_options(p) -> None:
 
 
 def _estimator_options(p) -> None:
-    p.add_argument("--k", type=COUNT, default=100, help="samples per image for ELBO-MC and IWAE")
-    p.add_argument("--large-k", type=COUNT0, default=1000, help="a tighter IWAE bound; 0 to skip")
+    p.add_argument("--k", type=SAMPLES.arg(), default=100, help="samples per image for ELBO-MC and IWAE")
+    p.add_argument("--large-k", type=SAMPLES0.arg(), default=1000, help="a tighter IWAE bound; 0 to skip")
     p.add_argument("--large-k-images", type=COUNT, default=1000,
                    help="random holdout images for the --large-k bound")
     p.add_argument("--holdout-images", type=COUNT, default=None, help="default: the whole holdout set")
@@ -680,7 +682,7 @@ def _estimator_options(p) -> None:
 
 
 def _vae_model_options(p) -> None:
-    p.add_argument("--latent-dim", type=COUNT, default=4)
+    p.add_argument("--latent-dim", type=LATENT.arg(), default=4)
     p.add_argument("--likelihood", choices=["bernoulli", "continuous_bernoulli"], default="bernoulli")
     p.add_argument("--architecture", choices=["conv", "mlp"], default="conv",
                    help="conv: the coursework's networks; mlp: the PyTorch example VAE's")

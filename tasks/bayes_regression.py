@@ -15,8 +15,7 @@ from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
 from .inputs import Inputs
-from .validation import (AT_LEAST_TWO, EPOCHS, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, SEED,
-                         check)
+from .validation import (DRAWS, EPOCHS, POSITIVE_FLOAT, SAMPLES, SEED, STEPS0, check)
 
 KIND, DATA = "evaluate", "xkcd"
 
@@ -36,8 +35,8 @@ class Config:
 
     def __post_init__(self):
         # PSIS-LOO needs two draws at least; 0 MAP steps: SVI starts from the guide's init
-        check(self, epochs=EPOCHS, draws=AT_LEAST_TWO, map_steps=NONNEG_INT,
-              lr=POSITIVE_FLOAT, num_particles=POSITIVE_INT, prior_scale=POSITIVE_FLOAT,
+        check(self, epochs=EPOCHS, draws=DRAWS, map_steps=STEPS0,
+              lr=POSITIVE_FLOAT, num_particles=SAMPLES, prior_scale=POSITIVE_FLOAT,
               seed=SEED)
 
     @classmethod

@@ -22,7 +22,8 @@ from probnn.inference.vae import load_vae, vae_name
 from probnn.models.cvae import ConditionalVAE
 
 from .inputs import Inputs
-from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check, check_each, require
+from .validation import (CHAINS, CHAINS0, FRACTION, POSITIVE_INT, SAMPLES, SEED, STEPS, check,
+                         check_each, require)
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -48,11 +49,11 @@ class Config:
     seed: int = COURSEWORK_SEED
 
     def __post_init__(self):
-        check(self, images=POSITIVE_INT, pareto_k_at=POSITIVE_INT, ais_steps=POSITIVE_INT,
-              ais_chains=POSITIVE_INT, local_steps=POSITIVE_INT, elbo_samples=POSITIVE_INT,
-              bdmc_images=NONNEG_INT, holdout_split=FRACTION.optional(), seed=SEED)
-        check_each(self, "iwae_ks", POSITIVE_INT)
-        check_each(self, "bdmc_steps", POSITIVE_INT)
+        check(self, images=POSITIVE_INT, pareto_k_at=SAMPLES, ais_steps=STEPS,
+              ais_chains=CHAINS, local_steps=STEPS, elbo_samples=SAMPLES,
+              bdmc_images=CHAINS0, holdout_split=FRACTION.optional(), seed=SEED)
+        check_each(self, "iwae_ks", SAMPLES)
+        check_each(self, "bdmc_steps", STEPS)
         # the answer compares AIS with the IWAE column whose weights gave Pareto k
         require(self.pareto_k_at in tuple(self.iwae_ks),
                 f"pareto_k_at = {self.pareto_k_at} must be one of the IWAE sample sizes "

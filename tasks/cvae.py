@@ -13,7 +13,7 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
-from .validation import FRACTION, NONNEG_INT, POSITIVE_INT, SEED, check
+from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check)
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -32,7 +32,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
     def __post_init__(self):
-        check(self, k=POSITIVE_INT, large_k=NONNEG_INT.optional(),
+        check(self, k=SAMPLES, large_k=SAMPLES0.optional(),
               large_k_images=POSITIVE_INT.optional(), classify_images=POSITIVE_INT.optional(),
               holdout_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
               seed=SEED)

@@ -9,8 +9,8 @@ from probnn.inference import estimator_study as es
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
-from .validation import (AT_LEAST_TWO, EPOCHS, FRACTION, NONNEG_INT, OBJECTIVE, POSITIVE_INT, SEED,
-                         check, check_each)
+from .validation import (DRAWS, EPOCHS, FRACTION, OBJECTIVE, POSITIVE_INT, SAMPLES, SAMPLES0, SEED,
+                         SEEDS, STEPS0, check, check_each)
 
 KIND, DATA = "evaluate", "mnist"
 _FULL = es.FULL
@@ -42,13 +42,13 @@ class Config:
     def __post_init__(self):
         # a spread needs two repeats and two gradient draws; elbo_mc_k 0 or None: no ELBO-MC;
         # snr_bootstrap 0: no standard error of the SNR median
-        check(self, holdout_images=POSITIVE_INT.optional(), elbo_mc_k=NONNEG_INT.optional(),
-              repeats=AT_LEAST_TWO, snr_samples=AT_LEAST_TWO, snr_images=POSITIVE_INT,
-              snr_bootstrap=NONNEG_INT, train_images=POSITIVE_INT.optional(),
-              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
-              eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
+        check(self, holdout_images=POSITIVE_INT.optional(), elbo_mc_k=SAMPLES0.optional(),
+              repeats=DRAWS, snr_samples=DRAWS, snr_images=POSITIVE_INT,
+              snr_bootstrap=STEPS0, train_images=POSITIVE_INT.optional(),
+              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=SAMPLES,
+              eval_images=POSITIVE_INT.optional(), seeds=SEEDS,
               holdout_split=FRACTION.optional(), seed=SEED)
-        check_each(self, "ks", POSITIVE_INT)
+        check_each(self, "ks", SAMPLES)
         check_each(self, "snr_objectives", OBJECTIVE)
         check_each(self, "train_objectives", OBJECTIVE, empty=True)  # empty: train none
 

@@ -12,7 +12,8 @@ from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
-from .validation import EPOCHS, FRACTION, OBJECTIVE, POSITIVE_INT, SEED, check, check_each, choice
+from .validation import (EPOCHS, FRACTION, LATENT, OBJECTIVE, POSITIVE_INT, SAMPLES, SEED, SEEDS,
+                         check, check_each, choice)
 from .vae_training import ARCHITECTURES, LIKELIHOODS
 
 KIND, DATA = "evaluate", "mnist"
@@ -39,10 +40,10 @@ class Config:
     seed: int = COURSEWORK_SEED
 
     def __post_init__(self):
-        check(self, latent_dim=POSITIVE_INT, architecture=choice(*ARCHITECTURES),
+        check(self, latent_dim=LATENT, architecture=choice(*ARCHITECTURES),
               likelihood=choice(*LIKELIHOODS), train_images=POSITIVE_INT.optional(),
-              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=POSITIVE_INT,
-              eval_images=POSITIVE_INT.optional(), seeds=POSITIVE_INT,
+              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=SAMPLES,
+              eval_images=POSITIVE_INT.optional(), seeds=SEEDS,
               holdout_split=FRACTION.optional(), seed=SEED)
         check_each(self, "objectives", OBJECTIVE)
 

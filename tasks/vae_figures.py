@@ -8,7 +8,7 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.vae import VAEResults, compute_results, vae_name
 
 from .inputs import Inputs
-from .validation import FRACTION, POSITIVE_INT, SEED, check
+from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SEED, check)
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -22,7 +22,7 @@ class Config:
     seed: int = COURSEWORK_SEED
 
     def __post_init__(self):
-        check(self, rank_subset=POSITIVE_INT.optional(), rank_k=POSITIVE_INT,
+        check(self, rank_subset=POSITIVE_INT.optional(), rank_k=SAMPLES,
               holdout_split=FRACTION.optional(), seed=SEED)
 
 

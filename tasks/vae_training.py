@@ -15,7 +15,8 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.vae import VAEFit, history_from_checkpoint, load_vae, train_vae, vae_stem
 
 from .inputs import Inputs
-from .validation import EPOCHS, FRACTION, POSITIVE_FLOAT, POSITIVE_INT, SEED, check, choice
+from .validation import (EPOCHS, FRACTION, LATENT, POSITIVE_FLOAT, POSITIVE_INT,
+                         SAMPLES, SEED, check, choice)
 
 ARCHITECTURES = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
@@ -45,9 +46,9 @@ class Config:
 
     def __post_init__(self):
         from probnn.inference.elbos import ELBO_NAMES
-        check(self, latent_dim=POSITIVE_INT, architecture=choice(*ARCHITECTURES),
+        check(self, latent_dim=LATENT, architecture=choice(*ARCHITECTURES),
               likelihood=choice(*LIKELIHOODS), epochs=EPOCHS, batch_size=POSITIVE_INT,
-              lr=POSITIVE_FLOAT, elbo=choice(*ELBO_NAMES), num_particles=POSITIVE_INT,
+              lr=POSITIVE_FLOAT, elbo=choice(*ELBO_NAMES), num_particles=SAMPLES,
               train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(), seed=SEED)
 
     def name(self) -> str:

@@ -81,6 +81,29 @@ def int_at_least(low: int) -> Rule:
 
 
 POSITIVE_INT = int_at_least(1)
+
+
+def int_between(low: int, high: int) -> Rule:
+    return Rule(f"an integer from {low} to {high:,}", _int, lambda v: low <= v <= high)
+
+
+# Upper bounds on sizes whose cost grows with them: a mistyped 10**9 ran for hours or filled
+# memory (22 GB) instead of failing. Each is far above what any study here uses.
+SAMPLES = int_between(1, 100_000)
+"""Importance samples per image (K of IWAE, ELBO samples, particles): the bounds study's
+largest is 5,000."""
+SAMPLES0 = int_between(0, 100_000)
+"""As SAMPLES, with 0 for "skip"."""
+STEPS = int_between(1, 1_000_000)
+"""Steps of an inner optimisation or schedule (AIS temperatures, per-image SVI steps)."""
+STEPS0 = int_between(0, 1_000_000)
+CHAINS = int_between(1, 10_000)
+"""AIS chains per image, simulated BDMC images, repeats, gradient draws."""
+CHAINS0 = int_between(0, 10_000)
+DRAWS = int_between(2, 100_000)
+"""Posterior draws (PSIS-LOO needs two), repeats and gradient draws of a spread."""
+SEEDS = int_between(1, 100)
+LATENT = int_between(1, 10_000)
 MAX_EPOCHS = 1_000_000
 EPOCHS = Rule(f"an integer from 1 to {MAX_EPOCHS:,}", _int, lambda v: 1 <= v <= MAX_EPOCHS)
 """Epochs (or SVI steps): 20 times the coursework's 50,000 at most. The regression records f
@@ -99,12 +122,14 @@ def _objective(value) -> str:
     from probnn.inference.estimator_study import parse_objective
     if not isinstance(value, str):
         raise TypeError("an objective is a name")
-    parse_objective(value)
+    _, k = parse_objective(value)
+    if k > 100_000:
+        raise ValueError("K above 100,000")
     return value
 
 
-OBJECTIVE = Rule("an objective: trace, meanfield, stl, iwae or dreg-iwae, each with -K for K >= 1 "
-                 "particles (e.g. iwae-5, dreg-iwae-50)", _objective, lambda v: True)
+OBJECTIVE = Rule("an objective: trace, meanfield, stl, iwae or dreg-iwae, each with -K for K from 1 "
+                 "to 100,000 particles (e.g. iwae-5, dreg-iwae-50)", _objective, lambda v: True)
 
 
 def choice(*options: str) -> Rule:

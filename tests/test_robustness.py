@@ -414,3 +414,28 @@ def test_another_jobs_valid_file_in_an_artifacts_place_is_not_used(data_dir, tmp
     run_jobs({"heteroscedastic": het}, data_dir, progress=False)
     assert "cannot continue" in capsys.readouterr().err and het.status == "trained"
     assert load(het, second, data_dir).history["loglik"].equals(right["heteroscedastic"].history["loglik"])
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["vae", "compare", "--checkpoints", "m.ckpt", "--k", "1000000000"], "--k"),
+    (["vae", "compare", "--checkpoints", "m.ckpt", "--large-k", "1000000000000"], "--large-k"),
+    (["vae", "figures", "--checkpoint", "m.ckpt", "--rank-k", "1000000000"], "--rank-k"),
+    (["bounds", "--checkpoint", "m.ckpt", "--bdmc-images", "1000000000"], "--bdmc-images"),
+    (["bounds", "--checkpoint", "m.ckpt", "--ais-steps", "1000000000000"], "--ais-steps"),
+    (["bounds", "--checkpoint", "m.ckpt", "--iwae-ks", "1", "1000000000000"], "--iwae-ks"),
+    (["bayes-regression", "--draws", "1000000000"], "--draws"),
+    (["bayes-regression", "--particles", "1000000"], "--particles"),
+    (["regression", "--epochs", "1000000000000"], "--epochs"),
+    (["estimators", "--checkpoint", "m.ckpt", "--repeats", "1000000000"], "--repeats"),
+    (["estimators", "--checkpoint", "m.ckpt", "--snr-objectives", "iwae-1000000000"],
+     "--snr-objectives"),
+    (["objectives", "--seeds", "1000000000"], "--seeds"),
+    (["vae", "train", "--latent-dim", "1000000000"], "--latent-dim"),
+])
+def test_sizes_that_would_run_for_hours_or_fill_memory_are_refused(argv, option, capsys):
+    """A mistyped 10**9 ran for hours (vae compare --k) or was killed for 22 GB of memory
+    (bounds --bdmc-images); each size now has a generous upper bound."""
+    with pytest.raises(SystemExit) as info:
+        run(*argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"argument {option}: must be" in err and err.count("\n") == 1
