@@ -9,6 +9,10 @@ File names come from the objects (:attr:`Plot.file`, :attr:`Table.file`), never 
 """
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,24 +93,41 @@ def markdown(sections: Section | Sequence[Section]) -> str:
 
 def save(sections: Section | Sequence[Section], folder, summary: str | None = None) -> list[Path]:
     """Write every figure (PNG), table (CSV) and record (NPZ) of ``sections`` into ``folder``,
-    and with ``summary`` (a file name) their :func:`markdown`; return the paths written."""
+    and with ``summary`` (a file name) their :func:`markdown`; return the paths written.
+
+    Everything is written into a staging folder inside ``folder`` first and moved into place
+    only once all of it is written: a run that fails or is stopped half-way leaves the
+    previous outputs as they were, not some of them replaced."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     sections = _as_list(sections)
-    written = []
-    for s in sections:
-        for p in s.plots:
-            written.append(save_figure(p.figure, out / p.file))
-        for t in s.tables:
-            t.frame.to_csv(out / t.file, index=t.index)
-            written.append(out / t.file)
-        for name, arrays in s.arrays.items():
-            np.savez_compressed(out / f"{name}.npz", **arrays)
-            written.append(out / f"{name}.npz")
-    if summary:
-        (out / summary).write_text(markdown(sections), encoding="utf-8")
-        written.append(out / summary)
-    return written
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".probnn-writing-"))
+    names = []
+
+    def staged(name: str) -> Path:
+        names.append(name)
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        return stage / name
+    try:
+        for s in sections:
+            for p in s.plots:
+                save_figure(p.figure, staged(p.file))
+            for t in s.tables:
+                t.frame.to_csv(staged(t.file), index=t.index)
+            for name, arrays in s.arrays.items():
+                np.savez_compressed(staged(f"{name}.npz"), **arrays)
+        if summary:
+            staged(summary).write_text(markdown(sections), encoding="utf-8")
+        blocked = [out / n for n in names if (out / n).is_dir()]
+        if blocked:  # found before anything is moved: the old outputs stay whole
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way of an output",
+                                    str(blocked[0]))
+        for name in names:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / name for name in names]
 
 
 def combine(id: str, title: str, question: str, sections: Sequence[Section]) -> Section:

@@ -439,3 +439,24 @@ def test_sizes_that_would_run_for_hours_or_fill_memory_are_refused(argv, option,
         run(*argv)
     err = capsys.readouterr().err
     assert info.value.code == 2 and f"argument {option}: must be" in err and err.count("\n") == 1
+
+
+def test_outputs_are_replaced_only_once_all_are_written(tmp_path):
+    """A run whose publishing failed half-way had already replaced some of the previous
+    outputs (comparison.csv new, the rest old)."""
+    import pandas as pd
+
+    from probnn.analysis.outputs import Section, Table, save
+    old = Section("s", "S", "?", tables=[Table("a", pd.DataFrame({"v": [1]}), index=False),
+                                         Table("b", pd.DataFrame({"v": [1]}), index=False)])
+    save(old, tmp_path)
+    new = Section("s", "S", "?", tables=[Table("a", pd.DataFrame({"v": [2]}), index=False),
+                                         Table("b", pd.DataFrame({"v": [2]}), index=False)])
+    (tmp_path / "s.md").mkdir()  # the summary cannot be written over a folder
+    with pytest.raises(OSError):
+        save(new, tmp_path, "s.md")
+    assert [pd.read_csv(tmp_path / f)["v"][0] for f in ("a.csv", "b.csv")] == [1, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "s.md"]
+    (tmp_path / "s.md").rmdir()
+    save(new, tmp_path, "s.md")
+    assert [pd.read_csv(tmp_path / f)["v"][0] for f in ("a.csv", "b.csv")] == [2, 2]
