@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import stat
 from pathlib import Path
 
@@ -191,15 +190,21 @@ def load_mnist(data_dir=None, train: bool = True, download: bool = True
     if root is None:
         raise DataNotFoundError(not_found_message(
             "MNIST (" + ", ".join(_RAW_FILES) + ")", MNIST_RAW, searched, _MNIST_URL, error))
+    # The raw files just checked, read with torchvision's own readers: MNIST(root) would
+    # prefer a MNIST/processed/*.pt left by an old torchvision, which nothing here checks
+    # (float images, 60,000 images with 100 labels and labels of 200 went through it).
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    prefix = "train" if train else "t10k"
+    raw = root / MNIST_RAW
     try:
-        ds = MNIST(root=str(root), train=train, download=False)
-    except (OSError, RuntimeError, ValueError, TypeError, AssertionError, EOFError,
-            pickle.UnpicklingError) as e:  # e.g. a stale MNIST/processed/*.pt, read instead of raw/
-        raise DataFormatError(f"torchvision could not read MNIST from {root / 'MNIST'} "
-                              f"({type(e).__name__}: {e}); delete {root / 'MNIST' / 'processed'} "
-                              f"if it exists, else replace the files in {root / MNIST_RAW}") from e
-    images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    return images, ds.targets.clone()
+        data = read_image_file(str(raw / f"{prefix}-images-idx3-ubyte"))
+        targets = read_label_file(str(raw / f"{prefix}-labels-idx1-ubyte"))
+    except (OSError, RuntimeError, ValueError, TypeError, AssertionError, EOFError) as e:
+        raise DataFormatError(f"torchvision could not read MNIST from {raw} "
+                              f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); replace "
+                              "the files there") from e
+    images = data.unsqueeze(1).to(torch.float32).div_(255.0)
+    return images, targets.to(torch.int64).clone()
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

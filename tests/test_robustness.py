@@ -460,3 +460,22 @@ def test_outputs_are_replaced_only_once_all_are_written(tmp_path):
     (tmp_path / "s.md").rmdir()
     save(new, tmp_path, "s.md")
     assert [pd.read_csv(tmp_path / f)["v"][0] for f in ("a.csv", "b.csv")] == [2, 2]
+
+
+def test_a_stale_processed_folder_is_not_read_instead_of_the_checked_raw_files(data_dir, tmp_path):
+    """torchvision's MNIST prefers MNIST/processed/*.pt over raw/: float images or 100 labels
+    for 60,000 images trained silently from there, past every check of the raw files."""
+    import torch
+
+    from probnn.datasets import load_mnist
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (data_dir / "MNIST" / "raw").iterdir():
+        if not f.name.endswith(".gz"):
+            (raw / f.name).symlink_to(f)
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir()
+    for name, n in (("training.pt", 60000), ("test.pt", 10000)):
+        torch.save((torch.rand(n, 28, 28), torch.full((100,), 200)), processed / name)
+    x, y = load_mnist(tmp_path, train=True, download=False)
+    assert x.shape == (60000, 1, 28, 28) and y.shape == (60000,) and int(y.max()) == 9
