@@ -114,7 +114,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
 
 
 VAE_CONFIG = record({
-    "latent_dim": of_type(int, expected="an int >= 1", when=lambda n: n >= 1),
+    # 10,000 as the training options allow: a crafted 10**9 asked for terabytes on building
+    "latent_dim": of_type(int, expected="an int from 1 to 10,000", when=lambda n: 1 <= n <= 10_000),
     "likelihood": of_type(str, expected=f"one of {LIKELIHOODS}", when=lambda s: s in LIKELIHOODS),
     "architecture": of_type(str, expected=f"one of {ARCHITECTURES}",
                             when=lambda s: s in ARCHITECTURES),

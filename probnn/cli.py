@@ -62,12 +62,21 @@ class _Parser(argparse.ArgumentParser):
 def _common(p: argparse.ArgumentParser, seed: int = COURSEWORK_SEED) -> None:
     p.add_argument("--seed", type=SEED.arg(), default=seed,
                    help=f"random seed, 0 to 2**32 - 1 (default {seed})")
-    p.add_argument("--data-dir", default=None,
+    p.add_argument("--data-dir", type=_nonempty("--data-dir"), default=None,
                    help="data folder (default: $PROBNN_DATA, then ~/.cache/probnn/data)")
-    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--out", type=_nonempty("--out"), default=None, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="on an error, show the full traceback")
+
+
+def _nonempty(option: str):
+    def parse(text: str) -> str:
+        if not text.strip():  # '' would silently mean the default folder
+            raise argparse.ArgumentTypeError("must name a folder, not be empty")
+        return text
+    parse.__name__ = option
+    return parse
 
 
 def _device(name: str):
@@ -101,6 +110,10 @@ def _folder(path, option: str = "--out") -> Path:
 # (the message says where) and the old checkpoint is never touched. A later --force starts
 # afresh, overwriting any .new file; --resume continues <name>.ckpt, never a .new file.
 def _check_overwrite(args, checkpoints) -> None:
+    for p in checkpoints:
+        if p.exists() and not p.is_file():
+            raise UsageError(f"{p} is in the way: it is a folder (or not a regular file), where "
+                             "the checkpoint goes; move it, or use another --out")
     if args.force and args.resume:
         raise UsageError("--force and --resume contradict each other: --resume continues the "
                          "existing checkpoint, --force trains a new one to replace it")
@@ -242,6 +255,8 @@ def cmd_vae_train(args) -> int:
     stem = config.name()
     ckpt, history = out / f"{stem}.ckpt", out / f"{stem}-history.csv"
     _check_overwrite(args, [ckpt])
+    if history.exists() and not history.is_file():
+        raise UsageError(f"{history} is in the way: it is a folder, where the history goes")
     inputs = _inputs(args)
     vae_training.check_data(config, inputs)  # the data and the sizes that depend on it
     out.mkdir(parents=True, exist_ok=True)
@@ -558,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--quick", action="store_true",
                    help="a first look in a few minutes: few epochs, small subsets")
-    p.add_argument("--cache-dir", default=None,
+    p.add_argument("--cache-dir", type=_nonempty("--cache-dir"), default=None,
                    help="checkpoints and results to reuse (default ~/.cache/probnn/report)")
     p.add_argument("--jobs", type=COUNT, default=None,
                    help="worker processes (default 2 on a machine with 2+ cores)")
@@ -734,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, a folder that became unwritable: the OS's words
         if debug:
             raise
-        where = f": {e.filename}" if e.filename else ""
+        # os.replace(tmp, target) fails naming both: the target is the file the user knows
+        where = f": {e.filename2 or e.filename}" if (e.filename2 or e.filename) else ""
         print(f"probnn: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except Exception as e:  # a safety net: bad input is caught above, with its own message

@@ -147,8 +147,10 @@ def artifact_state(job: Job) -> str:
     (truncated, foreign or crafted: see :func:`set_aside`). A result that loads is kept on
     the job, so the report does not read it twice."""
     from probnn.inference.checkpoint import CheckpointError, read_checkpoint
-    if job.artifact is None or not job.artifact.is_file():
+    if job.artifact is None or not job.artifact.exists():
         return "missing"
+    if not job.artifact.is_file():  # a folder or a pipe in its place: moved aside too
+        return "unreadable"
     if job.kind != "train":
         try:
             result = load_result(job.artifact)

@@ -479,3 +479,34 @@ def test_a_stale_processed_folder_is_not_read_instead_of_the_checked_raw_files(d
         torch.save((torch.rand(n, 28, 28), torch.full((100,), 200)), processed / name)
     x, y = load_mnist(tmp_path, train=True, download=False)
     assert x.shape == (60000, 1, 28, 28) and y.shape == (60000,) and int(y.max()) == 9
+
+
+@pytest.mark.parametrize("option", ["--out", "--data-dir"])
+def test_an_empty_folder_option_is_refused(option, capsys):
+    """``--out ''`` silently wrote to the default folder."""
+    with pytest.raises(SystemExit) as info:
+        run("regression", option, "")
+    assert info.value.code == 2 and f"argument {option}: must name a folder" in capsys.readouterr().err
+
+
+def test_a_folder_where_the_checkpoint_goes_is_refused_before_training(data_dir, tmp_path, capsys):
+    """--force trained, then failed to rename over the folder, leaving .new files."""
+    out = tmp_path / "vae"
+    (out / "vae-mlp-d2.ckpt").mkdir(parents=True)
+    code = run(*VAE, "--epochs", 1, "--train-images", 100, "--force", "--data-dir", data_dir,
+               "--out", out)
+    assert code == 2 and "is in the way" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["vae-mlp-d2.ckpt"]
+
+
+def test_a_folder_in_an_artifacts_place_is_moved_aside(data_dir, tmp_path, capsys):
+    from probnn.jobs import Job, place
+    from probnn.runner import run_jobs
+    from probnn.tasks import bayes_regression
+    jobs = {"b": Job("b", "bayes_regression", bayes_regression.Config.preset(
+        "quick", epochs=20, draws=10, map_steps=5), 1)}
+    place(jobs, tmp_path, data_dir)
+    jobs["b"].artifact.mkdir()
+    run_jobs(jobs, data_dir, progress=False)
+    assert jobs["b"].status == "evaluated" and jobs["b"].artifact.is_file()
+    assert "could not be read; kept it as" in capsys.readouterr().err
