@@ -405,8 +405,10 @@ def vae_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: {k: v for k, v in c.items() if k != "latent_dim"}, "missing field(s) model.config.latent_dim"),
-    (lambda c: {**c, "latent_dim": "2"}, "field model.config.latent_dim is str, expected an int >= 1"),
-    (lambda c: {**c, "latent_dim": 0}, "field model.config.latent_dim is 0, expected an int >= 1"),
+    (lambda c: {**c, "latent_dim": "2"}, "field model.config.latent_dim is str, expected an int from 1 to 10,000"),
+    (lambda c: {**c, "latent_dim": 0}, "field model.config.latent_dim is 0, expected an int from 1 to 10,000"),
+    (lambda c: {**c, "latent_dim": 10**9},
+     "field model.config.latent_dim is 1000000000, expected an int from 1 to 10,000"),
     (lambda c: {**c, "architecture": "transformer"}, "model.config.architecture is 'transformer'"),
     (lambda c: {**c, "binarize": 1}, "field model.config.binarize is int, expected a bool"),
     (lambda c: {**c, "hidden": 400}, "unexpected field(s) model.config.hidden"),
