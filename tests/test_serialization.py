@@ -412,7 +412,7 @@ def vae_checkpoint(tmp_path):
     (lambda c: {**c, "architecture": "transformer"}, "model.config.architecture is 'transformer'"),
     (lambda c: {**c, "binarize": 1}, "field model.config.binarize is int, expected a bool"),
     (lambda c: {**c, "hidden": 400}, "unexpected field(s) model.config.hidden"),
-], ids=["no-latent-dim", "str", "zero", "architecture", "binarize", "unknown"])
+], ids=["no-latent-dim", "str", "zero", "huge", "architecture", "binarize", "unknown"])
 def test_vae_config_is_validated(vae_checkpoint, change, message):
     path, state = vae_checkpoint
     model = {**state["model"], "config": change(state["model"]["config"])}
