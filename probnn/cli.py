@@ -37,7 +37,7 @@ from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, EPOCH
                                      FRACTION, LATENT, NONNEG_FLOAT, NONNEG_INT,
                                      OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
                                      SAMPLES0, SEED, SEEDS, STEPS, STEPS0,
-                                     UNIT_INTERVAL, ConfigError)
+                                     UNIT_INTERVAL, ConfigError, int_between)
 
 # argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
 # argparse's one-line usage error (exit status 2) before any work starts
@@ -575,8 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a first look in a few minutes: few epochs, small subsets")
     p.add_argument("--cache-dir", type=_nonempty("--cache-dir"), default=None,
                    help="checkpoints and results to reuse (default ~/.cache/probnn/report)")
-    p.add_argument("--jobs", type=COUNT, default=None,
-                   help="worker processes (default 2 on a machine with 2+ cores)")
+    # each worker holds its own copy of MNIST and a model (about 2 GB while training): more
+    # workers than cores only share the cores, and 100 of them would exhaust the memory
+    p.add_argument("--jobs", type=int_between(1, max(2, os.cpu_count() or 1)).arg(), default=None,
+                   help="worker processes, at most the number of cores (default 2 on a machine "
+                        "with 2+ cores)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser(
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",

@@ -431,6 +431,7 @@ def test_another_jobs_valid_file_in_an_artifacts_place_is_not_used(data_dir, tmp
      "--snr-objectives"),
     (["objectives", "--seeds", "1000000000"], "--seeds"),
     (["vae", "train", "--latent-dim", "1000000000"], "--latent-dim"),
+    (["report", "--jobs", "1000"], "--jobs"),  # a process of ~2 GB each
 ])
 def test_sizes_that_would_run_for_hours_or_fill_memory_are_refused(argv, option, capsys):
     """A mistyped 10**9 ran for hours (vae compare --k) or was killed for 22 GB of memory
