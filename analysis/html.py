@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from probnn.inference.serialization import write_atomically
+
 from .outputs import Section, save
 
 _CSS = """
@@ -99,5 +101,7 @@ def render_html(title: str, groups: Sequence[tuple[str, Sequence[Section]]],
     parts.append("<section id='provenance'><h2>How these numbers were made</h2>"
                  + table_html(provenance) + "</section></body></html>")
     index = out / "index.html"
-    index.write_text("\n".join(parts), encoding="utf-8")
+    page = "\n".join(parts).encode("utf-8")
+    # written last and whole: a browser (or a second report) never sees half a page
+    write_atomically(index, lambda f: f.write(page))
     return index

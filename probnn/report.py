@@ -28,6 +28,7 @@ from probnn.analysis import vae as va
 from probnn.analysis.html import render_html
 from probnn.analysis.outputs import Section, combine
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.serialization import write_atomically
 
 from .jobs import Job, load, place, read_record
 from .roster import ROSTER
@@ -137,7 +138,7 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
             ("cache", str(cache)), ("python", platform.python_version())]
     provenance = run.provenance()
     out.mkdir(parents=True, exist_ok=True)
-    provenance.to_csv(out / "provenance.csv")
+    write_atomically(out / "provenance.csv", lambda f: provenance.to_csv(f))
     render_html(TITLE, groups, meta, provenance, out, QUICK_WARNING if quick else None)
     run.seconds = time.monotonic() - t0
     return run
