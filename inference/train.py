@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from probnn.models.settings import adopt
 
-from .batching import TensorBatches, as_tuple, tensor_digest
+from .batching import TensorBatches, as_tuple, fingerprint
 from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, load_checkpoint,
                          of_type, optional, read_checkpoint, record, require, rng_state,
                          save_checkpoint, sequence, set_rng_state)
@@ -313,18 +313,15 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     # what determines the data (and the seed, the start): resuming on other data, a subset or
     # another split would silently train on something else, or run out of batches
     train_config.update(settings or {}, **({"seed": seed} if seed is not None else {}))
-    if isinstance(loader, TensorBatches):
-        train_config.update(loader.fingerprint())
-    elif isinstance(loader, list) and all(isinstance(t, torch.Tensor) for b in loader for t in b):
-        train_config.update(data_points=sum(len(b[0]) for b in loader),
-                            data_digest=tensor_digest([t for b in loader for t in b]))
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None:  # only a checkpoint is compared (on resume): no hashing otherwise
+        train_config.update(_data_fingerprint(loader))
 
     start_epoch, start_batch, acc = 0, 0, [0.0, 0]
     rows: list[dict] = []
     # Preallocated (epochs, *site_shape) arrays, filled row by row: cheap to checkpoint whole.
     records: dict[str, np.ndarray] = {}
     epoch_rng, elapsed, resumed_from = None, 0.0, 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
         extra = training_state(read_checkpoint(ckpt)["extra"], ckpt)
         saved = extra["train_config"]
@@ -451,6 +448,16 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
             model.eval(), guide.eval()
     return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
                      resumed_from)
+
+
+def _data_fingerprint(loader) -> dict:
+    """The size and digest of in-memory data (a TensorBatches or a list of tensor batches);
+    nothing for other iterables, which cannot be read without consuming them."""
+    if isinstance(loader, TensorBatches):
+        return fingerprint(loader.tensors)
+    if isinstance(loader, list) and all(isinstance(t, torch.Tensor) for b in loader for t in b):
+        return fingerprint([torch.cat(ts) for ts in zip(*loader)])
+    return {}
 
 
 def _invalid_parameter(e: ValueError) -> str:

@@ -76,8 +76,13 @@ def digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+def file_digest(path: Path, length: int = 12) -> str:
+    """The SHA-256 of a file's bytes (read in blocks), its first ``length`` hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
 
 
 def place(jobs: dict[str, Job], cache: Path, data_dir=None) -> None:
@@ -174,15 +179,7 @@ def _as_recorded(job: Job) -> bool:
     """Whether the finished artifact is the very file its job wrote: the digest of its bytes
     equals the one in the record written beside it. A valid file of another job copied in its
     place (or a record lost) would otherwise be used silently, under this job's name."""
-    return read_record(job).get("sha256") == _bytes_digest(job.artifact)
-
-
-def _bytes_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return read_record(job).get("sha256") == file_digest(job.artifact, 64)
 
 
 def is_complete(job: Job) -> bool:
@@ -252,7 +249,7 @@ def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     record = json.dumps(
         {"job": job.name, "task": job.task, "status": status, "seconds": round(seconds, 1),
          "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "torch_threads": torch.get_num_threads(),
-         "config": job.settings(), "sha256": _bytes_digest(job.artifact)}, default=str, indent=1)
+         "config": job.settings(), "sha256": file_digest(job.artifact, 64)}, default=str, indent=1)
     serialization.write_atomically(record_path(job), lambda f: f.write(record.encode()))
     return status, seconds
 
