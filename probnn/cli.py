@@ -160,6 +160,16 @@ def _read(paths, what: str = "checkpoint") -> None:
             raise UsageError(f"no {what} at {path}{folder}")
 
 
+def _each_checkpoint(args, paths, doing: str):
+    """The inputs of each checkpoint in ``paths`` in turn, saying ``doing <path> ...``; every
+    path is checked before the first is used."""
+    _read(paths)
+    for path in paths:
+        if not args.quiet:
+            print(f"{doing} {path} ...", file=sys.stderr)
+        yield _inputs(args, path)
+
+
 def _inputs(args, *checkpoints):
     from probnn.tasks.inputs import Inputs
     return Inputs(args.data_dir, tuple(checkpoints))
@@ -338,12 +348,8 @@ def cmd_vae_compare(args) -> int:
 
     config = _holdout_config(args, holdout)
     out = _folder(args.out or "out/vae")
-    _read(args.checkpoints)
-    results = []
-    for path in args.checkpoints:
-        if not args.quiet:
-            print(f"evaluating {path} ...", file=sys.stderr)
-        results.append(holdout.run(config, _inputs(args, path)))
+    results = [holdout.run(config, inputs)
+               for inputs in _each_checkpoint(args, args.checkpoints, "evaluating")]
     return _publish(comparison_section({r.name: r.row for r in results},
                                        {r.name: r.history for r in results}),
                     out, "comparison.md")
@@ -396,12 +402,8 @@ def cmd_bounds(args) -> int:
                         "local_steps", "elbo_samples", "bdmc_images", "bdmc_steps")),
         holdout_split=args.holdout_split, seed=args.seed)
     out = _folder(args.out or "out/bounds")
-    _read(args.checkpoint)
-    results = []
-    for path in args.checkpoint:
-        if not args.quiet:
-            print(f"bounds of {path} ...", file=sys.stderr)
-        results.append(bounds.run(config, _inputs(args, path)))
+    results = [bounds.run(config, inputs)
+               for inputs in _each_checkpoint(args, args.checkpoint, "bounds of")]
     return _publish(bounds_section(results), out, "bounds.md")
 
 
@@ -439,11 +441,8 @@ def cmd_estimators(args) -> int:
     if not args.train:
         config = replace(config, train_objectives=())
     out = _folder(args.out or "out/estimators")
-    _read(args.checkpoint)
-    for path in args.checkpoint:
-        if not args.quiet:
-            print(f"estimator study of {path} ...", file=sys.stderr)
-        study = estimators.run(config, _inputs(args, path), progress=not args.quiet)
+    for inputs in _each_checkpoint(args, args.checkpoint, "estimator study of"):
+        study = estimators.run(config, inputs, progress=not args.quiet)
         _publish(estimator_section(study), out, f"{study.name}-estimators.md")
     return 0
 
