@@ -10,7 +10,7 @@ from probnn.models.cvae import NUM_CLASSES, check_labels
 from probnn.models.settings import LocalPyroModule
 from probnn.models.vae import check_images
 
-from .vae import make_encoder
+from .vae import encode_fp32, make_encoder
 
 
 class ConditionalVAEGuide(LocalPyroModule):
@@ -42,6 +42,6 @@ class ConditionalVAEGuide(LocalPyroModule):
             raise ValueError("the guide needs images x and labels y: q(z | x, y)")
         check_images(x)
         check_labels(y, x.shape[0])
-        mu, tau = self.encoder(x, F.one_hot(y, NUM_CLASSES).to(x.dtype))
+        mu, tau = encode_fp32(self.encoder, x, F.one_hot(y, NUM_CLASSES).to(x.dtype))
         with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", dist.Normal(mu, torch.exp(0.5 * tau)).to_event(1))

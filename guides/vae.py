@@ -53,6 +53,14 @@ class MLPEncoder(nn.Module):
         return mu, logvar
 
 
+def encode_fp32(encoder: nn.Module, x: torch.Tensor, *extra) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mu, tau)`` of ``encoder(x, *extra)`` in fp32 whatever precision the encoder ran in
+    (under bf16 autocast the network computes in bf16; q's density, samples and KL stay fp32).
+    ``.float()`` of an fp32 tensor is the tensor itself: no copy in fp32."""
+    mu, tau = encoder(x, *extra)
+    return mu.float(), tau.float()
+
+
 def make_encoder(architecture: str, d: int, extra_inputs: int = 0) -> nn.Module:
     if architecture == "conv":
         return GaussianEncoder(d, extra_inputs)
@@ -79,12 +87,12 @@ class VAEGuide(LocalPyroModule):
         if x is None:
             raise ValueError("the guide needs images x: q(z | x) is defined only given x")
         check_images(x)
-        mu, tau = self.encoder(x)
+        mu, tau = encode_fp32(self.encoder, x)
         with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", dist.Normal(mu, torch.exp(0.5 * tau)).to_event(1))
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation of z given images x."""
-        mu, tau = self.encoder(x)
+        mu, tau = encode_fp32(self.encoder, x)
         return mu, torch.exp(0.5 * tau)

@@ -48,8 +48,10 @@ def sigmoid_schedule(steps: int, sharpness: float = 4.0) -> torch.Tensor:
     if steps < 1:
         raise ValueError(f"AIS needs at least one step, got {steps}")
     if steps == 1:
-        return torch.tensor([0.0, 1.0], dtype=torch.float64)
-    s = torch.sigmoid(sharpness * torch.linspace(-1.0, 1.0, steps + 1, dtype=torch.float64))
+        return torch.tensor([0.0, 1.0], dtype=torch.float64, device="cpu")
+    # on the CPU whatever the model's device: the temperatures are read as Python numbers
+    s = torch.sigmoid(sharpness * torch.linspace(-1.0, 1.0, steps + 1, dtype=torch.float64,
+                                                 device="cpu"))
     return (s - s[0]) / (s[-1] - s[0])
 
 
@@ -87,7 +89,7 @@ class _Densities:
     def _log_prob(self, fn, z: dict, latent_only: bool = False) -> torch.Tensor:
         tr = poutine.trace(poutine.condition(fn, data=z)).get_trace(*self.args)
         n = len(self.args[0])
-        total = torch.zeros(n, dtype=torch.get_default_dtype())
+        total = torch.zeros(n, dtype=torch.get_default_dtype(), device=self.args[0].device)
         for name, site in sample_sites(tr):
             if latent_only and name not in z:
                 continue
@@ -212,9 +214,10 @@ def _run(model, guide, batch, betas, chains, leapfrog, start, step_size, target,
         z = dens.sample_start()
     else:
         z = {k: v.repeat_interleave(chains, 0).detach() for k, v in init.items()}
-    eps = torch.full((n,), float(step_size), dtype=torch.get_default_dtype())
-    log_w = torch.zeros(n * chains, dtype=torch.float64)
-    acc_sum, moves = torch.zeros(n), 0
+    device = batch[0].device
+    eps = torch.full((n,), float(step_size), dtype=torch.get_default_dtype(), device=device)
+    log_w = torch.zeros(n * chains, dtype=torch.float64, device=device)
+    acc_sum, moves = torch.zeros(n, device=device), 0
     order = range(1, len(betas)) if init is None else range(len(betas) - 1, 0, -1)
     for t in order:
         b_new, b_old = (betas[t], betas[t - 1]) if init is None else (betas[t - 1], betas[t])
@@ -229,9 +232,9 @@ def _run(model, guide, batch, betas, chains, leapfrog, start, step_size, target,
         acc_sum += a
         moves += 1
         eps = eps * torch.exp(rate * (a - target))
-    acceptance = (acc_sum / max(moves, 1)).numpy() if moves else np.full(n, np.nan)
+    acceptance = (acc_sum / max(moves, 1)).cpu().numpy() if moves else np.full(n, np.nan)
     final = {k: v.detach().reshape((n, chains) + v.shape[1:]) for k, v in z.items()}
-    return log_w.reshape(n, chains).numpy(), acceptance, eps.numpy(), final
+    return log_w.reshape(n, chains).cpu().numpy(), acceptance, eps.cpu().numpy(), final
 
 
 def simulate(model, n: int, conditional: bool = False) -> tuple[tuple, dict]:

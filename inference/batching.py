@@ -56,7 +56,10 @@ class TensorBatches:
 
 
     def __iter__(self):
-        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        # drawn on the CPU from torch's global CPU RNG whatever the data's device (the same
+        # shuffle on every device, and what exact resume replays), then moved there once
+        order = (torch.randperm(self.n, device="cpu") if self.shuffle
+                 else torch.arange(self.n, device="cpu")).to(self.tensors[0].device)
         for i in range(0, self.n, self.batch_size):
             idx = order[i:i + self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
@@ -77,5 +80,5 @@ def random_subset(n: int, size: int | None, seed: int) -> torch.Tensor:
     if size is not None and size < 0:  # a slice [:size] would silently drop |size| instead
         raise ValueError(f"subset size must be >= 0 or None, got {size}")
     if not size or size >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+        return torch.arange(n, device="cpu")
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")[:size].sort().values

@@ -14,6 +14,7 @@ import torch
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import NUM_CLASSES
+from probnn.models.settings import module_device
 
 from .batching import random_subset
 from .estimators import active_units, iwae_bound, posterior_means
@@ -32,16 +33,19 @@ def _decode(model, z: torch.Tensor, y: torch.Tensor):
 def style_sets(model, num_styles: int = 4):
     """For each of ``num_styles`` styles z ~ N(0, I), the ten digits 0..9 in that style:
     probability maps and samples of shape (num_styles, 10, 1, 28, 28)."""
-    z = torch.randn(num_styles, 1, model.latent_dim).expand(num_styles, NUM_CLASSES, model.latent_dim)
-    y = torch.arange(NUM_CLASSES)
+    device = module_device(model)
+    z = torch.randn(num_styles, 1, model.latent_dim, device=device).expand(
+        num_styles, NUM_CLASSES, model.latent_dim)
+    y = torch.arange(NUM_CLASSES, device=device)
     return _decode(model, z, y)
 
 
 @torch.no_grad()
 def digit_samples(model, per_digit: int = 10):
     """``per_digit`` samples of each digit, each with its own z: (10, per_digit, 1, 28, 28)."""
-    z = torch.randn(NUM_CLASSES, per_digit, model.latent_dim)
-    y = torch.arange(NUM_CLASSES).repeat_interleave(per_digit)
+    device = module_device(model)
+    z = torch.randn(NUM_CLASSES, per_digit, model.latent_dim, device=device)
+    y = torch.arange(NUM_CLASSES, device=device).repeat_interleave(per_digit)
     probs, samples = _decode(model, z.reshape(-1, model.latent_dim), y)
     shape = (NUM_CLASSES, per_digit) + probs.shape[1:]
     return probs.reshape(shape), samples.reshape(shape)
@@ -54,7 +58,7 @@ def style_transfer(model, guide, x: torch.Tensor, y: torch.Tensor):
     z = posterior_means(guide, (x, y))
     n = len(x)
     zz = z[:, None].expand(n, NUM_CLASSES, z.shape[-1]).reshape(-1, z.shape[-1])
-    probs, samples = _decode(model, zz, torch.arange(NUM_CLASSES).repeat(n))
+    probs, samples = _decode(model, zz, torch.arange(NUM_CLASSES, device=z.device).repeat(n))
     shape = (n, NUM_CLASSES) + probs.shape[1:]
     return probs.reshape(shape), samples.reshape(shape)
 
@@ -67,7 +71,7 @@ def label_log_joint(model, guide, x: torch.Tensor, num_samples: int = 100, *,
     """
     cols = []
     for c in range(NUM_CLASSES):
-        y = torch.full((len(x),), c, dtype=torch.long)
+        y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
         cols.append(iwae_bound(model, guide, (x, y), num_samples, batch_size=batch_size,
                                diagnostics=False, progress=progress).bound)
     return np.stack(cols, axis=1)
@@ -132,7 +136,7 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
                                                   progress=progress))
     post = class_posterior(cond)
-    truth = y[sub].numpy()
+    truth = y[sub].cpu().numpy()
     pred = post.argmax(1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
     np.add.at(confusion, (truth, pred), 1)

@@ -69,7 +69,8 @@ def _particle_terms(model, guide, args, num_particles: int, max_plate_nesting: i
     """
     model_trace, guide_trace = particle_traces(model, guide, args, num_particles, max_plate_nesting)
     k, n = num_particles, len(args[0])
-    log_w, log_obs, kl = 0.0, 0.0, torch.zeros(n)
+    device = args[0].device
+    log_w, log_obs, kl = 0.0, 0.0, torch.zeros(n, device=device)
     for name, site in sample_sites(model_trace):
         lp = shape_particles(site["fn"].log_prob(site["value"]), k, n)
         log_w = log_w + lp
@@ -79,7 +80,7 @@ def _particle_terms(model, guide, args, num_particles: int, max_plate_nesting: i
             kl = kl + shape_particles(kl_divergence(guide_trace.nodes[name]["fn"], site["fn"]), k, n)[0]
     for _, site in sample_sites(guide_trace):
         log_w = log_w - shape_particles(site["fn"].log_prob(site["value"]), k, n)
-    return {"log_w": log_w, "log_obs": shape_particles(torch.as_tensor(log_obs), k, n), "kl": kl}
+    return {"log_w": log_w, "log_obs": shape_particles(torch.as_tensor(log_obs, device=device), k, n), "kl": kl}
 
 
 def _log_weights(model, guide, args, num_particles: int, max_plate_nesting: int) -> torch.Tensor:
@@ -125,12 +126,12 @@ def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | 
         kl_all.append(kl)
         if keep_weights:
             weights.append((log_w - lse).T)
-    bound = torch.cat(lse_all).numpy()
+    bound = torch.cat(lse_all).cpu().numpy()
     if not np.all(np.isfinite(bound)):
         bad = np.flatnonzero(~np.isfinite(bound))[:5]
         raise FloatingPointError(f"non-finite log-likelihood estimate for data points {bad.tolist()}")
-    return (bound, torch.cat(weights).numpy() if keep_weights else None,
-            torch.cat(obs_all).numpy(), torch.cat(kl_all).numpy())
+    return (bound, torch.cat(weights).cpu().numpy() if keep_weights else None,
+            torch.cat(obs_all).cpu().numpy(), torch.cat(kl_all).cpu().numpy())
 
 
 @dataclass
@@ -239,7 +240,7 @@ def posterior_means(guide, data, site: str = "z", batch_size: int = 500) -> torc
 def active_units(guide, data, threshold: float = 0.01, site: str = "z") -> tuple[int, np.ndarray]:
     """Number of active latent units (Burda et al. 2016): units whose posterior mean varies
     across the data, ``Cov_x(E_q[z_u | x]) > threshold``. Returns (count, per-unit variance)."""
-    var = posterior_means(guide, data, site).var(0).numpy()
+    var = posterior_means(guide, data, site).var(0).cpu().numpy()
     return int((var > threshold).sum()), var
 
 

@@ -124,8 +124,10 @@ VAE_CONFIG = record({
 """A VAE's ``config`` as a checkpoint stores it: :func:`build_vae`'s settings."""
 
 
-def load_vae(path, latent_dim: int | None = None, **config):
-    """Load a trained VAE (or conditional VAE) and its guide from a checkpoint, in eval mode.
+def load_vae(path, latent_dim: int | None = None, *, device: str | torch.device = "cpu", **config):
+    """Load a trained VAE (or conditional VAE) and its guide from a checkpoint, in eval mode,
+    on ``device`` (the modules are moved there first and the weights copied in, as
+    ``map_location`` would).
 
     With no arguments the model is built from the checkpoint's own configuration. Passing
     ``latent_dim`` (or other settings) asserts what you expect: a checkpoint written for
@@ -139,6 +141,7 @@ def load_vae(path, latent_dim: int | None = None, **config):
     require(saved, VAE_CONFIG, path, "model.config")
     want = {**saved, **config, **({"latent_dim": latent_dim} if latent_dim is not None else {})}
     model, guide = build_vae(**want, conditional=kinds[state["model"]["class"]])
+    model.to(device), guide.to(device)
     load_checkpoint(path, model, guide)
     return model.eval(), guide.eval()
 
@@ -187,13 +190,14 @@ def sample_prior(model, n: int):
 def interpolate(model, guide, x_from: torch.Tensor, x_to: torch.Tensor, steps: int = 12):
     """Decode ``steps`` points on the straight line between the posterior means of two images."""
     mu = posterior_means(guide, (torch.stack([x_from, x_to]),))
-    t = torch.linspace(0, 1, steps).unsqueeze(-1)
+    t = torch.linspace(0, 1, steps, device=mu.device).unsqueeze(-1)
     return decode(model, (1 - t) * mu[0] + t * mu[1])
 
 
 def add_noise(x: torch.Tensor, sd: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Gaussian pixel noise of standard deviation ``sd``, clamped back to [0, 1]."""
-    noise = torch.randn(x.shape, generator=generator) * sd
+    # drawn on the CPU (where ``generator`` lives), so every device adds the same noise
+    noise = torch.randn(x.shape, generator=generator).to(x.device) * sd
     return (x + noise).clamp(0, 1)
 
 
@@ -271,10 +275,11 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     shown_rows = np.concatenate([order[:shown], order[-shown:]])
     k = pareto_k(rank.log_weights[shown_rows])
     shown_k = {int(rank_index[r]): float(v) for r, v in zip(shown_rows, k)}
-    return VAEResults(name, originals, r_probs, r_samples, NOISE_SDS,
-                      noisy, n_probs[0], n_samples[0], bounds[:-1], float(bounds[-1]),
-                      p_probs, p_samples, i_probs, i_samples, rank_index.numpy(),
-                      train_y[rank_index].numpy(), rank.bound, rank_k, shown_k,
+    cpu = [t.cpu() for t in (originals, r_probs, r_samples, noisy, n_probs[0], n_samples[0],
+                             p_probs, p_samples, i_probs, i_samples)]
+    return VAEResults(name, *cpu[:3], NOISE_SDS, *cpu[3:6], bounds[:-1], float(bounds[-1]),
+                      *cpu[6:], rank_index.numpy(),
+                      train_y[rank_index].cpu().numpy(), rank.bound, rank_k, shown_k,
                       history if history is not None else pd.DataFrame())
 
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 import pyro
 import pyro.distributions as dist
 
+from .settings import module_device
 from .vae import VAE, check_images, pixel_distribution
 
 NUM_CLASSES = 10
@@ -56,15 +57,17 @@ class ConditionalVAE(VAE):
         if y is not None:
             check_labels(y, size if x is not None else None)
             size = len(y)
-        prior = dist.Normal(torch.zeros(self.latent_dim), 1.0).to_event(1)
+        device = module_device(self)
+        prior = dist.Normal(torch.zeros(self.latent_dim, device=device), 1.0).to_event(1)
         with pyro.plate("data", size):
-            y = pyro.sample("y", dist.Categorical(logits=torch.zeros(NUM_CLASSES)), obs=y)
+            y = pyro.sample("y", dist.Categorical(logits=torch.zeros(NUM_CLASSES, device=device)),
+                            obs=y)
             z = pyro.sample("z", prior)
-            logits = self.decoder(torch.cat([z, one_hot(y, z)], -1))
+            logits = self.logits(torch.cat([z, one_hot(y, z)], -1))
             return pyro.sample("x", pixel_distribution(logits, self.likelihood), obs=x)
 
     @torch.no_grad()
     def pixel_probs(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Pixel means for styles ``z`` (..., n, d) and labels ``y`` (n,)."""
-        d = pixel_distribution(self.decoder(torch.cat([z, one_hot(y, z)], -1)), self.likelihood)
+        d = pixel_distribution(self.logits(torch.cat([z, one_hot(y, z)], -1)), self.likelihood)
         return d.base_dist.mean if self.likelihood == "continuous_bernoulli" else d.base_dist.probs

@@ -42,6 +42,17 @@ def adopt(*modules: torch.nn.Module) -> None:
                 ctx.param_state = {"params": {}, "constraints": {}}
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer); the CPU for a module with none.
+    Tensors a model creates itself (prior locations, constant logits) go there, so that a
+    model moved with ``.to(device)`` runs there end to end."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
 class LocalPyroModule(PyroModule):
     """The base of the project's models and guides: a :class:`~pyro.nn.PyroModule` that turns
     on :func:`use_module_local_params` when it is built and when it is unpickled (a saved fit

@@ -10,7 +10,7 @@ import torch.nn as nn
 import pyro
 import pyro.distributions as dist
 
-from .settings import LocalPyroModule
+from .settings import LocalPyroModule, module_device
 
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
@@ -122,14 +122,20 @@ class VAE(LocalPyroModule):
         if x is not None:
             check_images(x)
             size = x.shape[0]
-        prior = dist.Normal(torch.zeros(self.latent_dim), 1.0).to_event(1)
+        prior = dist.Normal(torch.zeros(self.latent_dim, device=module_device(self)), 1.0).to_event(1)
         with pyro.plate("data", size):
             z = pyro.sample("z", prior)
-            return pyro.sample("x", pixel_distribution(self.decoder(z), self.likelihood), obs=x)
+            return pyro.sample("x", pixel_distribution(self.logits(z), self.likelihood), obs=x)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's pixel logits for ``z``, in fp32 whatever precision the decoder ran in
+        (under bf16 autocast the networks compute in bf16; the likelihood and its sums stay
+        fp32). ``.float()`` of an fp32 tensor is the tensor itself: no copy in fp32."""
+        return self.decoder(z).float()
 
     @torch.no_grad()
     def pixel_probs(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel means given ``z``: sigmoid of the logits (Bernoulli), or the mean of the
         continuous Bernoulli."""
-        d = pixel_distribution(self.decoder(z), self.likelihood)
+        d = pixel_distribution(self.logits(z), self.likelihood)
         return d.base_dist.mean if self.likelihood == "continuous_bernoulli" else d.base_dist.probs

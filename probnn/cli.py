@@ -79,11 +79,39 @@ def _nonempty(option: str):
     return parse
 
 
+DEVICE_HELP = "where to compute: cpu (default), cuda, cuda:N or mps"
+
+
+def _device_name(text: str) -> str:
+    """``--device``'s syntax (checked by argparse); whether it exists: :func:`_device`."""
+    import re
+    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", text):
+        raise argparse.ArgumentTypeError("must be cpu, cuda, cuda:N or mps")
+    return text
+
+
+_device_name.__name__ = "--device"
+
+
 def _device(name: str):
+    """The torch device ``name``, refused with one line when this machine has none such."""
     import torch
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available")
-    return torch.device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {name} requested but no CUDA device is available")
+        if (dev.index or 0) >= count:
+            raise UsageError(f"--device {name}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {name} requested but no MPS device is available")
+    return dev
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=_device_name, default="cpu", help=DEVICE_HELP)
 
 
 def _folder(path, option: str = "--out") -> Path:
@@ -172,7 +200,8 @@ def _each_checkpoint(args, paths, doing: str):
 
 def _inputs(args, *checkpoints):
     from probnn.tasks.inputs import Inputs
-    return Inputs(args.data_dir, tuple(checkpoints))
+    device = str(_device(args.device)) if getattr(args, "device", None) else "cpu"
+    return Inputs(args.data_dir, tuple(checkpoints), device)
 
 
 def _given(args, names) -> dict:
@@ -514,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-subset", type=COUNT, default=None,
                    help="score a random subset of this many training images (default: all 60,000)")
     p.add_argument("--rank-k", type=SAMPLES.arg(), default=100, help="samples per image for the bound")
+    _device_option(p)
     p.set_defaults(func=cmd_vae_figures, holdout_split=None)
 
     p = vsub.add_parser("compare", help="holdout comparison of trained VAEs (question e)")
@@ -522,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     _estimator_options(p)
     p.add_argument("--train-images", type=COUNT, default=10_000,
                    help="random training images for the one-sample ELBO on training data")
+    _device_option(p)
     p.set_defaults(func=cmd_vae_compare)
 
     cvae = sub.add_parser("cvae", help="label-conditioned VAE (question f)")
@@ -536,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="holdout images for log p(x) and the classifier (10 bounds each)")
     p.add_argument("--compare", default=None,
                    help="comparison.csv of 'probnn vae compare', to set the unconditional models beside")
+    _device_option(p)
     p.set_defaults(func=cmd_cvae_figures)
 
     p = sub.add_parser(
@@ -566,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BDMC schedule lengths (default 10 30 100)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
+    _device_option(p)
     p.set_defaults(func=cmd_bounds)
 
     p = sub.add_parser("report", help="the main job: train or reuse every model, write the HTML report")
@@ -634,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "issue and full 3, quick 2)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set (as when training)")
+    _device_option(p)
     p.set_defaults(func=cmd_estimators)
 
     p = sub.add_parser(
@@ -658,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train every objective from this many seeds (default 3)")
     p.add_argument("--holdout-split", type=FRACTION.arg(), default=None,
                    help="holdout = this random fraction of the training set")
+    _device_option(p)
     p.set_defaults(func=cmd_objectives)
     return parser
 
@@ -684,7 +719,7 @@ def _train_options(p) -> None:
     p.add_argument("--force", action="store_true",
                    help="train anew over an existing checkpoint (replaced when the new training "
                         "has finished)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _device_option(p)
     p.set_defaults(func=cmd_vae_train)
 
 
@@ -733,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     from probnn.runner import JobBusy
     try:
         with _stop_as_interrupt():
+            if getattr(args, "device", None):
+                _device(args.device)  # a device this machine lacks: refused before any work
             return args.func(args)
     except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)

@@ -18,16 +18,32 @@ from .validation import ConfigError, check_size
 
 
 @lru_cache(maxsize=2)
-def _mnist(data_dir, split):
+def _mnist_cpu(data_dir, split):
     return mnist_splits(data_dir, split)
+
+
+@lru_cache(maxsize=2)
+def _mnist(data_dir, split, device: str = "cpu"):
+    """The splits on ``device``, moved there once per process (tasks index them there)."""
+    splits = _mnist_cpu(data_dir, split)
+    if torch.device(device).type == "cpu":
+        return splits
+    return tuple((x.to(device), y.to(device), idx) for x, y, idx in splits)
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The data folder (``None``: ``$PROBNN_DATA``, then the user cache) and the checkpoints
-    (trained models) a task reads, in order."""
+    """The data folder (``None``: ``$PROBNN_DATA``, then the user cache), the checkpoints
+    (trained models) a task reads, in order, and the ``device`` the task computes on: models
+    are loaded there and the MNIST images moved there once.
+
+    The device is where a task runs, not what it computes, so it is here and not in the tasks'
+    configs (whose digests key the report's cache): a result computed on a GPU serves a run on
+    the CPU. Precision, which does change the numbers, is a config field.
+    """
     data_dir: str | Path | None = None
     checkpoints: Sequence[str | Path] = ()
+    device: str = "cpu"
 
     def xkcd(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The xkcd data ``(x, y)``, each (31, 1)."""
@@ -36,7 +52,8 @@ class Inputs:
     def mnist(self, holdout_split: float | None = None):
         """``((train_x, train_y, idx), (holdout_x, holdout_y, idx))`` of
         :func:`~probnn.datasets.mnist_splits` (read once per process)."""
-        splits = _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split)
+        splits = _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split,
+                        str(self.device))
         if holdout_split and not (len(splits[0][0]) and len(splits[1][0])):
             raise ConfigError(f"holdout_split = {holdout_split} leaves "
                               f"{len(splits[0][0])} training and {len(splits[1][0])} holdout "
@@ -67,7 +84,7 @@ class Inputs:
         """The model and guide of checkpoint ``i``, which must hold a conditional VAE when
         ``conditional`` and an unconditional one otherwise."""
         path = self.checkpoint(i)
-        model, guide = load_vae(path)
+        model, guide = load_vae(path, device=self.device)
         if isinstance(model, ConditionalVAE) != conditional:
             have, want = (("an unconditional", "a conditional") if conditional
                           else ("a conditional", "an unconditional"))

@@ -58,7 +58,7 @@ class Config:
 
 
 def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False,
-        progress: bool = False, device: str | torch.device = "cpu") -> VAEFit:
+        progress: bool = False, device: str | torch.device | None = None) -> VAEFit:
     check_data(config, inputs)
     (x, y, _), _ = inputs.mnist(config.holdout_split)
     return train_vae(config.latent_dim, x=x, y=y, conditional=config.conditional,
@@ -67,7 +67,8 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
                      likelihood=config.likelihood, architecture=config.architecture,
                      binarize=config.binarize, checkpoint=checkpoint, resume=resume,
                      progress=progress, train_images=config.train_images,
-                     holdout_split=config.holdout_split, device=device)
+                     holdout_split=config.holdout_split,
+                     device=inputs.device if device is None else device)
 
 
 def check_data(config: Config, inputs: Inputs) -> None:

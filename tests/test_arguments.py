@@ -86,7 +86,16 @@ BAD_OPTIONS = [
     (["objectives", "--seeds", "0"], "--seeds"),
     (["objectives", "--eval-images", "0"], "--eval-images"),
     (["objectives", "--seed", str(2**32)], "--seed"),
+    (VT + ["--device", "gpu"], "--device"),
+    (["vae", "compare", "--checkpoints", CKPT, "--device", "cuda:x"], "--device"),
+    (["bounds", "--checkpoint", CKPT, "--device", ""], "--device"),
 ]
+
+# every command that computes with a model takes --device (and refuses one this machine lacks)
+DEVICE_COMMANDS = [VT, ["cvae", "train"], ["vae", "figures", "--checkpoint", CKPT],
+                   ["vae", "compare", "--checkpoints", CKPT],
+                   ["cvae", "figures", "--checkpoint", CKPT], ["bounds", "--checkpoint", CKPT],
+                   ["estimators", "--checkpoint", CKPT], ["objectives"]]
 
 
 @pytest.mark.parametrize("argv,option", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
@@ -328,6 +337,17 @@ def test_vae_train_force_with_a_missing_device_keeps_the_checkpoint(data_dir, tm
     ckpt = _old(tmp_path / "vae-mlp-d2.ckpt")
     assert _vae(data_dir, tmp_path, "--force", "--device", "cuda") == 2
     assert "no CUDA device" in capsys.readouterr().err and ckpt.read_bytes() == OLD
+
+
+@pytest.mark.skipif("__import__('torch').cuda.is_available()")
+@pytest.mark.parametrize("argv", DEVICE_COMMANDS, ids=[" ".join(a[:2]) for a in DEVICE_COMMANDS])
+def test_every_computing_command_refuses_a_missing_device_in_one_line(argv, tmp_path, capsys):
+    code = main(argv + ["--device", "cuda:1", "--out", str(tmp_path / "out"),
+                        "--data-dir", str(tmp_path / "no-data")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "no CUDA device" in err, err  # checked first: before the checkpoint and the data
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_without_a_checkpoint_starts_fresh_with_a_note(data_dir, tmp_path, capsys):
