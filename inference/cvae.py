@@ -64,7 +64,8 @@ def style_transfer(model, guide, x: torch.Tensor, y: torch.Tensor):
 
 
 def label_log_joint(model, guide, x: torch.Tensor, num_samples: int = 100, *,
-                    batch_size: int = 100, progress: bool = False) -> np.ndarray:
+                    batch_size: int = 100, progress: bool = False,
+                    precision: str = "fp32") -> np.ndarray:
     """IWAE estimates of ``log p(x, y=c)`` for every image and every class c, shape (N, 10).
 
     Each class gets its own importance sampler q(z | x, c); the cost is ten IWAE bounds.
@@ -73,7 +74,8 @@ def label_log_joint(model, guide, x: torch.Tensor, num_samples: int = 100, *,
     for c in range(NUM_CLASSES):
         y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
         cols.append(iwae_bound(model, guide, (x, y), num_samples, batch_size=batch_size,
-                               diagnostics=False, progress=progress).bound)
+                               diagnostics=False, progress=progress,
+                               precision=precision).bound)
     return np.stack(cols, axis=1)
 
 
@@ -115,7 +117,7 @@ class CVAEEvaluation:
 def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
                   large_k: int | None = 1000, large_k_images: int | None = 1000,
                   classify_images: int | None = 1000, batch_size: int = 100, seed: int = COURSEWORK_SEED,
-                  progress: bool = False) -> CVAEEvaluation:
+                  progress: bool = False, precision: str = "fp32") -> CVAEEvaluation:
     """Holdout evaluation of the conditional VAE, in nats per image.
 
     Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
@@ -131,10 +133,10 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     # ELBO/IWAE of log p(x, y) -> of log p(x | y): shift by -log p(y)
     out = holdout_bounds(model, guide, (x, y), k=k, large_k=large_k,
                          large_k_images=large_k_images, seed=seed, batch_size=batch_size,
-                         shift=-LOG_PRIOR)
+                         shift=-LOG_PRIOR, precision=precision)
     sub = random_subset(len(x), classify_images, seed + 2)
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
-                                                  progress=progress))
+                                                  progress=progress, precision=precision))
     post = class_posterior(cond)
     truth = y[sub].cpu().numpy()
     pred = post.argmax(1)

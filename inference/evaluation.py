@@ -19,7 +19,8 @@ from .estimators import active_units, elbo_mc, iwae_and_elbo_mc, iwae_bound
 def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = None,
                    large_k_images: int | None = None, seed: int = COURSEWORK_SEED,
                    batch_size: int = 100, shift: float = 0.0, mc_samples: int | None = None,
-                   ks: Sequence[int] | None = None, with_active_units: bool = False) -> dict:
+                   ks: Sequence[int] | None = None, with_active_units: bool = False,
+                   precision: str = "fp32") -> dict:
     """Bounds on the held-out log-likelihood of ``data`` (the model's arguments, e.g. ``(x,)``
     or ``(x, y)``), as means over the data points, in nats. Seeded with ``seed``; in order:
 
@@ -38,6 +39,9 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
     ``shift`` is added to every bound (``elbo``, ``elbo_mc``, ``reconstruction``, ``iwae_*``),
     not to ``kl`` and not to the ``unreliable_*`` fractions: the conditional VAE passes
     ``-log p(y)`` to turn bounds on log p(x, y) into bounds on log p(x | y).
+
+    ``precision`` (``"fp32"`` or ``"bf16"``) is the networks' precision in every estimator
+    (:mod:`probnn.inference.precision`).
     """
     data = as_tuple(data)
     mc_samples = mc_samples or k
@@ -45,14 +49,15 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
     pyro.set_rng_seed(seed)
     n = len(data[0])
     row: dict = {"images": n}
-    row["elbo"] = float(elbo_mc(model, guide, data, 1, batch_size=batch_size).elbo.mean()) + shift
-    bound, mc = iwae_and_elbo_mc(model, guide, data, mc_samples, batch_size=batch_size)
+    kw = dict(batch_size=batch_size, precision=precision)
+    row["elbo"] = float(elbo_mc(model, guide, data, 1, **kw).elbo.mean()) + shift
+    bound, mc = iwae_and_elbo_mc(model, guide, data, mc_samples, **kw)
     row.update(elbo_mc=float(mc.elbo.mean()) + shift,
                reconstruction=float(mc.reconstruction.mean()) + shift, kl=float(mc.kl.mean()),
                **{f"iwae_{mc_samples}": float(bound.mean()) + shift})
     for kk in ks:
         if kk != mc_samples:
-            res = iwae_bound(model, guide, data, kk, batch_size=batch_size)
+            res = iwae_bound(model, guide, data, kk, **kw)
             row[f"iwae_{kk}"] = float(res.bound.mean()) + shift
             _unreliable(row, kk, res)
     if with_active_units:
@@ -61,9 +66,10 @@ def holdout_bounds(model, guide, data, *, k: int = 100, large_k: int | None = No
         idx = random_subset(n, large_k_images, seed + 1)
         sub = tuple(t[idx] for t in data)
         row["large_k_images"] = len(idx)
-        row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, sub, k, batch_size=batch_size,
-                                                   diagnostics=False).bound.mean()) + shift
-        res = iwae_bound(model, guide, sub, large_k, batch_size=max(1, batch_size // 10))
+        row[f"iwae_{k}_subset"] = float(iwae_bound(model, guide, sub, k, diagnostics=False,
+                                                   **kw).bound.mean()) + shift
+        res = iwae_bound(model, guide, sub, large_k, batch_size=max(1, batch_size // 10),
+                         precision=precision)
         row[f"iwae_{large_k}"] = float(res.bound.mean()) + shift
         _unreliable(row, large_k, res)
     return row

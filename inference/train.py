@@ -38,6 +38,7 @@ from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, 
                          of_type, optional, read_checkpoint, record, require, rng_state,
                          save_checkpoint, sequence, set_rng_state)
 from .elbos import make_elbo
+from .precision import autocast, check_precision
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -265,7 +266,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         batch_size: int | None = None, seed: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
         progress: bool = True, desc: str = "train", callback=None, record: Sequence[str] = (),
-        jit: bool = False, max_plate_nesting: int = 1, settings=None) -> FitResult:
+        jit: bool = False, max_plate_nesting: int = 1, settings=None,
+        precision: str = "fp32") -> FitResult:
     """Train ``model``/``guide`` by SVI for ``epochs`` epochs (in total, counting resumed ones).
 
     Args:
@@ -286,6 +288,10 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         settings: further settings a resumed run must share with its checkpoint (e.g. the
             data selection and the seed), besides the training settings and, for tensor
             data, the data's size and contents, which are always checked.
+        precision: ``"fp32"`` or ``"bf16"``: the loss's forward pass under bfloat16 autocast
+            on the parameters' device (:mod:`probnn.inference.precision`: the networks in
+            bf16; likelihood sums, KL, parameters, gradients and Adam state in fp32). Part of
+            the training settings a resume must share.
 
     The loss is the negative ELBO divided by the number of data points in the batch, so the
     history is in nats per data point whatever the batch size.
@@ -310,6 +316,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     if isinstance(loader, TensorBatches):  # given ready-made (train_vae): its size counts
         batch_size = loader.batch_size
     train_config = dict(zip(TRAIN_KEYS, (elbo_name, num_particles, lr, batch_size, tuple(record))))
+    train_config["precision"] = check_precision(precision)
+    device = next((p.device for p in params), torch.device("cpu"))
     # what determines the data (and the seed, the start): resuming on other data, a subset or
     # another split would silently train on something else, or run out of batches
     train_config.update(settings or {}, **({"seed": seed} if seed is not None else {}))
@@ -324,7 +332,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     epoch_rng, elapsed, resumed_from = None, 0.0, 0
     if resume and ckpt is not None and ckpt.exists():
         extra = training_state(read_checkpoint(ckpt)["extra"], ckpt)
-        saved = extra["train_config"]
+        saved = {"precision": "fp32", **extra["train_config"]}  # older checkpoints: all fp32
         diff = [k for k, v in train_config.items() if k not in saved or saved[k] != v]
         if diff:
             what = "; ".join(_differs(k, saved, train_config[k]) for k in diff)
@@ -396,10 +404,11 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                             set_rng_state(state)
                             validated = True
                         if validated:
-                            with pyro.validation_enabled(False):  # checked on the first step
-                                out = fast_loss(*batch)
+                            with pyro.validation_enabled(False), autocast(precision, device):
+                                out = fast_loss(*batch)  # validated on the first step
                         else:
-                            out = eager_loss(*batch)
+                            with autocast(precision, device):
+                                out = eager_loss(*batch)
                             validated = True
                     except ValueError as e:
                         # torch's distribution checks: a parameter out of its support (e.g. a

@@ -83,7 +83,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
               elbo: str = "trace", num_particles: int = 1, likelihood: str = "bernoulli",
               architecture: str = "conv", binarize: bool = False, checkpoint=None,
               resume: bool = False, progress: bool = True, holdout_split: float | None = None,
-              train_images: int | None = None, device: str | torch.device = "cpu") -> VAEFit:
+              train_images: int | None = None, device: str | torch.device = "cpu",
+              precision: str = "fp32") -> VAEFit:
     """Train a VAE by SVI on MNIST training images (or on the images ``x`` given).
 
     Defaults are the coursework's: Adam lr 1e-3, batch 100, 5 epochs, seed 309, Trace_ELBO.
@@ -91,6 +92,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     (with ``x`` given, it is only recorded, so that a resume on another split is refused).
     With ``conditional`` the model is the label-conditioned VAE, trained on ``(x, y)``.
     ``train_images`` keeps only the first N training images (for quick runs).
+    ``precision``: ``"fp32"`` or ``"bf16"`` (the networks under bfloat16 autocast; see
+    :mod:`probnn.inference.precision`). ``device``: the model and the data are moved there once.
     The checkpoint is written every epoch and on Ctrl-C; ``resume=True`` continues it.
     """
     if train_images is not None and train_images < 0:  # x[:-5] would drop 5 images instead
@@ -108,7 +111,7 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
     batches = (BinarizedBatches if binarize else TensorBatches)(data, batch_size)
     result = fit(model, guide, batches, epochs=epochs, elbo=elbo, num_particles=num_particles,
                  lr=lr, seed=seed, checkpoint=checkpoint, checkpoint_every=1, resume=resume,
-                 progress=progress, desc=vae_name(model),
+                 progress=progress, desc=vae_name(model), precision=precision,
                  settings={"train_images": train_images, "holdout_split": holdout_split})
     return VAEFit(model, guide, result.history, result.checkpoint)
 
@@ -286,7 +289,8 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
 def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
                    k: int = 100, large_k: int | None = 1000, large_k_images: int | None = 1000,
                    holdout_images: int | None = None, train_images: int | None = 10_000,
-                   seed: int = COURSEWORK_SEED, batch_size: int = 100) -> dict:
+                   seed: int = COURSEWORK_SEED, batch_size: int = 100,
+                   precision: str = "fp32") -> dict:
     """One model's row of the comparison table (question e), in nats per image.
 
     On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``
@@ -301,9 +305,10 @@ def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor 
     # evaluate's default of 100 samples (the coursework's estimator) whatever k is
     row = holdout_bounds(model, guide, (hx,), k=k, ks=(k,), mc_samples=100, large_k=large_k,
                          large_k_images=large_k_images, seed=seed, batch_size=batch_size,
-                         with_active_units=True)
+                         with_active_units=True, precision=precision)
     if train_x is not None:
         tx = train_x[random_subset(len(train_x), train_images, seed + 2)]
         row["train_images"] = len(tx)
-        row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size).elbo.mean())
+        row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size,
+                                          precision=precision).elbo.mean())
     return row

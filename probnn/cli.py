@@ -110,6 +110,17 @@ def _device(name: str):
     return dev
 
 
+# The defaults follow the measured check of benchmarks/precision_check.py (see its docstring)
+TRAIN_PRECISION = "fp32"
+EVAL_PRECISION = "fp32"
+
+
+def _precision_option(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=default,
+                   help=f"the networks' precision in {what}: fp32, or bf16 (bfloat16 autocast; "
+                        f"likelihood sums, KL and optimiser state stay fp32; default {default})")
+
+
 def _device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=_device_name, default="cpu", help=DEVICE_HELP)
 
@@ -288,7 +299,7 @@ def cmd_vae_train(args) -> int:
         conditional=args.command == "cvae", likelihood=args.likelihood, binarize=args.binarize,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo,
         num_particles=args.particles, train_images=args.train_images,
-        holdout_split=args.holdout_split, seed=args.seed)
+        holdout_split=args.holdout_split, seed=args.seed, precision=args.precision)
     out = _folder(args.out or "out/vae")
     device = _device(args.device)
     stem = config.name()
@@ -367,7 +378,7 @@ def cmd_vae_figures(args) -> int:
 
 def _holdout_config(args, task):
     return task.Config(**_given(args, ("k", "large_k", "large_k_images", "holdout_images",
-                                       "train_images", "classify_images")),
+                                       "train_images", "classify_images", "precision")),
                        holdout_split=args.holdout_split, seed=args.seed)
 
 
@@ -720,10 +731,12 @@ def _train_options(p) -> None:
                    help="train anew over an existing checkpoint (replaced when the new training "
                         "has finished)")
     _device_option(p)
+    _precision_option(p, TRAIN_PRECISION, "training")
     p.set_defaults(func=cmd_vae_train)
 
 
 def _estimator_options(p) -> None:
+    _precision_option(p, EVAL_PRECISION, "the estimators")
     p.add_argument("--k", type=SAMPLES.arg(), default=100, help="samples per image for ELBO-MC and IWAE")
     p.add_argument("--large-k", type=SAMPLES0.arg(), default=1000, help="a tighter IWAE bound; 0 to skip")
     p.add_argument("--large-k-images", type=COUNT, default=1000,

@@ -9,11 +9,12 @@ import pandas as pd
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.batching import random_subset
 from probnn.inference.cvae import CVAEResults, cvae_results
+from probnn.inference.precision import PRECISIONS
 from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
-from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check)
+from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -30,8 +31,11 @@ class Config:
     holdout_images: int | None = None
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
+    precision: str = "fp32"
+    """The networks' precision in every estimator: ``fp32`` or ``bf16``."""
 
     def __post_init__(self):
+        check(self, precision=choice(*PRECISIONS))
         check(self, k=SAMPLES, large_k=SAMPLES0.optional(),
               large_k_images=POSITIVE_INT.optional(), classify_images=POSITIVE_INT.optional(),
               holdout_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
@@ -55,5 +59,6 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
                        eval_index=random_subset(len(hx), config.holdout_images, config.seed),
                        k=config.k, large_k=config.large_k or None,
                        large_k_images=config.large_k_images,
-                       classify_images=config.classify_images, progress=progress)
+                       classify_images=config.classify_images, progress=progress,
+                       precision=config.precision)
     return Result(vae_name(model), res, inputs.history(0))

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.precision import PRECISIONS
 from probnn.inference.serialization import serializable
 from probnn.inference.vae import comparison_row, vae_name
 
 from .inputs import Inputs
-from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check)
+from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -28,8 +29,11 @@ class Config:
     train_images: int | None = 10_000
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
+    precision: str = "fp32"
+    """The networks' precision in every estimator: ``fp32`` or ``bf16``."""
 
     def __post_init__(self):
+        check(self, precision=choice(*PRECISIONS))
         check(self, k=SAMPLES, large_k=SAMPLES0.optional(),
               large_k_images=POSITIVE_INT.optional(), holdout_images=POSITIVE_INT.optional(),
               train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
@@ -54,5 +58,5 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     row = comparison_row(model, guide, holdout_x, train_x, k=config.k,
                          large_k=config.large_k or None, large_k_images=config.large_k_images,
                          holdout_images=config.holdout_images, train_images=config.train_images,
-                         seed=config.seed)
+                         seed=config.seed, precision=config.precision)
     return Result(vae_name(model), row, inputs.history(0))

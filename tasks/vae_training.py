@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference.precision import PRECISIONS
 from probnn.inference.vae import VAEFit, history_from_checkpoint, load_vae, train_vae, vae_stem
 
 from .inputs import Inputs
@@ -43,13 +44,17 @@ class Config:
     train_images: int | None = None
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
+    precision: str = "fp32"
+    """The networks' precision in training: ``fp32`` or ``bf16`` (bfloat16 autocast; sums,
+    KL, parameters and Adam state in fp32; :mod:`probnn.inference.precision`)."""
 
     def __post_init__(self):
         from probnn.inference.elbos import ELBO_NAMES
         check(self, latent_dim=LATENT, architecture=choice(*ARCHITECTURES),
               likelihood=choice(*LIKELIHOODS), epochs=EPOCHS, batch_size=POSITIVE_INT,
               lr=POSITIVE_FLOAT, elbo=choice(*ELBO_NAMES), num_particles=SAMPLES,
-              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(), seed=SEED)
+              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(), seed=SEED,
+              precision=choice(*PRECISIONS))
 
     def name(self) -> str:
         """The model's file-name stem (``vae-d4``, ``vae-mlp-d20``, ``cvae-d4``, ...)."""
@@ -67,7 +72,7 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
                      likelihood=config.likelihood, architecture=config.architecture,
                      binarize=config.binarize, checkpoint=checkpoint, resume=resume,
                      progress=progress, train_images=config.train_images,
-                     holdout_split=config.holdout_split,
+                     holdout_split=config.holdout_split, precision=config.precision,
                      device=inputs.device if device is None else device)
 
 
