@@ -7,7 +7,7 @@ import pyro
 import pyro.distributions as dist
 
 from probnn.models.settings import LocalPyroModule
-from probnn.models.vae import check_images, flat_batch
+from probnn.models.vae import check_images, flat_batch, fp32_layer
 
 
 class GaussianEncoder(nn.Module):
@@ -32,7 +32,8 @@ class GaussianEncoder(nn.Module):
         h = self.features(flat)
         if extra is not None:
             h = torch.cat([h, extra.reshape(h.shape[0], -1)], dim=-1)
-        mu, tau = self.head(h).reshape(batch + (2 * self.d,)).split(self.d, dim=-1)
+        out = fp32_layer(self.head[-1], self.head[:-1](h))
+        mu, tau = out.reshape(batch + (2 * self.d,)).split(self.d, dim=-1)
         return mu, tau
 
 
@@ -49,7 +50,7 @@ class MLPEncoder(nn.Module):
         h = x.reshape(x.shape[:-3] + (784,))
         if extra is not None:
             h = torch.cat([h, extra], dim=-1)
-        mu, logvar = self.head(self.body(h)).split(self.d, dim=-1)
+        mu, logvar = fp32_layer(self.head, self.body(h)).split(self.d, dim=-1)
         return mu, logvar
 
 

@@ -17,6 +17,20 @@ LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 ARCHITECTURES = ("conv", "mlp")
 
 
+def fp32_layer(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)`` in fp32 even under bf16 autocast: the output layers of the networks.
+
+    Their outputs are the pixel logits and q's (mu, log-variance). Rounded to bf16 (8
+    significant bits) a logit of 10 would be off by up to 0.03, and the image's
+    log-likelihood sums 784 such errors; in fp32 the layer costs under 1% of the conv
+    decoder's FLOPs. Without autocast this is just ``layer(h)``.
+    """
+    if not torch.is_autocast_enabled(h.device.type):
+        return layer(h)
+    with torch.autocast(h.device.type, enabled=False):
+        return layer(h.float())
+
+
 def flat_batch(t: torch.Tensor, event_dims: int):
     """Fold all leading batch dims (data, particles, ...) into one, for layers that need 2-D/4-D."""
     batch = t.shape[:t.dim() - event_dims]
@@ -47,7 +61,7 @@ class BernoulliImageGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         flat, batch = flat_batch(z, 1)
-        return self.f(flat).reshape(batch + IMAGE_SHAPE)
+        return fp32_layer(self.f[-1], self.f[:-1](flat)).reshape(batch + IMAGE_SHAPE)
 
 
 class MLPImageGenerator(nn.Module):
@@ -59,7 +73,7 @@ class MLPImageGenerator(nn.Module):
         self.f = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, 784))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.f(z).reshape(z.shape[:-1] + IMAGE_SHAPE)
+        return fp32_layer(self.f[-1], self.f[:-1](z)).reshape(z.shape[:-1] + IMAGE_SHAPE)
 
 
 def make_decoder(architecture: str, d: int, extra_inputs: int = 0) -> nn.Module:

@@ -26,12 +26,13 @@ def test_bf16_runs_the_networks_in_bf16_and_hands_fp32_on(architecture):
     model, guide = build_vae(3, architecture=architecture)
     z = torch.randn(5, 3)
     with autocast("bf16", "cpu"):
-        assert model.decoder(z).dtype == torch.bfloat16  # the network really runs in bf16
-        assert model.logits(z).dtype == torch.float32    # ... and the likelihood sees fp32
+        assert model.decoder.f[0](z).dtype == torch.bfloat16  # the hidden layers run in bf16
+        assert model.decoder(z).dtype == torch.float32  # the output layer in fp32 (fp32_layer)
+        assert model.logits(z).dtype == torch.float32
         tr = pyro.poutine.trace(guide).get_trace(_images(2))
         assert tr.nodes["z"]["value"].dtype == torch.float32
     with autocast("fp32", "cpu"):
-        assert model.decoder(z).dtype == torch.float32
+        assert model.decoder.f[0](z).dtype == torch.float32
 
 
 def test_bf16_training_keeps_parameters_gradients_and_adam_state_fp32(tmp_path):
