@@ -92,3 +92,20 @@ def test_precision_is_a_validated_config_field():
         holdout.Config(precision="fp16")
     with pytest.raises(ConfigError, match="precision"):
         vae_training.Config(precision="half")
+
+
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+def test_evaluation_in_cache_sized_pieces_gives_the_same_numbers(architecture, monkeypatch):
+    """The decoder and the Bernoulli log-likelihood work through large evaluation batches in
+    pieces of INFERENCE_ROWS rows (issue 14, throughput): the bounds are bit for bit those of
+    one call per batch."""
+    from probnn.models import vae as vae_module
+    torch.manual_seed(0)
+    model, guide = build_vae(3, architecture=architecture)
+    x = _images(12)
+    got = []
+    for rows in (7, 10**9):  # 7 rows: many pieces, and a ragged last one
+        monkeypatch.setattr(vae_module, "INFERENCE_ROWS", rows)
+        pyro.set_rng_seed(3)
+        got.append(iwae_bound(model, guide, (x,), 10, batch_size=5, diagnostics=False).bound)
+    assert np.array_equal(got[0], got[1])
