@@ -102,6 +102,19 @@ class ReportRun:
         return pd.DataFrame(rows).set_index("job")
 
 
+def precision_used(jobs: dict[str, Job]) -> str:
+    """The VAE networks' precision in training and in evaluation, from the jobs' configs (the
+    ``precision`` field of :mod:`probnn.tasks.vae_training`, ``holdout`` and ``cvae``), e.g.
+    ``"VAE training fp32, evaluation fp32"``; the likelihood sums, KL and optimiser state are
+    fp32 either way (:mod:`probnn.inference.precision`)."""
+    def used(kinds):
+        found = sorted({getattr(j.config, "precision") for j in jobs.values()
+                        if j.task in kinds and hasattr(j.config, "precision")})
+        return "/".join(found) or "fp32"
+    return (f"VAE training {used({'vae_training'})}, evaluation {used({'holdout', 'cvae'})} "
+            "(sums, KL and optimiser state fp32)")
+
+
 def default_cache() -> Path:
     """``$XDG_CACHE_HOME/probnn/report`` (``~/.cache/probnn/report``): shared by every report."""
     from probnn.datasets import cache_dir
@@ -133,7 +146,8 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
     run = ReportRun(out / "index.html", jobs, time.monotonic() - t0, quick, seed, cache)
     meta = [("mode", "quick (a first look: few epochs, small subsets)" if quick
              else "full (the coursework's settings)"),
-            ("seed", str(seed)), ("written", time.strftime("%Y-%m-%d %H:%M")),
+            ("seed", str(seed)), ("precision", precision_used(jobs)),
+            ("written", time.strftime("%Y-%m-%d %H:%M")),
             ("pipeline", f"{run.seconds:.0f} s before rendering"),
             ("cache", str(cache)), ("python", platform.python_version())]
     provenance = run.provenance()

@@ -109,3 +109,12 @@ def test_evaluation_in_cache_sized_pieces_gives_the_same_numbers(architecture, m
         pyro.set_rng_seed(3)
         got.append(iwae_bound(model, guide, (x,), 10, batch_size=5, diagnostics=False).bound)
     assert np.array_equal(got[0], got[1])
+
+
+def test_the_report_states_the_precision_of_its_vae_jobs():
+    from dataclasses import replace
+    from probnn.report import build_jobs, precision_used
+    jobs = build_jobs(True, 309)
+    assert precision_used(jobs).startswith("VAE training fp32, evaluation fp32")
+    jobs["vae-d4"].config = replace(jobs["vae-d4"].config, precision="bf16")
+    assert precision_used(jobs).startswith("VAE training bf16/fp32, evaluation fp32")
