@@ -79,14 +79,14 @@ def _nonempty(option: str):
     return parse
 
 
-DEVICE_HELP = "where to compute: cpu (default), cuda, cuda:N or mps"
+DEVICE_HELP = "where to compute: cpu (default), cuda, cuda:N, mps, or auto (cuda if there is one)"
 
 
 def _device_name(text: str) -> str:
     """``--device``'s syntax (checked by argparse); whether it exists: :func:`_device`."""
     import re
-    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", text):
-        raise argparse.ArgumentTypeError("must be cpu, cuda, cuda:N or mps")
+    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps|auto", text):
+        raise argparse.ArgumentTypeError("must be cpu, cuda, cuda:N, mps or auto")
     return text
 
 
@@ -94,8 +94,11 @@ _device_name.__name__ = "--device"
 
 
 def _device(name: str):
-    """The torch device ``name``, refused with one line when this machine has none such."""
+    """The torch device ``name`` (``auto``: the GPU if there is one, else the CPU), refused
+    with one line when this machine has none such."""
     import torch
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -456,7 +459,8 @@ def cmd_report(args) -> int:
     out = _folder(args.out or "out/report")
     cache = _folder(args.cache_dir or default_cache(), "--cache-dir")
     run = make_report(out, data_dir=args.data_dir, quick=args.quick, seed=args.seed,
-                      cache=cache, workers=args.jobs, progress=not args.quiet)
+                      cache=cache, workers=args.jobs, progress=not args.quiet,
+                      device=args.device)
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
@@ -623,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int_between(1, max(2, os.cpu_count() or 1)).arg(), default=None,
                    help="worker processes, at most the number of cores (default 2 on a machine "
                         "with 2+ cores)")
+    _device_option(p)
     p.set_defaults(func=cmd_report)
     p = sub.add_parser(
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",

@@ -52,6 +52,7 @@ class Job:
     artifact: Path | None = None
     digest: str = ""
     resume: bool = True            # train jobs: continue an existing checkpoint
+    device: str = "cpu"            # where the worker computes it (not part of the digest)
     status: str = "pending"        # then: cached, trained, resumed, evaluated, failed, interrupted
     seconds: float = 0.0
     result: Any = field(default=None, repr=False, compare=False)  # a cached result, once loaded
@@ -225,7 +226,7 @@ def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     and seconds. Runs in a worker process or in this one."""
     from probnn.inference.checkpoint import CheckpointError
     t0 = time.perf_counter()
-    inputs = Inputs(data_dir, tuple(parents))
+    inputs = Inputs(data_dir, tuple(parents), job.device)
     if job.kind == "train":
         resumed = job.resume and job.artifact.is_file()
         try:

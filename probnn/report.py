@@ -123,11 +123,14 @@ def default_cache() -> Path:
 
 def make_report(out="out/report", *, data_dir=None, quick: bool = False,
                 seed: int = COURSEWORK_SEED, cache=None, workers: int | None = None,
-                progress: bool = True) -> ReportRun:
+                progress: bool = True, device: str = "cpu") -> ReportRun:
     """Train or reuse every model, evaluate them, and write ``out/index.html`` with its figures.
 
     ``cache``: the artifact folder (default :func:`default_cache`); ``workers``: processes to
-    run jobs in (default: 2 on a machine with 2 or more cores, else 1).
+    run jobs in (default: 2 on a machine with 2 or more cores, else 1); ``device``: where every
+    job computes (each worker loads its models and data there; ``"auto"``: the GPU if there
+    is one). Where a job ran does not change its artifact's name: a result computed on a GPU
+    is reused by a run on the CPU.
     """
     from probnn.tasks.inputs import Inputs
     t0 = time.monotonic()
@@ -137,6 +140,11 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
     inputs.xkcd()  # fail fast with the data error, before any process starts
     (train_x, _, _), _ = inputs.mnist()
     jobs = build_jobs(quick, seed)
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    for job in jobs.values():
+        job.device = str(device)
     place(jobs, cache, data_dir)
     run_jobs(jobs, data_dir, default_workers() if workers is None else workers, progress)
     if progress:
