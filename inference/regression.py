@@ -52,7 +52,8 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
                    seed: int = COURSEWORK_SEED, lr: float = 1e-3, elbo: str = "trace",
                    record: bool = True, checkpoint=None, checkpoint_every: int = 5000,
                    resume: bool = False, progress: bool = True, jit: bool = True,
-                   sigma_floor: float = 0.0, beta: float = 0.0) -> RegressionFit:
+                   sigma_floor: float = 0.0, beta: float = 0.0,
+                   device: str | torch.device = "cpu") -> RegressionFit:
     """Fit the ``homoscedastic`` or ``heteroscedastic`` model by maximum likelihood.
 
     As in the coursework: Adam with ``lr``, full batch, ``epochs`` epochs, seeded with ``seed``
@@ -61,14 +62,16 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
     :class:`~probnn.models.regression.HeteroscedasticRegression`; with ``beta`` the history's
     ``loglik`` is recomputed from the recorded f and sigma and ``objective`` holds the
     weighted ELBO. ``jit`` compiles the loss (the same Trace_ELBO objective; see
-    :class:`~probnn.inference.train.TracedLoss`).
+    :class:`~probnn.inference.train.TracedLoss`). ``device``: where to fit (the model and
+    the data are moved there once); the returned fit is on the CPU, like its data.
     """
     torch.manual_seed(seed)
     model, guide = _build(name, sigma_floor, beta)
-    result = fit(model, guide, (x, y), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
+    model.to(device), guide.to(device)
+    result = fit(model, guide, (x.to(device), y.to(device)), epochs=epochs, elbo=elbo, lr=lr, seed=seed,
                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                  progress=progress, desc=name, record=("f", "sigma") if record else (), jit=jit)
-    return _regression_fit(name, model, x, y, result.history, result.records, beta)
+    return _regression_fit(name, model.cpu(), x, y, result.history, result.records, beta)
 
 
 def _build(name: str, sigma_floor: float, beta: float):

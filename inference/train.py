@@ -431,7 +431,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     for s, v in zip(record, sites):
                         if s not in records:
                             records[s] = np.full((epochs,) + tuple(v.shape), np.nan, np.float32)
-                        records[s][epoch] = v.numpy()
+                        records[s][epoch] = v.cpu().numpy()
                     acc[0] += value * n
                     acc[1] += n
                     bar.update(1)

@@ -258,7 +258,8 @@ def cmd_regression(args) -> int:
     aside = {ckpts[n]: _aside(ckpts[n]) for n in names if args.force and ckpts[n].exists()}
     # ~2.5 ms an epoch on one core: only for the progress line's ETA
     jobs = {n: Job(n, "regression", configs[n], estimate=2.5e-3 * args.epochs,
-                   artifact=aside.get(ckpts[n], ckpts[n]), resume=args.resume) for n in names}
+                   artifact=aside.get(ckpts[n], ckpts[n]), resume=args.resume,
+                   device=str(_device(args.device))) for n in names}
     try:
         run_jobs(jobs, args.data_dir, min(len(jobs), default_workers()), not args.quiet,
                  reuse=False, label="regression",
@@ -528,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta-nll", type=UNIT_INTERVAL.arg(), default=0.0,
                    help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022), "
                         "beta from 0 (the plain likelihood) to 1")
+    _device_option(p)
     p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("bayes-regression",

@@ -54,7 +54,7 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
                               lr=config.lr, checkpoint=checkpoint,
                               checkpoint_every=config.checkpoint_every, resume=resume,
                               progress=progress, jit=config.jit, sigma_floor=config.sigma_floor,
-                              beta=config.beta)
+                              beta=config.beta, device=inputs.device)
 
 
 @contextmanager

@@ -95,7 +95,7 @@ BAD_OPTIONS = [
 DEVICE_COMMANDS = [VT, ["cvae", "train"], ["vae", "figures", "--checkpoint", CKPT],
                    ["vae", "compare", "--checkpoints", CKPT],
                    ["cvae", "figures", "--checkpoint", CKPT], ["bounds", "--checkpoint", CKPT],
-                   ["estimators", "--checkpoint", CKPT], ["objectives"], ["report"]]
+                   ["estimators", "--checkpoint", CKPT], ["objectives"], ["report"], ["regression"]]
 
 
 @pytest.mark.parametrize("argv,option", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])

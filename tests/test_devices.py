@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -129,3 +130,16 @@ def test_cuda_estimates_match_the_cpu_ones():
     model.cuda(), guide.cuda()
     got = model.pixel_probs(z.cuda()).cpu()
     assert torch.allclose(ref, got, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_regression_fits_on_the_device_and_returns_a_cpu_fit(device, tiny_regression):
+    from probnn.inference.regression import fit_regression
+    x, y = tiny_regression
+    rec = FactoryRecorder()
+    with rec:
+        out = fit_regression("heteroscedastic", x, y, epochs=3, progress=False, jit=False,
+                             device=device)
+    assert rec.calls == [], rec.calls
+    assert all(p.device.type == "cpu" for p in out.model.parameters())
+    assert out.f.shape == (3, len(x)) and np.isfinite(out.sigma).all()
