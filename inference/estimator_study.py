@@ -314,8 +314,9 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
         raise ValueError("neither the model nor the guide has trainable parameters")
     flat = [p for ps in sides.values() for p in ps]
     pick = torch.Generator().manual_seed(_seed_for(seed, 2))
-    subset = {side: torch.randperm(sum(p.numel() for p in ps), generator=pick)[:bootstrap_parameters]
-              for side, ps in sides.items()}
+    # drawn on the CPU (the generator's device), then moved to the gradients' device once
+    subset = {side: torch.randperm(sum(p.numel() for p in ps), generator=pick, device="cpu")
+              [:bootstrap_parameters].to(flat[0].device) for side, ps in sides.items()}
     rows = []
     bar = tqdm(total=len(objectives) * samples, disable=not progress, desc="gradient SNR", leave=False)
     for spec in objectives:
@@ -343,7 +344,7 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
             bar.update(1)
         seconds = time.perf_counter() - t0
         for side, mom in moments.items():
-            mu, sd = mom.mean.numpy(), mom.sd().numpy()
+            mu, sd = mom.mean.cpu().numpy(), mom.sd().cpu().numpy()
             snr = snr_from_moments(mu, sd)
             used = ~np.isnan(snr)
             v = snr[used]
@@ -368,12 +369,12 @@ def _bootstrap_median_se(draws: list[torch.Tensor], resamples: int, seed: int) -
     a row of multinomial counts, so all of them are two matrix products."""
     if not resamples or len(draws) < 2:
         return math.nan
-    d = torch.stack(draws)  # (S, m), float64
+    d = torch.stack(draws).cpu()  # (S, m), float64; resampled on the CPU (its generator's)
     s = len(d)
     g = torch.Generator().manual_seed(seed)
-    picks = torch.randint(s, (resamples, s), generator=g)
-    counts = torch.zeros(resamples, s, dtype=d.dtype).scatter_add_(
-        1, picks, torch.ones(resamples, s, dtype=d.dtype))
+    picks = torch.randint(s, (resamples, s), generator=g, device="cpu")
+    counts = torch.zeros(resamples, s, dtype=d.dtype, device="cpu").scatter_add_(
+        1, picks, torch.ones(resamples, s, dtype=d.dtype, device="cpu"))
     mean = counts @ d / s
     var = ((counts @ d.square()) - s * mean.square()).clamp_min(0) / (s - 1)
     medians = []

@@ -143,3 +143,16 @@ def test_regression_fits_on_the_device_and_returns_a_cpu_fit(device, tiny_regres
     assert rec.calls == [], rec.calls
     assert all(p.device.type == "cpu" for p in out.model.parameters())
     assert out.f.shape == (3, len(x)) and np.isfinite(out.sigma).all()
+
+
+def test_the_study_and_the_gaps_create_no_tensor_without_a_device():
+    from probnn.inference.estimator_study import estimator_bias_spread, gradient_snr
+    from probnn.inference.gaps import inference_gaps
+    model, guide = build_vae(2, architecture="mlp")
+    x = _images(3)
+    rec = FactoryRecorder()
+    with rec:
+        estimator_bias_spread(model, guide, x, ks=(1, 3), elbo_mc_k=2, repeats=2)
+        gradient_snr(model, guide, x, objectives=("trace", "iwae-2"), samples=3, bootstrap=5)
+        inference_gaps(model, guide, (x,), samples=4, steps=2, num_particles=2)
+    assert rec.calls == [], f"tensor factories without device=: {rec.calls}"
