@@ -32,19 +32,24 @@ def fp32_layer(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return layer(h.float())
 
 
-INFERENCE_ROWS = 2048
-"""Rows per decoder call when no gradient is recorded (evaluation). The estimators pass tens
-of thousands of (image, particle) rows at once; in pieces of ~2,000 the conv decoder's
-activations (3,600 floats a row) stay in the cache, which made its forward pass ~1.9x faster
-on the 2-core Zen 4 machine than 10,000 rows at once (fp32 and bf16 alike;
-``benchmarks/eval_speed.py``). Training keeps one call: its activations are saved for the
-backward pass anyway."""
+INFERENCE_ROWS = 1024
+"""Rows per decoder call and per torch thread when no gradient is recorded (evaluation),
+twice as many under bf16 autocast (the same bytes of activations). The estimators pass tens
+of thousands of (image, particle) rows at once; in pieces of ~1,000 rows a thread the conv
+decoder's activations (3,600 floats a row) stay in the cache: on one Zen 4 core its forward
+pass ran 2.0x (fp32, 1,024 rows) and 2.4x (bf16, 2,048 rows) faster than at 10,000 rows a
+call (interleaved runs on the shared machine; ``benchmarks/eval_speed.py``); with two
+threads, pieces of 1,024 rows were slower (each op's two halves too small to pay for the
+threads' synchronisation) and ~2,000 about even. Training keeps one call: its activations are
+saved for the backward pass anyway."""
 
 
 def in_pieces(f, flat: torch.Tensor, rows: int | None = None) -> torch.Tensor:
     """``f(flat)`` for a row-wise ``f``, computed ``rows`` (default :data:`INFERENCE_ROWS`)
     rows at a time when no gradient is being recorded; the same numbers as one call."""
-    rows = rows or INFERENCE_ROWS
+    if rows is None:
+        rows = (INFERENCE_ROWS * torch.get_num_threads()
+                * (2 if torch.is_autocast_enabled(flat.device.type) else 1))
     if torch.is_grad_enabled() or len(flat) <= rows:
         return f(flat)
     return torch.cat([f(piece) for piece in flat.split(rows)])
@@ -141,7 +146,7 @@ class PixelBernoulli(dist.Bernoulli):
         if logits.dim() <= 4:
             return super().log_prob(value)
         per_slice = logits[0].numel() // (logits.shape[-1] * logits.shape[-2] * logits.shape[-3])
-        step = max(1, INFERENCE_ROWS // max(per_slice, 1))
+        step = max(1, INFERENCE_ROWS * torch.get_num_threads() // max(per_slice, 1))
         if step >= len(logits):
             return super().log_prob(value)
         return torch.cat([-F.binary_cross_entropy_with_logits(lo, va, reduction="none")
