@@ -440,7 +440,7 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
         name, k = parse_objective(objectives[0])
         train_vae(latent_dim, x=xt[:batch_size], epochs=1, batch_size=batch_size, seed=seed,
                   elbo=name, num_particles=k, likelihood=likelihood, architecture=architecture,
-                  binarize=binarize, progress=False)
+                  binarize=binarize, progress=False, device=xt.device)
     tables = []
     bar = tqdm(total=seeds * len(objectives), disable=not progress, desc="objectives",
                leave=False)
@@ -450,7 +450,8 @@ def objective_comparison(x_train: torch.Tensor, x_holdout: torch.Tensor,
             name, k = parse_objective(spec)
             fit = train_vae(latent_dim, x=xt, epochs=epochs, batch_size=batch_size, lr=lr,
                             seed=s, elbo=name, num_particles=k, likelihood=likelihood,
-                            architecture=architecture, binarize=binarize, progress=progress)
+                            architecture=architecture, binarize=binarize, progress=progress,
+                            device=xt.device)  # where the task put the data (Inputs.device)
             bound, elbo, eval_seconds = _holdout_bounds(fit.model, fit.guide, xh, eval_k, s,
                                                         eval_batch_size)
             per_image[spec], per_image_elbo[spec] = bound, elbo
