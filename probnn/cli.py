@@ -34,7 +34,8 @@ from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
 from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, EPOCHS,  # noqa: E402
-                                     FRACTION, LATENT, MCMC_CHAINS, NONNEG_FLOAT, NONNEG_INT,
+                                     FRACTION, LATENT, MCMC_CHAINS, MCMC_DRAWS, NONNEG_FLOAT,
+                                     NONNEG_INT,
                                      OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
                                      SAMPLES0, SEED, SEEDS, STEPS, STEPS0, TREE_DEPTH,
                                      UNIT_INTERVAL, ConfigError, int_between)
@@ -499,13 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NUTS chains per model (default: preset, 2)")
     p.add_argument("--warmup", type=STEPS.arg(), default=None,
                    help="NUTS warmup iterations per chain (default: preset)")
-    p.add_argument("--nuts-draws", type=DRAWS.arg(), default=None,
+    p.add_argument("--nuts-draws", type=MCMC_DRAWS.arg(), default=None,
                    help="NUTS draws kept per chain (default: preset)")
     p.add_argument("--max-tree-depth", type=TREE_DEPTH.arg(), default=None,
                    help="NUTS tree depth limit (default: preset)")
     p.add_argument("--loo-warmup", type=STEPS.arg(), default=None,
                    help="warmup of each exact-LOO refit (default: preset)")
-    p.add_argument("--loo-draws", type=DRAWS.arg(), default=None,
+    p.add_argument("--loo-draws", type=MCMC_DRAWS.arg(), default=None,
                    help="draws of each exact-LOO refit (default: preset)")
     p.add_argument("--loo-max-refits", type=SAMPLES0.arg(), default=None,
                    help="refit at most this many flagged points per model, worst k first; "

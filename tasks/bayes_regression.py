@@ -26,7 +26,7 @@ from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
 from .inputs import Inputs
-from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, POSITIVE_FLOAT, SAMPLES, SAMPLES0, SEED,
+from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT, SAMPLES, SAMPLES0, SEED,
                          STEPS, STEPS0, TREE_DEPTH, check, check_each, choice)
 
 KIND, DATA = "evaluate", "xkcd"
@@ -78,8 +78,8 @@ class Config:
         check(self, epochs=EPOCHS, draws=DRAWS, map_steps=STEPS0,
               lr=POSITIVE_FLOAT, num_particles=SAMPLES, prior_scale=POSITIVE_FLOAT,
               seed=SEED, sampler=choice(*SAMPLERS), chains=MCMC_CHAINS, warmup=STEPS,
-              nuts_draws=DRAWS, max_tree_depth=TREE_DEPTH, loo_warmup=STEPS,
-              loo_draws=DRAWS, loo_max_refits=SAMPLES0)
+              nuts_draws=MCMC_DRAWS, max_tree_depth=TREE_DEPTH, loo_warmup=STEPS,
+              loo_draws=MCMC_DRAWS, loo_max_refits=SAMPLES0)
         check_each(self, "vi_guides", GUIDE, empty=True)
         object.__setattr__(self, "vi_guides", tuple(self.vi_guides))
         object.__setattr__(self, "parallel_chains", bool(self.parallel_chains))

@@ -16,7 +16,7 @@ from probnn import runner
 from probnn.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "quick-report"
-TIMING = ("seconds", "ms_per_image", "train_seconds", "eval_seconds")
+TIMING = ("seconds", "ms_per_image", "train_seconds", "eval_seconds", "ms_per_leapfrog")
 
 
 @pytest.fixture(scope="module")

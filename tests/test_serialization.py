@@ -485,7 +485,7 @@ RESULTS = [
                                    eval_images=5, seeds=2), None),
     (bayes_regression, bayes_regression.Config(epochs=5, map_steps=5, draws=10, seed=2,
                                                warmup=4, nuts_draws=4, max_tree_depth=2,
-                                               loo_warmup=2, loo_draws=3, loo_max_refits=1,
+                                               loo_warmup=2, loo_draws=4, loo_max_refits=1,
                                                vi_guides=("normal", "lowrank")), None),
 ]
 
