@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--preset", choices=("quick", "full", "both"), default="quick")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--seed", type=int, default=309)
+    ap.add_argument("--out", default=None,
+                    help="also write each preset's report section (figures, tables) to OUT/<preset>")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -99,6 +101,13 @@ def main() -> None:
         for l in r.loo:
             print(f"  {l.name:16s} exact refits: {l.refitted} of {l.flagged} flagged points in "
                   f"{l.refit_seconds:.1f} s")
+        if args.out:
+            from pathlib import Path
+            from probnn.analysis.bayes_regression import result_section
+            from probnn.analysis.outputs import save
+            folder = Path(args.out) / preset
+            folder.mkdir(parents=True, exist_ok=True)
+            save(result_section(r), folder, "bayes-summary.md")
 
 
 if __name__ == "__main__":
