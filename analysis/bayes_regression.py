@@ -338,7 +338,7 @@ def nuts_ribbon_plot(fit, seed: int = 0, ax: Axes | None = None, vi: Mapping | N
     ax.scatter(x, y, s=14, color="k", zorder=3, label="data")
     ax.set(xlabel="x", ylabel="y",
            title=f"Bayesian {fit.name}, NUTS: {fit.flat()[next(iter(fit.draws))].shape[0]} draws")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     return ax.figure
 
 
