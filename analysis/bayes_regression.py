@@ -307,6 +307,10 @@ def vi_answer(table: pd.DataFrame) -> str:
         parts = [f"NUTS lppd/n {ref['lppd_per_point']:.2f}, elpd_loo/n "
                  f"{ref['elpd_loo_per_point']:.2f}, mean sigma {ref['sigma_mean']:.2f}"]
         for _, r in g[g["method"] != "nuts"].iterrows():
+            if isinstance(r.get("error"), str) and r["error"]:
+                parts.append(f"{METHOD_LABELS.get(r['method'], r['method'])} failed to fit "
+                             f"({r['error']})")
+                continue
             parts.append(f"{METHOD_LABELS.get(r['method'], r['method'])} lppd/n "
                          f"{r['lppd_per_point']:.2f}, elpd_loo/n {r['elpd_loo_per_point']:.2f} "
                          f"({int(r['k_over_0.7'])} points with k > 0.7), mean sigma "

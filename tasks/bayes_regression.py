@@ -120,8 +120,9 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
         with br.one_thread():
             fits, compare = br.run_bayes_regression(x, y, draws=config.draws, **svi)
         return Result(fits, compare, config)
-    timings, nuts, loos, diag, vi, rows = [], [], [], [], [], []
-    for name in br.NAMES:
+    timings, nuts, loos, diag, vi, rows, refs = [], [], [], [], [], {}, {}
+    grid = bn.ribbon_grid(x)
+    for name in br.NAMES:  # NUTS first: a failing guide below cannot cost the reference
         t0 = time.perf_counter()
         fit = bn.nuts_fit(name, x, y, chains=config.chains, warmup=config.warmup,
                           draws=config.nuts_draws, max_tree_depth=config.max_tree_depth,
@@ -138,30 +139,41 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
         timings += [dict(model=name, stage="nuts", seconds=t1 - t0),
                     dict(model=name, stage="diagnostics", seconds=t2 - t1),
                     dict(model=name, stage="exact-loo", seconds=t3 - t2)]
-        grid = bn.ribbon_grid(x)
-        ref = bn.ribbons(fit.model(), fit.flat(), grid, seed=config.seed)
-        rows.append(_method_row(name, "nuts", idata_loglik=_nuts_loglik(idata),
-                                sigma=_sigma_draws(idata), rib=ref, ref=ref, loo=loo.psis,
-                                seconds=t1 - t0))
+        refs[name] = bn.ribbons(fit.model(), fit.flat(), grid, seed=config.seed)
+        rows[name] = [_method_row(name, "nuts", idata_loglik=_nuts_loglik(idata),
+                                  sigma=_sigma_draws(idata), rib=refs[name], ref=refs[name],
+                                  loo=loo.psis, seconds=t1 - t0)]
+    for name in br.NAMES:
         for guide in config.vi_guides:
             t0 = time.perf_counter()
-            with br.one_thread():
-                f = br.fit_bayesian_regression(name, x, y, guide=guide, **svi)
+            try:
+                with br.one_thread():
+                    f = br.fit_bayesian_regression(name, x, y, guide=guide, **svi)
+            except (RuntimeError, ValueError) as e:
+                # an SVI run that diverged (e.g. the low-rank guide's covariance losing
+                # positive definiteness): reported as such, not hidden, not fatal
+                rows[name].append({"model": name, "method": guide,
+                                   "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
+                                   "seconds": time.perf_counter() - t0})
+                continue
             seconds = time.perf_counter() - t0
             d_vi = br.pointwise_loglik(f, config.draws, config.seed)
             with br.one_thread():
                 pp = br.posterior_predictive(f, grid, config.draws, config.seed)
-            rib = _ribbon_of(grid, pp)
             psis = bn.psis_loo(br.as_inference_data(f, d_vi))
             vi.append(f)
-            rows.append(_method_row(name, guide, idata_loglik=d_vi.loglik,
-                                    sigma=d_vi.sigma.astype(np.float64), rib=rib, ref=ref,
-                                    loo=psis, seconds=seconds))
+            rows[name].append(_method_row(name, guide, idata_loglik=d_vi.loglik,
+                                          sigma=d_vi.sigma.astype(np.float64),
+                                          rib=_ribbon_of(grid, pp), ref=refs[name], loo=psis,
+                                          seconds=seconds))
             timings.append(dict(model=name, stage=f"vi-{guide}", seconds=seconds))
+    rows = [r for name in br.NAMES for r in rows[name]]
     fits = [f for f in vi if f.guide.config["kind"] == "normal"]
     compare = br.loo_compare(fits, draws=config.draws, seed=config.seed) if len(fits) == 2 else None
-    return Result(fits, compare, config, nuts, loos, pd.DataFrame(diag), vi,
-                  pd.DataFrame(rows), pd.DataFrame(timings))
+    table = pd.DataFrame(rows)
+    table["error"] = table["error"].fillna("")
+    return Result(fits, compare, config, nuts, loos, pd.DataFrame(diag), vi, table,
+                  pd.DataFrame(timings))
 
 
 def _nuts_loglik(idata) -> np.ndarray:
@@ -198,4 +210,4 @@ def _method_row(name, method, *, idata_loglik, sigma, rib, ref, loo, seconds) ->
             "sigma_hi": float(np.quantile(s, 0.975)),
             "f_band_overlap": bn.band_overlap(rib["f_lo"], rib["f_hi"], ref["f_lo"], ref["f_hi"]),
             "y_band_overlap": bn.band_overlap(rib["y_lo"], rib["y_hi"], ref["y_lo"], ref["y_hi"]),
-            "seconds": float(seconds)}
+            "error": "", "seconds": float(seconds)}
