@@ -268,3 +268,30 @@ def test_nuts_task_is_reproducible_and_bad_sizes_fail_in_one_line(data_dir, caps
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--max-tree-depth" in err and "Traceback" not in err
+
+
+def test_a_diverging_guide_is_reported_not_fatal(data_dir, monkeypatch):
+    """An SVI fit that fails (the low-rank guide's covariance can lose positive definiteness)
+    leaves the NUTS reference and the other guides intact and is named in the answer."""
+    from probnn.analysis.bayes_regression import result_section
+    from probnn.inference import bayes_regression as br
+    from probnn.tasks import bayes_regression as tb
+    from probnn.tasks.inputs import Inputs
+    real = br.fit_bayesian_regression
+
+    def flaky(name, x, y, *, guide="normal", **kw):
+        if guide == "lowrank":
+            raise RuntimeError("linalg.cholesky: not positive-definite")
+        return real(name, x, y, guide=guide, **kw)
+    monkeypatch.setattr(br, "fit_bayesian_regression", flaky)
+    config = tb.Config.preset("quick", chains=2, warmup=5, nuts_draws=5, max_tree_depth=2,
+                              loo_warmup=3, loo_draws=4, loo_max_refits=0, epochs=5,
+                              map_steps=2, draws=10)
+    r = tb.run(config, Inputs(data_dir))
+    t = r.vi_vs_nuts
+    assert list(t["method"]) == ["nuts", "normal", "lowrank"] * 2
+    failed = t[t["method"] == "lowrank"]
+    assert failed["error"].str.contains("cholesky").all() and failed["elpd_loo"].isna().all()
+    assert (t.loc[t["method"] != "lowrank", "error"] == "").all()
+    text = "\n".join(result_section(r).answers)
+    assert "AutoLowRankMultivariateNormal failed to fit" in text
