@@ -152,8 +152,10 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
             except (RuntimeError, ValueError) as e:
                 # an SVI run that diverged (e.g. the low-rank guide's covariance losing
                 # positive definiteness): reported as such, not hidden, not fatal
+                lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+                # a TorchScript failure's message starts with a banner; its cause is the last line
                 rows[name].append({"model": name, "method": guide,
-                                   "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
+                                   "error": f"{type(e).__name__}: {(lines or [''])[-1][:200]}",
                                    "seconds": time.perf_counter() - t0})
                 continue
             seconds = time.perf_counter() - t0
