@@ -76,10 +76,15 @@ Measured on xkcd (seed 309, this 2-core machine at load ~7, i.e. about 2-4x slow
 homoscedastic 2 x 600 iterations, 81 leapfrog steps each on average, R-hat <= 1.01 and bulk/tail
 ESS >= 386/241 over f, sigma and the pointwise log-likelihood, no divergences;
 heteroscedastic 97 steps per iteration, R-hat <= 1.01, ESS >= 354/379, no divergences. At
-~0.85-1.05 ms per leapfrog step (idle) that is ~80 s and ~120 s per model."""
+~0.85-1.05 ms per leapfrog step (idle) that is ~80 s and ~120 s per model. With
+``benchmarks/bayes_speed.py --preset full`` at load 4-8: NUTS 116 s + 271 s, diagnostics
+4 s, exact refits (one flagged point per model) 35 s + 44 s: 470 s, 1.57x the 5-minute
+budget under that load; at the idle step costs ~250 s."""
 NUTS_QUICK = dict(chains=2, warmup=40, draws=40, max_tree_depth=5, loo_warmup=20,
                   loo_draws=40, loo_max_refits=2)
-"""A quick look (smoke runs, the report's draft mode): chains far too short to trust."""
+"""A quick look (smoke runs, the report's draft mode): chains far too short to trust (R-hat
+~1.08, ESS ~20). Measured at load ~4-8: NUTS + diagnostics + exact LOO 34-45 s, about a third
+of it tracing the jit potential once per chain and refit; ~15-20 s idle (not measured)."""
 
 CHAIN_SEED_STRIDE = 7919
 """Chain c of a run seeded s is seeded s + 7919 c (mod 2**32): distinct, reproducible seeds."""
