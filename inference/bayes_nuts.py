@@ -83,8 +83,9 @@ budget under that load; at the idle step costs ~250 s."""
 NUTS_QUICK = dict(chains=2, warmup=40, draws=40, max_tree_depth=5, loo_warmup=20,
                   loo_draws=40, loo_max_refits=2)
 """A quick look (smoke runs, the report's draft mode): chains far too short to trust (R-hat
-~1.08, ESS ~20). Measured at load ~4-8: NUTS + diagnostics + exact LOO 34-45 s, about a third
-of it tracing the jit potential once per chain and refit; ~15-20 s idle (not measured)."""
+~1.08, ESS ~20). Measured at load ~4-8: NUTS + diagnostics + exact LOO 34-45 s (each chain
+and refit also traces the jit potential: ~0.5 s, measured on 20-iteration chains); idle it
+was not measured, ~15-20 s expected from the idle step cost."""
 
 CHAIN_SEED_STRIDE = 7919
 """Chain c of a run seeded s is seeded s + 7919 c (mod 2**32): distinct, reproducible seeds."""
