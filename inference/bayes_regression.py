@@ -297,10 +297,11 @@ def inference_data(fit: BayesianRegressionFit, draws: int, seed: int = 0):
 
     One chain: the draws are independent, so ArviZ's relative efficiency is 1, as it should be.
     """
-    return _as_inference_data(fit, pointwise_loglik(fit, draws, seed))
+    return as_inference_data(fit, pointwise_loglik(fit, draws, seed))
 
 
-def _as_inference_data(fit: BayesianRegressionFit, d: PosteriorDraws):
+def as_inference_data(fit: BayesianRegressionFit, d: PosteriorDraws):
+    """:func:`inference_data` of draws already made by :func:`pointwise_loglik`."""
     posterior = {n: v[None] for n, v in d.latents.items()}
     posterior.update(f=d.f[None], sigma=d.sigma[None])
     point = ["point"]
@@ -345,7 +346,7 @@ def loo_compare(fits: Iterable[BayesianRegressionFit] | Mapping[str, BayesianReg
         idata = {}
         for n, f in named.items():
             d = pointwise_loglik(f, draws, seed)
-            idata[n] = _as_inference_data(f, d)
+            idata[n] = as_inference_data(f, d)
             extra[n] = dict(lppd_per_point=float(_lppd(d.loglik).mean()),
                             mean_loglik=float(d.loglik.mean()),
                             sigma_mean=float(d.sigma.astype(np.float64).mean()),

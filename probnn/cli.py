@@ -34,9 +34,10 @@ from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
 from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, EPOCHS,  # noqa: E402
-                                     FRACTION, LATENT, NONNEG_FLOAT, NONNEG_INT,
+                                     FRACTION, LATENT, MCMC_CHAINS, MCMC_DRAWS, NONNEG_FLOAT,
+                                     NONNEG_INT,
                                      OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
-                                     SAMPLES0, SEED, SEEDS, STEPS, STEPS0,
+                                     SAMPLES0, SEED, SEEDS, STEPS, STEPS0, TREE_DEPTH,
                                      UNIT_INTERVAL, ConfigError, int_between)
 
 # argparse types: the task configs' own rules (probnn.tasks.validation), so a bad option is
@@ -283,17 +284,19 @@ def cmd_regression(args) -> int:
 
 
 def cmd_bayes_regression(args) -> int:
-    from probnn.analysis.bayes_regression import bayes_section
+    from probnn.analysis.bayes_regression import result_section
     from probnn.tasks import bayes_regression
 
     config = bayes_regression.Config.preset(
         "quick" if args.quick else "full", seed=args.seed, prior_scale=args.prior_scale,
-        **_given(args, ("epochs", "draws", "lr", "map_steps")),
+        sampler=args.sampler, parallel_chains=args.parallel_chains,
+        **_given(args, ("epochs", "draws", "lr", "map_steps", "chains", "warmup", "nuts_draws",
+                        "max_tree_depth", "loo_warmup", "loo_draws", "loo_max_refits",
+                        "vi_guides")),
         **({"num_particles": args.particles} if args.particles is not None else {}))
     out = _folder(args.out or "out/regression")
     r = bayes_regression.run(config, _inputs(args), progress=not args.quiet)
-    return _publish(bayes_section(r.fits, r.compare, draws=config.draws, seed=config.seed), out,
-                    "bayes-summary.md")
+    return _publish(result_section(r), out, "bayes-summary.md")
 
 
 # ----------------------------------------------------------------------------- vae
@@ -535,11 +538,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("bayes-regression",
-                       help="Bayesian versions of the regression models, compared by PSIS-LOO")
+                       help="Bayesian versions of the regression models: NUTS, LOO with exact "
+                        "refits, VI against NUTS")
     _common(p)
+    p.add_argument("--sampler", choices=("nuts", "vi"), default="nuts",
+                   help="nuts (default): NUTS reference posterior, exact LOO refits and the "
+                        "guides measured against it; vi: the AutoNormal fits and PSIS-LOO only")
+    p.add_argument("--chains", type=MCMC_CHAINS.arg(), default=None,
+                   help="NUTS chains per model (default: preset, 2)")
+    p.add_argument("--warmup", type=STEPS.arg(), default=None,
+                   help="NUTS warmup iterations per chain (default: preset)")
+    p.add_argument("--nuts-draws", type=MCMC_DRAWS.arg(), default=None,
+                   help="NUTS draws kept per chain (default: preset)")
+    p.add_argument("--max-tree-depth", type=TREE_DEPTH.arg(), default=None,
+                   help="NUTS tree depth limit (default: preset)")
+    p.add_argument("--loo-warmup", type=STEPS.arg(), default=None,
+                   help="warmup of each exact-LOO refit (default: preset)")
+    p.add_argument("--loo-draws", type=MCMC_DRAWS.arg(), default=None,
+                   help="draws of each exact-LOO refit (default: preset)")
+    p.add_argument("--loo-max-refits", type=SAMPLES0.arg(), default=None,
+                   help="refit at most this many flagged points per model, worst k first; "
+                        "0: PSIS only (default: preset)")
+    p.add_argument("--vi-guides", nargs="*", choices=("normal", "diagonal", "lowrank", "mvn"),
+                   default=None, help="guides fitted by SVI and compared with NUTS "
+                                      "(default: normal lowrank)")
+    p.add_argument("--parallel-chains", action="store_true",
+                   help="run the chains in spawned processes (same draws)")
     p.add_argument("--epochs", type=EPOCHS_ARG, default=None, help="SVI steps per model (default: preset)")
     p.add_argument("--draws", type=DRAWS.arg(), default=None,
-                   help="posterior draws for PSIS-LOO, 2 at least (default: preset)")
+                   help="guide draws for PSIS-LOO and ribbons, 2 at least (default: preset)")
     p.add_argument("--quick", action="store_true", help="the QUICK preset instead of FULL")
     p.add_argument("--prior-scale", type=RATE, default=1.0,
                    help="prior sd of the biases, and of the weights times sqrt(fan-in)")

@@ -63,9 +63,8 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
     rows = {r.name: r.row for r in compared}
     return [
         ("regression", ra.regression_sections(ml) + [ra.cures_section(cures)]),
-        ("bayes", [ba.bayes_section(bayes.fits, bayes.compare,
-                                    {f.name: float(f.history["loglik"].iloc[-1]) for f in ml},
-                                    draws=bayes.config.draws, seed=bayes.config.seed)]),
+        ("bayes", [ba.result_section(bayes, {f.name: float(f.history["loglik"].iloc[-1])
+                                             for f in ml})]),
         ("vae", va.vae_sections(figures, train_x)),
         ("compare", [va.comparison_section(rows, {r.name: r.history for r in compared})]),
         ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history)]),

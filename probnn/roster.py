@@ -68,8 +68,10 @@ ROSTER: tuple[Entry, ...] = (
     _regression("heteroscedastic", (125, 7)),
     _regression("heteroscedastic-floor", (125, 7), sigma_floor=0.05),
     _regression("heteroscedastic-beta", (125, 7), beta=0.5),
+    # NUTS (issue 13): ~1 ms per leapfrog step idle, 2 x 600 iterations x 81-97 steps per model
+    # ~200 s, exact refits ~30 s, four SVI fits ~60 s (benchmarks/bayes_speed.py)
     Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
-          bayes_regression.Config.preset("quick"), (27, 8)),
+          bayes_regression.Config.preset("quick"), (300, 20)),
     _vae("vae-d4", (510, 14), latent_dim=4),
     _vae("vae-d20", (555, 15), latent_dim=20),
     _vae("vae-mlp-d20", (85, 3), latent_dim=20, architecture="mlp"),

@@ -1,63 +1,215 @@
-"""Bayesian versions of both regression models, compared by PSIS-LOO.
+"""Bayesian versions of both regression models: NUTS as the reference posterior, LOO with exact
+refits where PSIS is unreliable, and variational fits measured against NUTS.
 
 ::
 
     from probnn.tasks import bayes_regression
     result = bayes_regression.run(bayes_regression.Config.preset("quick"), Inputs())
+
+``sampler="nuts"`` (the default, and the report's): both models sampled by NUTS, diagnostics,
+PSIS-LOO with exact refits of the points with Pareto k > 0.7, and each guide of ``vi_guides``
+fitted by SVI and compared with NUTS. ``sampler="vi"``: the variational fits (AutoNormal) and
+their PSIS-LOO only, as before NUTS.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
+
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.inference import bayes_nuts as bn
 from probnn.inference import bayes_regression as br
 from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
 from .inputs import Inputs
-from .validation import (DRAWS, EPOCHS, POSITIVE_FLOAT, SAMPLES, SEED, STEPS0, check)
+from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT, SAMPLES, SAMPLES0, SEED,
+                         STEPS, STEPS0, TREE_DEPTH, check, check_each, choice)
 
 KIND, DATA = "evaluate", "xkcd"
+
+SAMPLERS = ("nuts", "vi")
+GUIDE = choice(*br.GUIDES)
+
+VI_GUIDES = ("normal", "lowrank")
+"""The guides measured against NUTS: mean-field and low-rank-plus-diagonal Gaussians."""
+
+
+def _preset(svi: dict, nuts: dict) -> dict:
+    return {**svi, **{k: v for k, v in nuts.items() if k != "draws"}, "nuts_draws": nuts["draws"],
+            "vi_guides": VI_GUIDES}
+
+
+FULL = _preset(br.FULL, bn.NUTS_FULL)
+QUICK = _preset(br.QUICK, bn.NUTS_QUICK)
 
 
 @serializable
 @dataclass(frozen=True)
 class Config:
-    """SVI ``epochs`` after ``map_steps`` MAP steps per model, ``draws`` posterior draws for
-    PSIS-LOO (defaults: the FULL preset)."""
-    epochs: int = br.FULL["epochs"]
-    draws: int = br.FULL["draws"]
-    map_steps: int = br.FULL["map_steps"]
+    """``sampler``: ``nuts`` or ``vi``. NUTS: ``chains`` x (``warmup`` + ``nuts_draws``) per
+    model, trees at most ``max_tree_depth`` deep; exact LOO refits of at most
+    ``loo_max_refits`` flagged points per model, each ``loo_warmup`` + ``loo_draws``. SVI
+    (each guide of ``vi_guides`` under NUTS, AutoNormal alone under ``vi``): ``epochs`` after
+    ``map_steps`` MAP steps, ``draws`` guide draws for PSIS-LOO (defaults: the FULL preset)."""
+    epochs: int = FULL["epochs"]
+    draws: int = FULL["draws"]
+    map_steps: int = FULL["map_steps"]
     lr: float = br.DEFAULT_LR
     num_particles: int = br.DEFAULT_PARTICLES
     prior_scale: float = DEFAULT_PRIOR_SCALE
     seed: int = COURSEWORK_SEED
+    sampler: str = "nuts"
+    chains: int = FULL["chains"]
+    warmup: int = FULL["warmup"]
+    nuts_draws: int = FULL["nuts_draws"]
+    max_tree_depth: int = FULL["max_tree_depth"]
+    loo_warmup: int = FULL["loo_warmup"]
+    loo_draws: int = FULL["loo_draws"]
+    loo_max_refits: int = FULL["loo_max_refits"]
+    vi_guides: tuple = FULL["vi_guides"]
+    parallel_chains: bool = False
 
     def __post_init__(self):
         # PSIS-LOO needs two draws at least; 0 MAP steps: SVI starts from the guide's init
         check(self, epochs=EPOCHS, draws=DRAWS, map_steps=STEPS0,
               lr=POSITIVE_FLOAT, num_particles=SAMPLES, prior_scale=POSITIVE_FLOAT,
-              seed=SEED)
+              seed=SEED, sampler=choice(*SAMPLERS), chains=MCMC_CHAINS, warmup=STEPS,
+              nuts_draws=MCMC_DRAWS, max_tree_depth=TREE_DEPTH, loo_warmup=STEPS,
+              loo_draws=MCMC_DRAWS, loo_max_refits=SAMPLES0)
+        check_each(self, "vi_guides", GUIDE, empty=True)
+        object.__setattr__(self, "vi_guides", tuple(self.vi_guides))
+        object.__setattr__(self, "parallel_chains", bool(self.parallel_chains))
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Config":
-        """``quick`` or ``full`` (:data:`~probnn.inference.bayes_regression.QUICK`/``FULL``)."""
-        return cls(**{**{"quick": br.QUICK, "full": br.FULL}[name], **overrides})
+        """``quick`` or ``full``: the SVI settings of
+        :data:`~probnn.inference.bayes_regression.QUICK`/``FULL`` and the NUTS settings of
+        :data:`~probnn.inference.bayes_nuts.NUTS_QUICK`/``NUTS_FULL``."""
+        return cls(**{**{"quick": QUICK, "full": FULL}[name], **overrides})
 
 
 @serializable
 @dataclass
 class Result:
-    fits: list[br.BayesianRegressionFit]
-    compare: br.LooComparison
+    """``fits``/``compare``: the AutoNormal SVI fits and their PSIS-LOO (the ``vi`` sampler's
+    answer). Under NUTS also: ``nuts`` (one :class:`~probnn.inference.bayes_nuts.NutsFit` per
+    model), ``loo`` (their :class:`~probnn.inference.bayes_nuts.LooResult`), ``diagnostics``
+    (one row per model), ``vi`` (every guide's fit) and ``vi_vs_nuts`` (one row per model and
+    method), ``timings`` (seconds per stage)."""
+    fits: list
+    compare: object
     config: Config = field(default_factory=Config)
+    nuts: list = field(default_factory=list)
+    loo: list = field(default_factory=list)
+    diagnostics: pd.DataFrame | None = None
+    vi: list = field(default_factory=list)
+    vi_vs_nuts: pd.DataFrame | None = None
+    timings: pd.DataFrame | None = None
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     x, y = inputs.xkcd()
-    with br.one_thread():
-        fits, compare = br.run_bayes_regression(
-            x, y, epochs=config.epochs, draws=config.draws, seed=config.seed, progress=progress,
-            map_steps=config.map_steps, lr=config.lr, num_particles=config.num_particles,
-            prior_scale=config.prior_scale)
-    return Result(fits, compare, config)
+    svi = dict(epochs=config.epochs, seed=config.seed, progress=progress,
+               map_steps=config.map_steps, lr=config.lr, num_particles=config.num_particles,
+               prior_scale=config.prior_scale)
+    if config.sampler == "vi":
+        with br.one_thread():
+            fits, compare = br.run_bayes_regression(x, y, draws=config.draws, **svi)
+        return Result(fits, compare, config)
+    timings, nuts, loos, diag, vi, rows, refs = [], [], [], [], [], {}, {}
+    grid = bn.ribbon_grid(x)
+    for name in br.NAMES:  # NUTS first: a failing guide below cannot cost the reference
+        t0 = time.perf_counter()
+        fit = bn.nuts_fit(name, x, y, chains=config.chains, warmup=config.warmup,
+                          draws=config.nuts_draws, max_tree_depth=config.max_tree_depth,
+                          seed=config.seed, model_config={"prior_scale": config.prior_scale},
+                          parallel=config.parallel_chains)
+        t1 = time.perf_counter()
+        idata = bn.inference_data(fit)
+        d = bn.diagnostics(fit, idata)
+        t2 = time.perf_counter()
+        loo = bn.nuts_loo(fit, idata, warmup=config.loo_warmup, draws=config.loo_draws,
+                          max_refits=config.loo_max_refits)
+        t3 = time.perf_counter()
+        nuts.append(fit), loos.append(loo), diag.append({"model": name, **d})
+        timings += [dict(model=name, stage="nuts", seconds=t1 - t0),
+                    dict(model=name, stage="diagnostics", seconds=t2 - t1),
+                    dict(model=name, stage="exact-loo", seconds=t3 - t2)]
+        refs[name] = bn.ribbons(fit.model(), fit.flat(), grid, seed=config.seed)
+        rows[name] = [_method_row(name, "nuts", idata_loglik=_nuts_loglik(idata),
+                                  sigma=_sigma_draws(idata), rib=refs[name], ref=refs[name],
+                                  loo=loo.psis, seconds=t1 - t0)]
+    for name in br.NAMES:
+        for guide in config.vi_guides:
+            t0 = time.perf_counter()
+            try:
+                with br.one_thread():
+                    f = br.fit_bayesian_regression(name, x, y, guide=guide, **svi)
+            except (RuntimeError, ValueError) as e:
+                # an SVI run that diverged (e.g. the low-rank guide's covariance losing
+                # positive definiteness): reported as such, not hidden, not fatal
+                lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+                # a TorchScript failure's message starts with a banner; its cause is the last line
+                rows[name].append({"model": name, "method": guide,
+                                   "error": f"{type(e).__name__}: {(lines or [''])[-1][:200]}",
+                                   "seconds": time.perf_counter() - t0})
+                continue
+            seconds = time.perf_counter() - t0
+            d_vi = br.pointwise_loglik(f, config.draws, config.seed)
+            with br.one_thread():
+                pp = br.posterior_predictive(f, grid, config.draws, config.seed)
+            psis = bn.psis_loo(br.as_inference_data(f, d_vi))
+            vi.append(f)
+            rows[name].append(_method_row(name, guide, idata_loglik=d_vi.loglik,
+                                          sigma=d_vi.sigma.astype(np.float64),
+                                          rib=_ribbon_of(grid, pp), ref=refs[name], loo=psis,
+                                          seconds=seconds))
+            timings.append(dict(model=name, stage=f"vi-{guide}", seconds=seconds))
+    rows = [r for name in br.NAMES for r in rows[name]]
+    fits = [f for f in vi if f.guide.config["kind"] == "normal"]
+    compare = br.loo_compare(fits, draws=config.draws, seed=config.seed) if len(fits) == 2 else None
+    table = pd.DataFrame(rows)
+    table["error"] = table["error"].fillna("")
+    return Result(fits, compare, config, nuts, loos, pd.DataFrame(diag), vi, table,
+                  pd.DataFrame(timings))
+
+
+def _nuts_loglik(idata) -> np.ndarray:
+    ll = idata.log_likelihood["y"].values
+    return ll.reshape(-1, ll.shape[-1])
+
+
+def _sigma_draws(idata) -> np.ndarray:
+    s = idata.posterior["sigma"].values
+    return s.reshape(-1, s.shape[-1]).astype(np.float64)
+
+
+def _ribbon_of(grid, pp) -> dict:
+    f_lo, f_hi = np.quantile(pp["f"], [0.025, 0.975], axis=0)
+    y_lo, y_hi = np.quantile(pp["y"], [0.025, 0.975], axis=0)
+    return dict(x=grid[:, 0].numpy(), mean=pp["f"].mean(0), f_lo=f_lo, f_hi=f_hi, y_lo=y_lo,
+                y_hi=y_hi)
+
+
+def _method_row(name, method, *, idata_loglik, sigma, rib, ref, loo, seconds) -> dict:
+    """One row of the VI-against-NUTS table. ``sigma_*``: the posterior of sigma averaged over
+    the data points (for the homoscedastic model, sigma itself): mean and 95% interval.
+    ``f_band_overlap``/``y_band_overlap``: :func:`~probnn.inference.bayes_nuts.band_overlap` of
+    the method's 95% band of f (of a new y) with NUTS's over the ribbon grid (1: the same band)."""
+    k = np.asarray(loo.pareto_k, dtype=float)
+    s = np.asarray(sigma).mean(-1)
+    n = idata_loglik.shape[-1]
+    return {"model": name, "method": method,
+            "lppd_per_point": float(bn.logmeanexp(np.asarray(idata_loglik, dtype=float)).mean()),
+            "elpd_loo": float(loo.elpd_loo), "se": float(loo.se),
+            "elpd_loo_per_point": float(loo.elpd_loo) / n,
+            "k_over_0.7": int((~(k <= 0.7)).sum()),
+            "sigma_mean": float(s.mean()), "sigma_lo": float(np.quantile(s, 0.025)),
+            "sigma_hi": float(np.quantile(s, 0.975)),
+            "f_band_overlap": bn.band_overlap(rib["f_lo"], rib["f_hi"], ref["f_lo"], ref["f_hi"]),
+            "y_band_overlap": bn.band_overlap(rib["y_lo"], rib["y_hi"], ref["y_lo"], ref["y_hi"]),
+            "error": "", "seconds": float(seconds)}

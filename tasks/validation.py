@@ -102,6 +102,12 @@ CHAINS = int_between(1, 10_000)
 CHAINS0 = int_between(0, 10_000)
 DRAWS = int_between(2, 100_000)
 """Posterior draws (PSIS-LOO needs two), repeats and gradient draws of a spread."""
+MCMC_CHAINS = int_between(1, 16)
+"""NUTS chains per model (each a full run; more than 16 on a laptop is a mistake)."""
+MCMC_DRAWS = int_between(4, 100_000)
+"""Draws kept per MCMC chain: split R-hat needs four at least."""
+TREE_DEPTH = int_between(1, 12)
+"""NUTS doubles its trajectory up to 2**depth - 1 leapfrog steps: depth 12 is 4,095 steps."""
 SEEDS = int_between(1, 100)
 LATENT = int_between(1, 10_000)
 MAX_EPOCHS = 1_000_000

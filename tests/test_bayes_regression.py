@@ -208,7 +208,8 @@ def test_loo_prefers_the_heteroscedastic_model_when_the_noise_grows_with_x():
 
 def test_bayes_regression_command_end_to_end(data_dir, tmp_path):
     out = tmp_path / "bayes"
-    assert main(["bayes-regression", "--epochs", "5", "--map-steps", "5", "--draws", "10", "--seed", "2",
+    assert main(["bayes-regression", "--sampler", "vi", "--epochs", "5", "--map-steps", "5",
+                 "--draws", "10", "--seed", "2",
                  "--data-dir", str(data_dir), "--out", str(out), "--quiet"]) == 0
     for name in ["bayes-ribbon_homoscedastic.png", "bayes-ribbon_heteroscedastic.png",
                  "bayes-pareto-k.png", "bayes-loo.csv", "bayes-summary.md",
@@ -216,3 +217,81 @@ def test_bayes_regression_command_end_to_end(data_dir, tmp_path):
         assert (out / name).is_file(), name
     text = (out / "bayes-summary.md").read_text()
     assert "elpd_loo" in text and "Pareto k" in text and "± " in text
+
+
+TINY_NUTS = ["--chains", "2", "--warmup", "6", "--nuts-draws", "6", "--max-tree-depth", "2",
+             "--loo-warmup", "3", "--loo-draws", "4", "--loo-max-refits", "1",
+             "--vi-guides", "normal", "--epochs", "5", "--map-steps", "5", "--draws", "10"]
+
+
+def test_bayes_regression_nuts_command_end_to_end(data_dir, tmp_path):
+    """The default sampler: NUTS ribbons, diagnostics, LOO with exact refits, VI against NUTS."""
+    out = tmp_path / "nuts"
+    assert main(["bayes-regression", *TINY_NUTS, "--seed", "2", "--data-dir", str(data_dir),
+                 "--out", str(out), "--quiet"]) == 0
+    for name in ["bayes-ribbon_homoscedastic.png", "bayes-ribbon_heteroscedastic.png",
+                 "bayes-pareto-k.png", "bayes-loo.csv", "bayes-loo-difference.csv",
+                 "bayes-diagnostics.csv", "bayes-vi-vs-nuts.csv", "bayes-timings.csv",
+                 "bayes-summary.md", "bayes-pointwise_heteroscedastic.csv"]:
+        assert (out / name).is_file(), name
+    import pandas as pd
+    loo = pd.read_csv(out / "bayes-loo.csv", index_col=0)
+    assert list(loo.index) == ["homoscedastic", "heteroscedastic"]
+    assert (loo["refitted"] <= loo["k_over_0.7"]).all() and (loo["refitted"] <= 1).all()
+    vi = pd.read_csv(out / "bayes-vi-vs-nuts.csv")
+    assert set(vi["method"]) == {"nuts", "normal"}
+    assert (vi.loc[vi["method"] == "nuts", "f_band_overlap"] == 1.0).all()
+    text = (out / "bayes-summary.md").read_text()
+    assert "R-hat" in text and "exact refits" in text and "± " in text
+
+
+def test_nuts_task_is_reproducible_and_bad_sizes_fail_in_one_line(data_dir, capsys):
+    from probnn.tasks import bayes_regression as tb
+    from probnn.tasks.inputs import Inputs
+    from probnn.tasks.validation import ConfigError
+    config = tb.Config.preset("quick", chains=2, warmup=5, nuts_draws=5, max_tree_depth=2,
+                              loo_warmup=3, loo_draws=4, loo_max_refits=1, vi_guides=())
+    a, b = (tb.run(config, Inputs(data_dir)) for _ in range(2))
+    for fa, fb in zip(a.nuts, b.nuts):
+        for k in fa.draws:
+            np.testing.assert_array_equal(fa.draws[k], fb.draws[k])
+    import pandas as pd
+    pd.testing.assert_frame_equal(a.loo[1].pointwise, b.loo[1].pointwise)
+    with pytest.raises(ConfigError, match="max_tree_depth"):
+        tb.Config(max_tree_depth=40)
+    with pytest.raises(ConfigError, match="chains"):
+        tb.Config(chains=1000)
+    with pytest.raises(ConfigError, match="vi_guides"):
+        tb.Config(vi_guides=("flow",))
+    with pytest.raises(SystemExit) as exit_:
+        main(["bayes-regression", "--max-tree-depth", "13"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-tree-depth" in err and "Traceback" not in err
+
+
+def test_a_diverging_guide_is_reported_not_fatal(data_dir, monkeypatch):
+    """An SVI fit that fails (the low-rank guide's covariance can lose positive definiteness)
+    leaves the NUTS reference and the other guides intact and is named in the answer."""
+    from probnn.analysis.bayes_regression import result_section
+    from probnn.inference import bayes_regression as br
+    from probnn.tasks import bayes_regression as tb
+    from probnn.tasks.inputs import Inputs
+    real = br.fit_bayesian_regression
+
+    def flaky(name, x, y, *, guide="normal", **kw):
+        if guide == "lowrank":
+            raise RuntimeError("linalg.cholesky: not positive-definite")
+        return real(name, x, y, guide=guide, **kw)
+    monkeypatch.setattr(br, "fit_bayesian_regression", flaky)
+    config = tb.Config.preset("quick", chains=2, warmup=5, nuts_draws=5, max_tree_depth=2,
+                              loo_warmup=3, loo_draws=4, loo_max_refits=0, epochs=5,
+                              map_steps=2, draws=10)
+    r = tb.run(config, Inputs(data_dir))
+    t = r.vi_vs_nuts
+    assert list(t["method"]) == ["nuts", "normal", "lowrank"] * 2
+    failed = t[t["method"] == "lowrank"]
+    assert failed["error"].str.contains("cholesky").all() and failed["elpd_loo"].isna().all()
+    assert (t.loc[t["method"] != "lowrank", "error"] == "").all()
+    text = "\n".join(result_section(r).answers)
+    assert "AutoLowRankMultivariateNormal failed to fit" in text

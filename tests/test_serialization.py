@@ -483,7 +483,10 @@ RESULTS = [
     (objectives, objectives.Config(objectives=("trace", "iwae-2"), architecture="mlp",
                                    latent_dim=2, train_images=20, batch_size=10, eval_k=5,
                                    eval_images=5, seeds=2), None),
-    (bayes_regression, bayes_regression.Config(epochs=5, map_steps=5, draws=10, seed=2), None),
+    (bayes_regression, bayes_regression.Config(epochs=5, map_steps=5, draws=10, seed=2,
+                                               warmup=4, nuts_draws=4, max_tree_depth=2,
+                                               loo_warmup=2, loo_draws=4, loo_max_refits=1,
+                                               vi_guides=("normal", "lowrank")), None),
 ]
 
 
@@ -532,8 +535,8 @@ def assert_bayes_analysis_is_unchanged(result, loaded):
 
 
 def test_decoding_a_bayesian_fit_leaves_the_rngs_alone(synthetic, tmp_path):
-    result = bayes_regression.run(bayes_regression.Config(epochs=2, map_steps=0, draws=5),
-                                  synthetic[None])
+    result = bayes_regression.run(bayes_regression.Config(epochs=2, map_steps=0, draws=5,
+                                                          sampler="vi"), synthetic[None])
     path = ser.save(result.fits[0], tmp_path / "fit.pt")
     torch.manual_seed(7)
     np.random.seed(7)

@@ -17,7 +17,8 @@ from probnn.tasks import (bayes_regression, bounds, cvae, estimators, holdout, o
                           regression,
                           vae_figures, vae_training)
 
-TIMING = {"seconds", "ms_per_image", "train_seconds", "eval_seconds"}
+TIMING = {"seconds", "ms_per_image", "train_seconds", "eval_seconds", "ms_per_leapfrog",
+          "refit_seconds"}
 
 
 def same(a, b, where: str = "result") -> None:
@@ -107,7 +108,9 @@ QUESTIONS = [
      ["regression", "--model", "heteroscedastic", "--epochs", 40, "--checkpoint-every", 20,
       "--sigma-floor", 0.05, "--seed", 3], None),
     (bayes_regression, "bayes-regression",
-     ["bayes-regression", "--epochs", 5, "--map-steps", 5, "--draws", 10, "--seed", 2], None),
+     ["bayes-regression", "--epochs", 5, "--map-steps", 5, "--draws", 10, "--seed", 2,
+      "--chains", 2, "--warmup", 4, "--nuts-draws", 4, "--max-tree-depth", 2, "--loo-warmup", 2,
+      "--loo-draws", 4, "--loo-max-refits", 1, "--vi-guides", "normal"], None),
     (vae_figures, "figures-vae-d4",
      ["vae", "figures", "--rank-subset", 40, "--rank-k", 10], "vae"),
     (holdout, "compare-vae-d4",
