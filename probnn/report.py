@@ -54,15 +54,18 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
     def of(task: str, keep=lambda config: True) -> list:
         return [results[n] for n, j in jobs.items() if j.task == task and keep(j.config)]
 
-    ml = of("regression", lambda c: not (c.sigma_floor or c.beta))
-    cures = {ra.cure_label(f): f for f in of("regression", lambda c: c.model == "heteroscedastic")}
+    # each regression job trains an ensemble over seeds; its first member is the report's seed
+    ml_runs = of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
+    ml = [e.member(e.seeds[0]) for e in ml_runs]
+    cures = {ra.cure_label(e): e for e in of("regression", lambda c: c.model == "heteroscedastic")}
     (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
                                                                  "vae_figures", "cvae",
                                                                  "objectives"))
     compared = of("holdout")
     rows = {r.name: r.row for r in compared}
     return [
-        ("regression", ra.regression_sections(ml) + [ra.cures_section(cures)]),
+        ("regression", ra.regression_sections(ml) + [ra.seeds_section({e.name: e for e in ml_runs}),
+                                                     ra.cures_section(cures)]),
         ("bayes", [ba.bayes_section(bayes.fits, bayes.compare,
                                     {f.name: float(f.history["loglik"].iloc[-1]) for f in ml},
                                     draws=bayes.config.draws, seed=bayes.config.seed)]),

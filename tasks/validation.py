@@ -103,6 +103,8 @@ CHAINS0 = int_between(0, 10_000)
 DRAWS = int_between(2, 100_000)
 """Posterior draws (PSIS-LOO needs two), repeats and gradient draws of a spread."""
 SEEDS = int_between(1, 100)
+ENSEMBLE_SEEDS = int_between(1, 64)
+"""Members of one regression seed ensemble (trained batched, all in memory)."""
 LATENT = int_between(1, 10_000)
 MAX_EPOCHS = 1_000_000
 EPOCHS = Rule(f"an integer from 1 to {MAX_EPOCHS:,}", _int, lambda v: 1 <= v <= MAX_EPOCHS)
