@@ -1,0 +1,187 @@
+"""Seed ensembles of the maximum-likelihood regression and the faithful / natural-parameter cures."""
+import math
+
+import numpy as np
+import pandas as pd
+import pyro.distributions as dist
+import pytest
+import torch
+
+from probnn.analysis import regression as ra
+from probnn.cli import main
+from probnn.guides.regression import MaximumLikelihoodGuide
+from probnn.inference.regression import (EnsembleFit, builder, fit_ensemble, fit_regression,
+                                         load_ensemble)
+from probnn.models.regression import (HeteroscedasticRegression, NaturalNormal, seed_ensemble)
+from probnn.tasks import regression
+from probnn.tasks.validation import ConfigError
+
+
+@pytest.fixture
+def xy():
+    torch.manual_seed(0)
+    x = torch.linspace(0, 9, 31).unsqueeze(-1)
+    return x, torch.sin(x) * 3 + 0.5 * torch.randn_like(x)
+
+
+@pytest.mark.parametrize("name,cure", [("homoscedastic", {}), ("heteroscedastic", {}),
+                                       ("heteroscedastic", {"cure": "faithful"}),
+                                       ("heteroscedastic", {"cure": "natural"}),
+                                       ("heteroscedastic", {"beta": 0.5})])
+def test_member_s_starts_as_the_single_run_with_seed_s_and_follows_it(xy, name, cure):
+    x, y = xy
+    seeds = (7, 8, 9)
+    build = builder(name, **cure)
+    ens = seed_ensemble(build, seeds)
+    for s, seed in enumerate(seeds):  # exactly the single run's initial weights
+        torch.manual_seed(seed)
+        single = build()
+        with torch.no_grad():
+            f1, s1 = single.mean_and_scale(x)
+            fe, se = ens.mean_and_scale(x)
+        torch.testing.assert_close(fe[s], f1, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(se[s], s1, rtol=1e-6, atol=1e-6)
+    fit = fit_ensemble(name, x, y, seeds=seeds, epochs=30, progress=False, **cure)
+    for seed in (7, 9):
+        one = fit_regression(name, x, y, seed=seed, epochs=30, progress=False, **cure)
+        member = fit.member(seed)
+        np.testing.assert_allclose(member.history["loglik"], one.history["loglik"], rtol=1e-5,
+                                   atol=1e-5)
+        np.testing.assert_allclose(member.f, one.f, rtol=1e-4, atol=1e-5)
+        final_member = member.model.mean_and_scale(x)[0].detach()
+        torch.testing.assert_close(final_member, one.model.mean_and_scale(x)[0].detach(),
+                                   rtol=1e-4, atol=1e-5)
+    # the seeds differ: a band, not one curve repeated
+    assert np.ptp(fit.loglik()[-1]) > 1e-3
+
+
+def test_an_interrupted_ensemble_resumes_exactly(xy, tmp_path):
+    x, y = xy
+    ckpt = tmp_path / "e.ckpt"
+    kw = dict(seeds=(1, 2), progress=False, checkpoint_every=10, cure="natural")
+    fit_ensemble("heteroscedastic", x, y, epochs=20, checkpoint=ckpt, **kw)
+    resumed = fit_ensemble("heteroscedastic", x, y, epochs=40, checkpoint=ckpt, resume=True, **kw)
+    straight = fit_ensemble("heteroscedastic", x, y, epochs=40, **kw)
+    np.testing.assert_array_equal(resumed.loglik(), straight.loglik())
+    loaded = load_ensemble("heteroscedastic", x, y, ckpt, seeds=(1, 2), cure="natural")
+    np.testing.assert_array_equal(loaded.sigma, straight.sigma)
+    with pytest.raises(Exception, match="seeds"):  # another ensemble's checkpoint
+        fit_ensemble("heteroscedastic", x, y, epochs=50, checkpoint=ckpt, resume=True,
+                     **{**kw, "seeds": (1, 3)})
+
+
+def test_natural_normal_is_the_gaussian_in_natural_parameters():
+    eta1, eta2 = torch.tensor([0.3, -2.0, 5.0]), torch.tensor([-0.7, -3.0, -0.01])
+    d = NaturalNormal(eta1, eta2)
+    sigma = (-2 * eta2).rsqrt()
+    mu = eta1 * sigma ** 2
+    torch.testing.assert_close(d.loc, mu)
+    torch.testing.assert_close(d.scale, sigma)
+    y = torch.tensor([1.0, 0.5, -3.0])
+    torch.testing.assert_close(d.log_prob(y), dist.Normal(mu, sigma).log_prob(y))
+    assert d.expand((4, 3)).log_prob(torch.zeros(4, 3)).shape == (4, 3)
+    with pytest.raises(ValueError):
+        NaturalNormal(eta1, -eta2, validate_args=True)
+
+
+def test_natural_cure_trains_on_the_gaussian_log_likelihood(xy):
+    x, y = xy
+    model = HeteroscedasticRegression(cure="natural")
+    loss = pyro_loss(model, x, y)
+    assert model.likelihood_objective
+    torch.testing.assert_close(-loss, model.log_likelihood(x, y).sum())
+
+
+def pyro_loss(model, x, y):
+    from pyro.infer import Trace_ELBO
+    return Trace_ELBO().differentiable_loss(model, MaximumLikelihoodGuide(), x, y)
+
+
+def test_faithful_cure_fits_f_by_squared_error_and_sigma_by_likelihood_with_f_fixed(xy):
+    x, y = xy
+    torch.manual_seed(3)
+    model = HeteroscedasticRegression(cure="faithful")
+    assert not model.likelihood_objective
+    loss = pyro_loss(model, x, y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    f_params = list(model.f.parameters())
+    g_params = list(model.g.parameters())
+    # f: the gradient of 1/2 sum (y - f)^2, nothing from the likelihood
+    sq = 0.5 * (y - model.f(x)).pow(2).sum()
+    for got, want in zip(grads[:len(f_params)], torch.autograd.grad(sq, f_params)):
+        torch.testing.assert_close(got, want)
+    # g: the gradient of the negative log-likelihood at the current f
+    nll = -dist.Normal(model.f(x).detach(), torch.nn.functional.softplus(model.g(x))).log_prob(y).sum()
+    for got, want in zip(grads[len(f_params):], torch.autograd.grad(nll, g_params)):
+        torch.testing.assert_close(got, want)
+    # the reported log-likelihood is the plain one
+    f, s = model.mean_and_scale(x)
+    torch.testing.assert_close(model.log_likelihood(x, y), dist.Normal(f, s).log_prob(y).sum(-1))
+
+
+def planted(name: str, finals, lows, seeds=(1, 2, 3)) -> EnsembleFit:
+    """An ensemble whose members' mean log-likelihood is flat at ``finals[s]`` except one
+    epoch after 100 at ``lows[s]`` (sigma 1 everywhere, f chosen to give these values)."""
+    x, y = torch.zeros(4, 1), torch.zeros(4, 1)
+    epochs = 200
+    target = np.repeat(np.asarray(finals, float)[None], epochs, 0)
+    target[150] = lows
+    # mean log N(0 | f, 1) = -f^2/2 - log sqrt(2 pi)  =>  f = sqrt(-2 (ll + log sqrt(2 pi)))
+    f = np.sqrt(-2 * (target + 0.5 * math.log(2 * math.pi)))[..., None].repeat(4, -1)
+    history = pd.DataFrame({"epoch": np.arange(1, epochs + 1), "objective": 0.0,
+                            "seconds": np.linspace(0, 1, epochs)})
+    model = HeteroscedasticRegression()
+    return EnsembleFit(name, model, HeteroscedasticRegression, tuple(seeds), x, y, history,
+                       f.astype(np.float32), np.ones_like(f, np.float32))
+
+
+def test_seed_table_and_the_across_seeds_rule():
+    runs = {"no cure": planted("heteroscedastic", [-1.0, -1.5, -2.0], [-30.0, -8.0, -3.0]),
+            "always better": planted("heteroscedastic", [-1.2, -1.7, -2.2], [-4.0, -3.0, -2.5]),
+            "sometimes": planted("heteroscedastic", [-0.95, -1.6, -1.9], [-40.0, -2.5, -2.5])}
+    table = ra.seed_table(runs)
+    r = table.loc["no cure"]
+    assert r.final_loglik_median == pytest.approx(-1.5, abs=1e-4)
+    assert r.lowest_after_100_min == pytest.approx(-30.0, abs=1e-3)
+    assert r.lowest_after_100_max == pytest.approx(-3.0, abs=1e-4)
+    assert r["seeds_below_-5"] == 2 and r.deepest_dip_seed == 1
+    assert r.coursework_seed_final == pytest.approx(-1.0, abs=1e-4)
+    text = ra.cures_answer(table, runs, "no cure")
+    assert "always better: " in text
+    always = text.split("always better: ")[1].split("sometimes:")[0]
+    assert "a shallower deepest dip than no cure in all 3 seeds, so it holds across seeds" in always
+    assert "a higher final log-likelihood in none of the 3 seeds" in always
+    sometimes = text.split("sometimes: ")[1]
+    assert "in only 2 of 3 seeds: no claim either way" in sometimes
+
+
+def test_config_and_cli_reject_bad_seed_and_cure_settings(data_dir, tmp_path, capsys):
+    for bad in (dict(seeds=0), dict(seeds=65), dict(seeds=64, epochs=100_000),
+                dict(model="homoscedastic", cure="natural"), dict(cure="faithful", beta=0.5),
+                dict(cure="other"), dict(seed=2**32 - 2, seeds=3)):
+        with pytest.raises(ConfigError):
+            regression.Config(**bad)
+    for args in (["--seeds", "0"], ["--seeds", "x"], ["--cure", "natural", "--model", "homoscedastic"],
+                 ["--cure", "faithful", "--sigma-floor", "0.1"]):
+        try:
+            code = main(["regression", "--epochs", "5", "--data-dir", str(data_dir), "--out",
+                         str(tmp_path / "o"), "--quiet", *args])
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) <= 2 and "Traceback" not in err, args
+
+
+def test_regression_command_trains_seeds_and_a_cure(data_dir, tmp_path, capsys):
+    out = tmp_path / "reg"
+    assert main(["regression", "--model", "heteroscedastic", "--cure", "natural", "--seeds", "3",
+                 "--seed", "4", "--epochs", "150", "--data-dir", str(data_dir), "--out", str(out),
+                 "--quiet"]) == 0
+    seeds = pd.read_csv(out / "seeds.csv", index_col=0)
+    assert seeds.loc["heteroscedastic", "seeds"] == 3
+    assert seeds.loc["heteroscedastic", "deepest_dip_seed"] in (4, 5, 6)
+    assert (out / "seeds-loglik.png").is_file()
+    # the history is the coursework seed's (the first member's)
+    hist = pd.read_csv(out / "history_heteroscedastic.csv")
+    assert hist["loglik"].iloc[-1] == pytest.approx(seeds.loc["heteroscedastic",
+                                                              "coursework_seed_final"], abs=1e-4)
