@@ -549,21 +549,25 @@ def seeds_section(runs: Mapping[str, EnsembleFit]) -> Section:
     hetero = runs.get(HETEROSCEDASTIC)
     low = table.filter(like="lowest_after_100").columns
     for label, r in table.iterrows():
+        dips = (f"deepest dip after epoch 100 median {r[low[0]]:.3g} (range {r[low[1]]:.3g} to "
+                f"{r[low[2]]:.3g})" if np.isfinite(r[low[0]]) else
+                "no epochs after 100 to measure a dip in")
         answers.append(
             f"{label}, {int(r.seeds)} seeds: final mean log-likelihood median "
             f"{r.final_loglik_median:.3f} (range {r.final_loglik_min:.3f} to "
-            f"{r.final_loglik_max:.3f}); deepest dip after epoch 100 median {r[low[0]]:.3g} "
-            f"(range {r[low[1]]:.3g} to {r[low[2]]:.3g}); the coursework seed's "
-            f"{r.coursework_seed_final:.3f} and {r[low[-1]]:.3g} are one draw from these.")
+            f"{r.final_loglik_max:.3f}); {dips}; the coursework seed (seed "
+            f"{runs[label].seeds[0]}) ends at {r.coursework_seed_final:.3f}, one draw from these.")
     if hetero is not None:
         seed = int(table.loc[HETEROSCEDASTIC, "deepest_dip_seed"])
         fit = hetero.member(seed)
         dip = dip_analysis(fit)
         answers.append(f"The deepest dip over the seeds is seed {seed}'s. " + dip.text)
-        plots.append(Plot("seeds-deepest-dip", dip_figure(fit, dip),
-                          f"The deepest dip over the seeds (seed {seed}), point by point."))
-        tables.append(Table("seeds-deepest-dip-points", dip.low_points,
-                            f"Seed {seed}: points at the deepest dip", view=dip.low_points.head(8)))
+        if dip.found:
+            plots.append(Plot("seeds-deepest-dip", dip_figure(fit, dip),
+                              f"The deepest dip over the seeds (seed {seed}), point by point."))
+            tables.append(Table("seeds-deepest-dip-points", dip.low_points,
+                                f"Seed {seed}: points at the deepest dip",
+                                view=dip.low_points.head(8)))
     return Section("regression-seeds", "(a–b) Maximum-likelihood fits across seeds",
                    QUESTION_SEEDS, answers=answers,
                    tables=[Table("seeds", table, "Final log-likelihood and deepest dip over seeds")]

@@ -75,18 +75,33 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
                            not model.likelihood_objective)
 
 
-def builder(name: str, sigma_floor: float = 0.0, beta: float = 0.0, cure: str = "none"):
+@dataclass(frozen=True)
+class ModelSpec:
+    """One regression model with its cures, as a constructor: ``spec()`` builds it (drawing
+    its initial weights from torch's RNG). Compared by value, unlike a closure."""
+    name: str
+    sigma_floor: float = 0.0
+    beta: float = 0.0
+    cure: str = "none"
+
+    def __call__(self):
+        cures = (dict(sigma_floor=self.sigma_floor, beta=self.beta)
+                 if self.sigma_floor or self.beta else {})
+        if self.cure != "none":
+            cures["cure"] = self.cure
+        return REGRESSION_MODELS[self.name](**cures)
+
+
+def builder(name: str, sigma_floor: float = 0.0, beta: float = 0.0, cure: str = "none"
+            ) -> ModelSpec:
     """``() -> model``: the constructor of one regression model with these cures (checked)."""
     if name not in REGRESSION_MODELS:
         raise ValueError(f"unknown regression model {name!r}; choose from {list(REGRESSION_MODELS)}")
-    cures = dict(sigma_floor=sigma_floor, beta=beta) if sigma_floor or beta else {}
-    if cure != "none":
-        cures["cure"] = cure
-    if cures and name != "heteroscedastic":
+    if (sigma_floor or beta or cure != "none") and name != "heteroscedastic":
         raise ValueError("sigma_floor, beta and cure apply to the heteroscedastic model only")
-    if cures:  # a bad combination raises now, not at first use (building would draw weights)
-        REGRESSION_MODELS[name].check(**cures)
-    return lambda: REGRESSION_MODELS[name](**cures)
+    if name == "heteroscedastic":  # a bad combination raises now (building would draw weights)
+        REGRESSION_MODELS[name].check(sigma_floor, beta, cure)
+    return ModelSpec(name, sigma_floor, beta, cure)
 
 
 def _regression_fit(name, model, x, y, history: pd.DataFrame, records: dict, beta
@@ -128,7 +143,7 @@ class EnsembleFit:
     """
     name: str
     model: torch.nn.Module
-    build: object  # () -> one member's model (see :func:`builder`)
+    build: ModelSpec  # () -> one member's model
     seeds: tuple[int, ...]
     x: torch.Tensor
     y: torch.Tensor

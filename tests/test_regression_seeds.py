@@ -10,8 +10,8 @@ import torch
 from probnn.analysis import regression as ra
 from probnn.cli import main
 from probnn.guides.regression import MaximumLikelihoodGuide
-from probnn.inference.regression import (EnsembleFit, builder, fit_ensemble, fit_regression,
-                                         load_ensemble)
+from probnn.inference.regression import (EnsembleFit, ModelSpec, builder, fit_ensemble,
+                                         fit_regression, load_ensemble)
 from probnn.models.regression import (HeteroscedasticRegression, NaturalNormal, seed_ensemble)
 from probnn.tasks import regression
 from probnn.tasks.validation import ConfigError
@@ -131,7 +131,7 @@ def planted(name: str, finals, lows, seeds=(1, 2, 3)) -> EnsembleFit:
     history = pd.DataFrame({"epoch": np.arange(1, epochs + 1), "objective": 0.0,
                             "seconds": np.linspace(0, 1, epochs)})
     model = HeteroscedasticRegression()
-    return EnsembleFit(name, model, HeteroscedasticRegression, tuple(seeds), x, y, history,
+    return EnsembleFit(name, model, ModelSpec(name), tuple(seeds), x, y, history,
                        f.astype(np.float32), np.ones_like(f, np.float32))
 
 
