@@ -408,7 +408,8 @@ def seed_table(runs: Mapping[str, EnsembleFit], after: int = 100) -> pd.DataFram
                      "deepest_dip_seed": ens.seeds[deepest],
                      "coursework_seed_final": float(final[0]),
                      f"coursework_seed_lowest_after_{after}": float(low[0]),
-                     "seconds": float(ens.history["seconds"].iloc[-1]) if len(ens.history) else 0.0})
+                     "seconds": (float(ens.history["seconds"].iloc[-1]) if len(ens.history)
+                                 else 0.0)})
     return pd.DataFrame(rows).set_index("run")
 
 

@@ -21,7 +21,8 @@ cores with other processes does not inflate (wall times on a busy 2-core VM can 
 ``--full`` also times one ``probnn regression --model both --epochs 50000`` run end to end
 (``--seeds`` seeds each) against the 2-minute goal.
 
-    python benchmarks/regression_speed.py [--epochs 3000] [--repeats 3] [--seed 309] [--seeds 8] [--full]
+    python benchmarks/regression_speed.py [--epochs 3000] [--repeats 3] [--seed 309] [--seeds 8]
+                                          [--full]
 """
 from __future__ import annotations
 

@@ -33,8 +33,9 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
-from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, ENSEMBLE_SEEDS, EPOCHS,  # noqa: E402
-                                     FRACTION, LATENT, NONNEG_FLOAT, NONNEG_INT,
+from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS,  # noqa: E402
+                                     ENSEMBLE_SEEDS, EPOCHS, FRACTION, LATENT, NONNEG_FLOAT,
+                                     NONNEG_INT,
                                      OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
                                      SAMPLES0, SEED, SEEDS, STEPS, STEPS0,
                                      UNIT_INTERVAL, ConfigError, int_between)

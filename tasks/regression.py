@@ -1,5 +1,6 @@
 """Questions (a)-(b) and the dip cures: maximum-likelihood fits of a regression model from
-``seeds`` seeds at once (one batched ensemble, see :func:`~probnn.inference.regression.fit_ensemble`).
+``seeds`` seeds at once (one batched ensemble, see
+:func:`~probnn.inference.regression.fit_ensemble`).
 
 ::
 

@@ -1,4 +1,4 @@
-"""Seed ensembles of the maximum-likelihood regression and the faithful / natural-parameter cures."""
+"""Seed ensembles of the maximum-likelihood regression; the faithful and natural-parameter cures."""
 import math
 
 import numpy as np
@@ -111,7 +111,8 @@ def test_faithful_cure_fits_f_by_squared_error_and_sigma_by_likelihood_with_f_fi
     for got, want in zip(grads[:len(f_params)], torch.autograd.grad(sq, f_params)):
         torch.testing.assert_close(got, want)
     # g: the gradient of the negative log-likelihood at the current f
-    nll = -dist.Normal(model.f(x).detach(), torch.nn.functional.softplus(model.g(x))).log_prob(y).sum()
+    sigma = torch.nn.functional.softplus(model.g(x))
+    nll = -dist.Normal(model.f(x).detach(), sigma).log_prob(y).sum()
     for got, want in zip(grads[len(f_params):], torch.autograd.grad(nll, g_params)):
         torch.testing.assert_close(got, want)
     # the reported log-likelihood is the plain one
@@ -161,7 +162,8 @@ def test_config_and_cli_reject_bad_seed_and_cure_settings(data_dir, tmp_path, ca
                 dict(cure="other"), dict(seed=2**32 - 2, seeds=3)):
         with pytest.raises(ConfigError):
             regression.Config(**bad)
-    for args in (["--seeds", "0"], ["--seeds", "x"], ["--cure", "natural", "--model", "homoscedastic"],
+    for args in (["--seeds", "0"], ["--seeds", "x"],
+                 ["--cure", "natural", "--model", "homoscedastic"],
                  ["--cure", "faithful", "--sigma-floor", "0.1"]):
         try:
             code = main(["regression", "--epochs", "5", "--data-dir", str(data_dir), "--out",
