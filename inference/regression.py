@@ -152,11 +152,16 @@ class EnsembleFit:
     sigma: np.ndarray
 
     def loglik(self) -> np.ndarray:
-        """(epochs, seeds): each member's mean log N(y_i | f(x_i), sigma(x_i)^2) per epoch."""
-        y = self.y[:, 0].numpy().astype(np.float64)
-        s = self.sigma.astype(np.float64)
-        ll = -0.5 * ((y - self.f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
-        return ll.mean(-1)
+        """(epochs, seeds): each member's mean log N(y_i | f(x_i), sigma(x_i)^2) per epoch
+        (computed once, in float64, from the records)."""
+        key = (id(self.f), id(self.sigma), self.f.shape)
+        cached = self.__dict__.get("_loglik")
+        if cached is None or cached[0] != key:
+            y = self.y[:, 0].numpy().astype(np.float64)
+            s = self.sigma.astype(np.float64)
+            ll = -0.5 * ((y - self.f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
+            cached = self.__dict__["_loglik"] = (key, ll.mean(-1))
+        return cached[1]
 
     def member(self, seed: int) -> RegressionFit:
         """The member trained from ``seed`` as a :class:`RegressionFit` (its model, history
