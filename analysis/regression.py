@@ -519,7 +519,9 @@ def regression_sections(fits: list[RegressionFit]) -> list[Section]:
                   "Training mean log-likelihood per epoch (clipped at −10).")
     a = Section("regression-a", "(a) Homoscedastic regression", QUESTION_A, answers=rest,
                 tables=[Table("summary", summary_table(fits),
-                              "Both fits (mean log-likelihood per point)")],
+                              "Both fits, the report seed only (mean log-likelihood per "
+                              "point): one draw of a chaotic training; the spread over "
+                              "seeds is in the seeds section")],
                 plots=[p for n, p in ribbons.items() if n != HETEROSCEDASTIC])
     for f in fits:
         a.tables.append(Table(f"history_{f.name}", f.history[["epoch", "loglik", "seconds"]],
