@@ -300,3 +300,94 @@ def ensemble_member(model: RegressionModel, build: Callable[[], RegressionModel]
         for name, p in model.named_parameters(recurse=False):
             getattr(single, name).copy_(p[s].reshape(getattr(single, name).shape))
     return single.eval()
+
+
+class MixedGaussian(dist.Normal):
+    """Per element either ``Normal(loc, scale)`` or the same Gaussian written in its natural
+    parameters (``natural`` True: the log-density of :class:`NaturalNormal` at ``eta1``,
+    ``eta2``; ``loc`` and ``scale`` are then its mean and scale). For a
+    :class:`HeteroscedasticFamily`, whose members use either likelihood in one batch."""
+
+    def __init__(self, loc, scale, eta1, eta2, natural, validate_args=None):
+        self.eta1, self.eta2, self.natural = eta1, eta2, natural
+        super().__init__(loc, scale, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(MixedGaussian, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.eta1, new.eta2 = self.eta1.expand(batch_shape), self.eta2.expand(batch_shape)
+        new.natural = self.natural.expand(batch_shape)
+        return super().expand(batch_shape, _instance=new)
+
+    def log_prob(self, value):
+        e1, e2 = self.eta1, self.eta2
+        natural = (e1 * value + e2 * value ** 2 + e1 ** 2 / (4 * e2) + 0.5 * torch.log(-2 * e2)
+                   - 0.5 * math.log(2 * math.pi))
+        return torch.where(self.natural, natural, super().log_prob(value))
+
+
+class HeteroscedasticFamily(RegressionModel):
+    """Several cures of :class:`HeteroscedasticRegression` (``cures``: its keyword arguments),
+    each from every seed, trained as one batch: member ``v * S + s`` is cure v from seed s,
+    with exactly the initial weights of ``torch.manual_seed(seeds[s]);
+    HeteroscedasticRegression(**cures[v])``. The cures become per-member settings (floor,
+    beta, faithful and natural masks) applied with ``torch.where``, each branch evaluated on
+    safe values for the members that do not use it (so no inf or NaN reaches a gradient), so
+    every member computes what its own model computes. The members share nothing: the summed
+    loss gives each its own gradient (see :func:`seed_ensemble`).
+    """
+
+    def __init__(self, cures: Sequence[dict], seeds: Sequence[int]):
+        super().__init__()
+        members = []
+        for cure in cures:
+            for s in seeds:
+                torch.manual_seed(s)
+                members.append(HeteroscedasticRegression(**cure))
+        self.f = SeedWiggle.stack([m.f for m in members])
+        self.g = SeedWiggle.stack([m.g for m in members])
+
+        def setting(get):
+            return torch.tensor([get(m) for m in members]).reshape(-1, 1, 1)
+        self.register_buffer("floor", setting(lambda m: m.sigma_floor))
+        self.register_buffer("beta2", setting(lambda m: 2 * m.beta))
+        self.register_buffer("faithful", setting(lambda m: m.cure == "faithful"))
+        self.register_buffer("natural", setting(lambda m: m.cure == "natural"))
+        self.cures = [dict(c) for c in cures]
+        self.seeds = tuple(int(s) for s in seeds) * len(cures)
+        self.likelihood_objective = all(m.likelihood_objective for m in members)
+
+    def observation(self, x):
+        f, sp = self.f(x), F.softplus(self.g(x))
+        nat, one = self.natural, torch.ones_like(sp)
+        sp_nat = torch.where(nat, sp, one)
+        sigma_nat = (2 * sp_nat).rsqrt()
+        mu = torch.where(nat, f * sigma_nat ** 2, f)
+        sigma = torch.where(nat, sigma_nat, self.floor + torch.where(nat, one, sp))
+        loc = torch.where(self.faithful, mu.detach(), mu)
+        return mu, sigma, MixedGaussian(loc, sigma, f, -sp_nat, nat)
+
+    def mean_and_scale(self, x):
+        f, sigma, _ = self.observation(x)
+        return f, sigma
+
+    def extra_objective(self, f, y):
+        if y is not None and bool(self.faithful.any()):
+            pyro.factor("mean_fit", -0.5 * ((y - f).pow(2) * self.faithful).squeeze(-1))
+
+    def observation_weight(self, sigma: torch.Tensor):
+        if not bool((self.beta2 > 0).any()):
+            return 1.0
+        return sigma.detach().pow(self.beta2).squeeze(-1)
+
+    def cure_ensemble(self, v: int) -> RegressionModel:
+        """Cure ``v``'s members as a :func:`seed_ensemble` of its model (a copy)."""
+        n = len(self.seeds) // len(self.cures)
+        with torch.random.fork_rng():  # building draws initial weights: leave the RNG alone
+            model = seed_ensemble(lambda: HeteroscedasticRegression(**self.cures[v]),
+                                  self.seeds[:n])
+        with torch.no_grad():
+            for name in ("f", "g"):
+                for mine, theirs in zip(getattr(model, name).layers, getattr(self, name).layers):
+                    mine.copy_(theirs[v * n:(v + 1) * n])
+        return model
