@@ -57,7 +57,9 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
     # each regression job trains an ensemble over seeds; its first member is the report's seed
     ml_runs = of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
     ml = [e.member(e.seeds[0]) for e in ml_runs]
-    cures = {ra.cure_label(e): e for e in of("regression", lambda c: c.model == "heteroscedastic")}
+    # with the cures trained in the same batch (``others``) or in jobs of their own
+    cures = {ra.cure_label(e): e for run in of("regression", lambda c: c.model == "heteroscedastic")
+             for e in (run, *run.others)}
     (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
                                                                  "vae_figures", "cvae",
                                                                  "objectives"))

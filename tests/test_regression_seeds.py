@@ -11,7 +11,7 @@ from probnn.analysis import regression as ra
 from probnn.cli import main
 from probnn.guides.regression import MaximumLikelihoodGuide
 from probnn.inference.regression import (EnsembleFit, ModelSpec, builder, fit_ensemble,
-                                         fit_regression, load_ensemble)
+                                         fit_family, fit_regression, load_ensemble, load_family)
 from probnn.models.regression import (HeteroscedasticRegression, NaturalNormal, seed_ensemble)
 from probnn.tasks import regression
 from probnn.tasks.validation import ConfigError
@@ -187,3 +187,38 @@ def test_regression_command_trains_seeds_and_a_cure(data_dir, tmp_path, capsys):
     hist = pd.read_csv(out / "history_heteroscedastic.csv")
     assert hist["loglik"].iloc[-1] == pytest.approx(seeds.loc["heteroscedastic",
                                                               "coursework_seed_final"], abs=1e-4)
+
+
+def test_cures_in_one_batch_follow_their_own_ensembles(xy, tmp_path):
+    x, y = xy
+    specs = [builder("heteroscedastic"), builder("heteroscedastic", sigma_floor=0.1),
+             builder("heteroscedastic", beta=0.5), builder("heteroscedastic", cure="faithful"),
+             builder("heteroscedastic", cure="natural")]
+    seeds = (3, 4)
+    fits = fit_family(x, y, specs=specs, seeds=seeds, epochs=40, progress=False,
+                      checkpoint=tmp_path / "f.ckpt", checkpoint_every=20)
+    for spec, fit in zip(specs, fits):
+        alone = fit_ensemble("heteroscedastic", x, y, seeds=seeds, epochs=40, progress=False,
+                             **spec.kwargs())
+        np.testing.assert_allclose(fit.loglik(), alone.loglik(), rtol=1e-5, atol=1e-5)
+        assert fit.build == spec and ra.cure_label(fit) == ra.cure_label(alone)
+        torch.testing.assert_close(fit.member(4).model.mean_and_scale(x)[1].detach(),
+                                   alone.member(4).model.mean_and_scale(x)[1].detach(),
+                                   rtol=1e-4, atol=1e-5)
+    loaded = load_family(x, y, tmp_path / "f.ckpt", specs=specs, seeds=seeds)
+    for a, b in zip(loaded, fits):
+        np.testing.assert_array_equal(a.loglik(), b.loglik())
+
+
+def test_a_config_with_cures_trains_them_in_its_batch(data_dir):
+    from probnn.tasks.inputs import Inputs
+    config = regression.Config(epochs=20, seeds=2, cures=("beta=0.5", "natural"))
+    run = regression.run(config, Inputs(data_dir))
+    assert [ra.cure_label(e) for e in (run, *run.others)] == [
+        "no cure", "β-NLL β=0.5", "natural parameters (Immer 2023)"]
+    assert all(e.seeds == (309, 310) and e.f.shape == (20, 2, 31) for e in (run, *run.others))
+    for bad in (("x",), ("beta=2",), ("natural", "natural"), ("none",)):
+        with pytest.raises(ConfigError):
+            regression.Config(cures=bad)
+    with pytest.raises(ConfigError):
+        regression.Config(model="homoscedastic", cures=("natural",))
