@@ -9,7 +9,10 @@ Times, in one process and on one thread:
 * ``fit_ensemble`` with ``--seeds`` seeds (default 8) and with one: the batched seed ensemble
   the report trains (issue 13), one optimiser step for all seeds; its per-epoch time is for
   all seeds together, and the table also gives it as a ratio to the single network
-  (``fit_regression``'s default) of the same repeat.
+  (``fit_regression``'s default) of the same repeat;
+* ``fit_family`` with the report's five heteroscedastic runs (no cure, sigma floor 0.05,
+  beta-NLL 0.5, faithful, natural parameters) x ``--seeds`` seeds in one batch, the report's
+  heteroscedastic job.
 
 CPU timing on a shared VM is noisy, so every repeat runs each variant once, in a rotated order,
 each run timed as a whole (setup and JIT tracing included) in wall and in process CPU time.
@@ -39,8 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from probnn.datasets import load_xkcd
-from probnn.inference.regression import (COURSEWORK_SEED, ensemble_seeds, fit_ensemble,
-                                         fit_regression)
+from probnn.inference.regression import (COURSEWORK_SEED, builder, ensemble_seeds,
+                                         fit_ensemble, fit_family, fit_regression)
 from probnn.models.regression import Wiggle
 
 GOAL_RATIO = 1.5
@@ -97,6 +100,10 @@ def variants(x, y, seed: int, seeds: int = 8) -> dict:
            "fit_regression jit=False record=False": svi(False, False),
            ensemble_name(1): ensemble(1)}
     out[ensemble_name(seeds)] = ensemble(seeds)
+    specs = [builder("heteroscedastic", **c) for c in
+             ({}, {"sigma_floor": 0.05}, {"beta": 0.5}, {"cure": "faithful"}, {"cure": "natural"})]
+    out[f"fit_family 5 cures x {seeds} seeds (all)"] = lambda n: fit_family(
+        x, y, specs=specs, seeds=ensemble_seeds(seed, seeds), epochs=n, progress=False)
     return out
 
 
@@ -135,7 +142,7 @@ def report(times: pd.DataFrame, epochs: int, repeats: int) -> bool:
     for name, m in med.iterrows():
         print(f"{name:<{width}}  {1e3 * m.wall:>10.3f}  {m.wall_ratio:>6.2f}  "
               f"{1e3 * m.cpu:>9.3f}  {m.cpu_ratio:>6.2f}")
-    ens = times[times["variant"].str.startswith("fit_ensemble")]
+    ens = times[times["variant"].str.startswith(("fit_ensemble", "fit_family"))]
     vs = ens.groupby("variant", sort=False)[["wall_vs_single", "cpu_vs_single"]].median()
     for name, m in vs.iterrows():
         print(f"{name}: {m.cpu_vs_single:.2f}x CPU, {m.wall_vs_single:.2f}x wall the time of one "
