@@ -242,8 +242,9 @@ def fit_family(x: torch.Tensor, y: torch.Tensor, *, specs: list[ModelSpec],
     batch (:class:`~probnn.models.regression.HeteroscedasticFamily`): one :class:`EnsembleFit`
     per spec, each member starting from exactly :func:`fit_regression`'s weights for its seed
     and following its own Adam trajectory (the members share nothing). One batch of 5 cures x
-    8 seeds costs about 1.6x one network per epoch, against 5x for five ensembles
-    (benchmarks/regression_speed.py). The histories' ``seconds`` are the whole batch's."""
+    8 seeds costs 1.6-2.1x one network per epoch, one 8-seed ensemble 1.0-1.4x, so five
+    separate ensembles 5-7x (benchmarks/regression_speed.py, two runs on a loaded 2-core
+    machine). The histories' ``seconds`` are the whole batch's."""
     model = _family(specs, seeds)
     result = fit(model, MaximumLikelihoodGuide(), (x, y), epochs=epochs, lr=lr, seed=seeds[0],
                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
