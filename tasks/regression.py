@@ -26,8 +26,9 @@ from .validation import (ENSEMBLE_SEEDS, EPOCHS, MAX_SEED, NONNEG_FLOAT, POSITIV
                          require)
 
 MAX_SEED_EPOCHS = 4_000_000
-"""Seeds x epochs at most: f and sigma are recorded for every member, point and epoch
-(preallocated, 248 bytes per member-epoch): at most ~1 GB."""
+"""Seeds x epochs x runs at most: every member's mean log-likelihood is kept at every epoch
+(preallocated, 8 bytes per member-epoch, ~32 MB at most; f and sigma only around each
+member's deepest dip, see :class:`~probnn.inference.regression.DipRecorder`)."""
 
 KIND, DATA = "train", "xkcd"
 
@@ -85,8 +86,8 @@ class Config:
         specs = self.specs if self.model == "heteroscedastic" else [ModelSpec(self.model)]
         require(len(set(specs)) == len(specs), f"the cures repeat a run: {list(self.cures)}")
         require(self.seeds * self.epochs * len(specs) <= MAX_SEED_EPOCHS,
-                f"seeds x epochs x runs must be at most {MAX_SEED_EPOCHS:,} (every member's f "
-                f"and sigma are kept for every epoch), got {self.seeds} x {self.epochs:,} x "
+                f"seeds x epochs x runs must be at most {MAX_SEED_EPOCHS:,} (every member's "
+                f"log-likelihood is kept for every epoch), got {self.seeds} x {self.epochs:,} x "
                 f"{len(specs)}")
         require(self.seed + self.seeds - 1 <= MAX_SEED,
                 f"the seeds run from seed to seed + seeds - 1, which must be at most {MAX_SEED}")
