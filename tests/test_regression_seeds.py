@@ -61,16 +61,91 @@ def test_an_interrupted_ensemble_resumes_exactly(xy, tmp_path):
     x, y = xy
     ckpt = tmp_path / "e.ckpt"
     kw = dict(seeds=(1, 2), progress=False, checkpoint_every=10, cure="natural")
-    fit_ensemble("heteroscedastic", x, y, epochs=20, checkpoint=ckpt, **kw)
-    resumed = fit_ensemble("heteroscedastic", x, y, epochs=40, checkpoint=ckpt, resume=True, **kw)
-    straight = fit_ensemble("heteroscedastic", x, y, epochs=40, **kw)
+    # interrupted after epoch 110: inside the dip record's windows (kept after epoch 100)
+    fit_ensemble("heteroscedastic", x, y, epochs=110, checkpoint=ckpt, **kw)
+    resumed = fit_ensemble("heteroscedastic", x, y, epochs=160, checkpoint=ckpt, resume=True, **kw)
+    straight = fit_ensemble("heteroscedastic", x, y, epochs=160, **kw)
     np.testing.assert_array_equal(resumed.loglik(), straight.loglik())
     loaded = load_ensemble("heteroscedastic", x, y, ckpt, seeds=(1, 2), cure="natural")
     np.testing.assert_array_equal(loaded.loglik(), straight.loglik())
-    np.testing.assert_array_equal(loaded.member(2).sigma, straight.member(2).sigma)
+    for seed in (1, 2):
+        for fit in (resumed, loaded):
+            np.testing.assert_array_equal(fit.member(seed).f, straight.member(seed).f)
+            np.testing.assert_array_equal(fit.member(seed).sigma, straight.member(seed).sigma)
     with pytest.raises(Exception, match="seeds"):  # another ensemble's checkpoint
         fit_ensemble("heteroscedastic", x, y, epochs=50, checkpoint=ckpt, resume=True,
                      **{**kw, "seeds": (1, 3)})
+
+
+def _old_loglik(y, f, sigma):
+    """What EnsembleFit.loglik() computed from f and sigma at every epoch before the dip record."""
+    y = y[:, 0].numpy().astype(np.float64)
+    s = sigma.astype(np.float64)
+    return (-0.5 * ((y - f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)).mean(-1)
+
+
+def _full_fit(ens, s, f, sigma):
+    """Member s as a RegressionFit with f and sigma at every epoch."""
+    member = ens.member(ens.seeds[s])
+    member.f, member.sigma = np.ascontiguousarray(f[:, s]), np.ascontiguousarray(sigma[:, s])
+    return member
+
+
+def _same_dip(kept, full):
+    a, b = ra.dip_analysis(kept), ra.dip_analysis(full)
+    assert a.text == b.text and a.found == b.found
+    pd.testing.assert_frame_equal(a.low_points, b.low_points)
+    pd.testing.assert_frame_equal(a.high_points, b.high_points)
+    pd.testing.assert_series_equal(a.drops, b.drops)
+    if a.found:  # every epoch the figure draws is kept
+        lo, first = ra._row(kept, a.low_epoch), ra._row(kept, a.baseline_epochs[0])
+        rows = slice(first, min(lo + 101, len(kept.history)))
+        np.testing.assert_array_equal(kept.f[rows], full.f[rows])
+        np.testing.assert_array_equal(kept.sigma[rows], full.sigma[rows])
+    return a
+
+
+def test_the_dip_record_gives_what_every_epochs_f_and_sigma_give():
+    """A planted record (4 members, 700 epochs): a dip before epoch 100 (ignored), dips that
+    are later deepened, one near epoch 100 (baseline cut at 101), one near the end (window
+    cut at the last epoch), ties; the dip record gives the same curves bit for bit and the
+    same dip analysis as f and sigma at every epoch."""
+    rng = np.random.default_rng(3)
+    epochs, members, n = 700, 4, 7
+    x = torch.linspace(0, 1, n).unsqueeze(-1)
+    y = torch.cos(3 * x)
+    f = (y[:, 0].numpy() + 0.05 * rng.standard_normal((epochs, members, n))).astype(np.float32)
+    sigma = np.exp(-1 + 0.1 * rng.standard_normal((epochs, members, n))).astype(np.float32)
+    for m, e, size in [(0, 50, 5), (0, 300, 2), (0, 450, 1.5), (0, 600, 1), (1, 110, 4),
+                       (2, 695, 4), (2, 400, 2), (3, 250, 3), (3, 251, 3)]:
+        f[e - 1, m, m + 1] += size  # a jump of f at 1-based epoch e
+    f[500], sigma[500] = f[250], sigma[250]  # member 3: its deepest value twice (first wins)
+    history = pd.DataFrame({"epoch": np.arange(1, epochs + 1), "objective": 0.0,
+                            "seconds": np.linspace(0, 1, epochs)})
+    ens = EnsembleFit.from_records("heteroscedastic", HeteroscedasticRegression(),
+                                   ModelSpec("heteroscedastic"), (1, 2, 3, 4), x, y, history,
+                                   f, sigma)
+    np.testing.assert_array_equal(ens.loglik(), _old_loglik(y, f, sigma))
+    lows = [_same_dip(ens.member(s + 1), _full_fit(ens, s, f, sigma)).low_epoch
+            for s in range(members)]
+    assert lows == [300, 110, 695, 251]
+    assert ens.record.members(slice(2, 4)).f_sigma(1, epochs)[0][250].tolist() == f[250, 3].tolist()
+
+
+def test_training_keeps_what_every_epochs_record_gives(xy):
+    """fit_ensemble (dip record) against the training loop keeping f and sigma at every epoch."""
+    x, y = xy
+    seeds, epochs, lr = (5, 6, 7), 400, 3e-2  # a high lr: every member dips after epoch 100
+    ens = fit_ensemble("heteroscedastic", x, y, seeds=seeds, epochs=epochs, lr=lr,
+                       progress=False)
+    from probnn.inference.train import fit
+    model = seed_ensemble(builder("heteroscedastic"), seeds)
+    full = fit(model, MaximumLikelihoodGuide(), (x, y), epochs=epochs, lr=lr, seed=seeds[0],
+               progress=False, record=("f", "sigma"), jit=True, max_plate_nesting=2).records
+    f, sigma = full["f"][..., 0], full["sigma"][..., 0]
+    np.testing.assert_array_equal(ens.loglik(), _old_loglik(y, f, sigma))
+    assert all(_same_dip(ens.member(seed), _full_fit(ens, s, f, sigma)).found
+               for s, seed in enumerate(seeds))
 
 
 def test_natural_normal_is_the_gaussian_in_natural_parameters():
