@@ -146,6 +146,7 @@ baseline ``window``) and the ``DIP_FOLLOW`` epochs after it (``dip_figure``'s
 ``epochs_after``)."""
 
 
+@dataclass(init=False, eq=False)
 class DipRecorder:
     """What the regression analysis reads of a batch of members' training, kept during
     training instead of f and sigma at every epoch (for the report's 40-network batch those were
@@ -159,6 +160,23 @@ class DipRecorder:
     last ``before`` epochs' f and sigma supplies a new low's baseline. Its state goes into the
     training checkpoints, so a resumed run keeps the same.
     """
+    y: np.ndarray           # (n,) float64
+    after: int
+    before: int
+    follow: int
+    loglik: np.ndarray      # (epochs, members) float64, NaN for epochs not trained yet
+    ring_f: np.ndarray      # (before, members, n): epoch e's f in row e % before
+    ring_s: np.ndarray
+    low_f: np.ndarray       # (before + 1 + follow, members, n): epochs low - before .. low + follow
+    low_s: np.ndarray
+    low_epoch: np.ndarray   # (members,) 1-based epoch of the lowest so far, 0 for none
+    low_ll: np.ndarray
+    high_f: np.ndarray      # (members, n) at the highest epoch so far
+    high_s: np.ndarray
+    high_epoch: np.ndarray
+    high_ll: np.ndarray
+    last_f: np.ndarray      # (members, n) at the last epoch
+    last_s: np.ndarray
 
     def __init__(self, y: torch.Tensor, epochs: int, members: int, after: int = DIP_AFTER,
                  before: int = DIP_BEFORE, follow: int = DIP_FOLLOW):
@@ -241,7 +259,7 @@ class DipRecorder:
 
     @classmethod
     def replay(cls, y: torch.Tensor, f: np.ndarray, sigma: np.ndarray, **kw) -> "DipRecorder":
-        """The recorder of a run whose every epoch's f and sigma (epochs, members, n) are known."""
+        """The recorder of a run whose f and sigma (epochs, members, n) are known."""
         out = cls(y, len(f), f.shape[1], **kw)
         for epoch in range(len(f)):
             out.add(epoch, f[epoch].astype(np.float32), sigma[epoch].astype(np.float32))
@@ -259,7 +277,8 @@ class DipRecorder:
             f[lo:hi] = self.low_f[lo - first:hi - first, s]
             sigma[lo:hi] = self.low_s[lo - first:hi - first, s]
         if self.high_epoch[s] > 0:
-            f[self.high_epoch[s] - 1], sigma[self.high_epoch[s] - 1] = self.high_f[s], self.high_s[s]
+            row = self.high_epoch[s] - 1
+            f[row], sigma[row] = self.high_f[s], self.high_s[s]
         if epochs_done:
             f[-1], sigma[-1] = self.last_f[s], self.last_s[s]
         return f, sigma
