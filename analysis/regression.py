@@ -17,7 +17,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from probnn.inference.regression import EnsembleFit, RegressionFit
+from probnn.inference.regression import (DIP_AFTER, DIP_BEFORE, DIP_FOLLOW, EnsembleFit,
+                                         RegressionFit)
 
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
@@ -168,12 +169,15 @@ class DipAnalysis:
     drops: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # per point, nats
 
 
-def dip_analysis(fit: RegressionFit, after_epoch: int = 100, window: int = 200,
+def dip_analysis(fit: RegressionFit, after_epoch: int = DIP_AFTER, window: int = DIP_BEFORE,
                  min_drop: float = 0.1) -> DipAnalysis:
     """Find the lowest and highest mean log-likelihood after ``after_epoch`` and the point
     that drives the low one (see :class:`DipAnalysis` for the definitions).
 
-    Needs the per-epoch record (``fit_regression(..., record=True)``). Epochs are 1-based, as
+    Needs the per-epoch record (``fit_regression(..., record=True)``, or an ensemble member,
+    whose record keeps f and sigma over the epochs read here: see
+    :class:`~probnn.inference.regression.DipRecorder`, whose ``after``, ``before`` and
+    ``follow`` are these defaults and ``dip_figure``'s). Epochs are 1-based, as
     in ``fit.history["epoch"]``. ``min_drop`` is in nats per point.
     """
     def no_dip(reason: str, **kw) -> DipAnalysis:
@@ -259,7 +263,7 @@ def _dip_text(fit: RegressionFit, dip: DipAnalysis, first: int, lo_row: int) -> 
     return "\n".join(lines)
 
 
-def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = 100) -> Figure:
+def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = DIP_FOLLOW) -> Figure:
     """Three panels: the log-likelihood curve around the dip (baseline shaded), the driving
     point's sigma and |y - f| over the same epochs, and every point's log-likelihood at the dip
     against its baseline mean, with the driver marked. Without a dip: the curve and the reason.
@@ -381,14 +385,14 @@ DIP_THRESHOLD = -5.0
 """A seed "dips" when its mean log-likelihood falls below this after epoch 100."""
 
 
-def _lowest_after(loglik: np.ndarray, epochs: np.ndarray, after: int = 100) -> np.ndarray:
+def _lowest_after(loglik: np.ndarray, epochs: np.ndarray, after: int = DIP_AFTER) -> np.ndarray:
     """(seeds,) lowest mean log-likelihood after epoch ``after`` (NaN when training stopped
     before it)."""
     late = loglik[epochs > after]
     return late.min(0) if len(late) else np.full(loglik.shape[1], math.nan)
 
 
-def seed_table(runs: Mapping[str, EnsembleFit], after: int = 100) -> pd.DataFrame:
+def seed_table(runs: Mapping[str, EnsembleFit], after: int = DIP_AFTER) -> pd.DataFrame:
     """One row per run (label -> ensemble): the final mean log-likelihood and the deepest
     dip (lowest after epoch ``after``) as distributions over the seeds (median, min, max),
     how many seeds dip below :data:`DIP_THRESHOLD`, the seed with the deepest dip, the

@@ -16,6 +16,12 @@ to read it back and to SHA-256 it (as the job cache does for every artifact), an
 It also times the recorder's per-epoch update against a training epoch of the same run.
 
     python benchmarks/regression_checkpoint.py [--epochs 2000] [--full-epochs 50000] [--seeds 8]
+
+Measured (2,000 epochs trained, 50,000 written, 3 repeats, shared 2-core VM): every epoch
+502 MB, written in 1.53 s, SHA-256 0.57 s; dip record 21.5 MB (0.043x), written in 0.04 s
+(0.024x), SHA-256 0.02 s; the recorder's update 43 us per epoch, 0.011x a training epoch.
+The report's full batch wrote its checkpoint 10 times (every 5,000 epochs), growing to the
+full size: ~2.8 GB written in all before, ~0.2 GB now.
 """
 from __future__ import annotations
 
@@ -27,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.guides.regression import MaximumLikelihoodGuide
@@ -67,8 +72,9 @@ def main() -> None:
         fits = fit_family(x, y, specs=specs, seeds=seeds, epochs=args.epochs, checkpoint=ckpt,
                           checkpoint_every=args.epochs, progress=False)
         train_s = time.perf_counter() - t0
+        per_epoch = 1e3 * train_s / args.epochs
         print(f"trained {len(specs)} cures x {len(seeds)} seeds = {members} networks for "
-              f"{args.epochs} epochs in {train_s:.1f} s ({1e3 * train_s / args.epochs:.2f} ms/epoch)"
+              f"{args.epochs} epochs in {train_s:.1f} s ({per_epoch:.2f} ms/epoch)"
               f"; its checkpoint: {ckpt.stat().st_size / 1e6:.2f} MB")
         state = read_checkpoint(ckpt)
         extra = state["extra"]
@@ -101,7 +107,8 @@ def main() -> None:
         ref = rows["every epoch"]
         print(f"\ncheckpoint of {members} networks after {args.full_epochs:,} epochs "
               f"(median of {args.repeats}):")
-        print(f"{'':12} {'MB':>9} {'write s':>8} {'read s':>8} {'sha256 s':>9}  ratios to every epoch")
+        print(f"{'':12} {'MB':>9} {'write s':>8} {'read s':>8} {'sha256 s':>9}  "
+              "ratios to every epoch")
         for label, (mb, w, r, h) in rows.items():
             print(f"{label:12} {mb:9.1f} {w:8.2f} {r:8.2f} {h:9.2f}  size {mb / ref[0]:.3f}, "
                   f"write {w / ref[1]:.3f}, read {r / ref[2]:.3f}, sha256 {h / ref[3]:.3f}")

@@ -28,7 +28,8 @@ class RegressionFit:
     y: torch.Tensor
     history: pd.DataFrame  # epoch, loss (= -mean log-likelihood), loglik, seconds
     f: np.ndarray          # (epochs, n) f(x_i) at each epoch, at the parameters its loss used
-    sigma: np.ndarray      # (epochs, n) sigma(x_i), likewise
+    sigma: np.ndarray      # (epochs, n) sigma(x_i), likewise (members of an EnsembleFit: NaN
+    #                        except around the deepest dip, at the highest and the last epoch)
 
     def pointwise_loglik(self) -> np.ndarray:
         """(epochs, n) log N(y_i | f(x_i), sigma(x_i)^2) at each epoch; rows sum to n * loglik."""
@@ -37,7 +38,9 @@ class RegressionFit:
         return -0.5 * ((y - self.f) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The per-epoch record as arrays: ``x``, ``y``, ``f``, ``sigma``, ``loglik``, ``epoch``."""
+        """The per-epoch record as arrays: ``x``, ``y``, ``f``, ``sigma``, ``loglik``, ``epoch``
+        (an ensemble member's f and sigma are NaN at the epochs it did not keep, see
+        :class:`DipRecorder`)."""
         return dict(x=self.x[:, 0].numpy(), y=self.y[:, 0].numpy(), f=self.f, sigma=self.sigma,
                     loglik=self.history["loglik"].to_numpy(),
                     epoch=self.history["epoch"].to_numpy())
@@ -149,8 +152,9 @@ baseline ``window``) and the ``DIP_FOLLOW`` epochs after it (``dip_figure``'s
 @dataclass(init=False, eq=False)
 class DipRecorder:
     """What the regression analysis reads of a batch of members' training, kept during
-    training instead of f and sigma at every epoch (for the report's 40-network batch those were
-    ~500 MB per checkpoint; this is ~16 MB, almost all of it the log-likelihood curves).
+    training instead of f and sigma at every epoch: for the report's 40-network batch after
+    50,000 epochs those were a 502 MB checkpoint, this is 21.5 MB, 16 MB of it the
+    log-likelihood curves (benchmarks/regression_checkpoint.py).
 
     Per member: the mean log-likelihood at every epoch (float64, computed from the float32 f
     and sigma exactly as a record of them would give it); f and sigma at the epochs around its
