@@ -148,21 +148,24 @@ def test_an_interrupted_training_is_resumed(data, tmp_path):
     from probnn.datasets import load_xkcd
     from probnn.inference.regression import fit_ensemble
     job = rp.build_jobs(quick=True)["regression-homoscedastic"]
-    job.config = replace(job.config, epochs=60, checkpoint_every=10)
+    job.config = replace(job.config, epochs=160, checkpoint_every=10)
     jobs = {job.name: job}
     jb.place(jobs, tmp_path, data)
     x, y = load_xkcd(data)
     seeds = job.config.member_seeds
-    # what Ctrl-C leaves behind: a checkpoint part of the way through
-    fit_ensemble("homoscedastic", x, y, epochs=40, seeds=seeds, checkpoint=job.artifact,
+    # what Ctrl-C leaves behind: a checkpoint part of the way through (past epoch 100, where
+    # the members' dip windows are being kept)
+    fit_ensemble("homoscedastic", x, y, epochs=120, seeds=seeds, checkpoint=job.artifact,
                  checkpoint_every=10, progress=False)
     assert not jb.is_complete(job)
     runner.run_jobs(jobs, data, workers=1, progress=False)
     assert job.status == "resumed" and jb.is_complete(job)
-    straight = fit_ensemble("homoscedastic", x, y, epochs=60, seeds=seeds, progress=False)
+    straight = fit_ensemble("homoscedastic", x, y, epochs=160, seeds=seeds, progress=False)
     resumed = jb.load(job, jobs, data)  # read from the checkpoint, not trained again
     np.testing.assert_array_equal(resumed.loglik(), straight.loglik())
-    np.testing.assert_array_equal(resumed.f, straight.f)
+    for seed in seeds:
+        np.testing.assert_array_equal(resumed.member(seed).f, straight.member(seed).f)
+        np.testing.assert_array_equal(resumed.member(seed).sigma, straight.member(seed).sigma)
 
 
 def test_report_without_data_is_one_clear_error(tmp_path, isolated_cache, capsys, monkeypatch):
