@@ -148,6 +148,23 @@ def test_training_keeps_what_every_epochs_record_gives(xy):
                for s, seed in enumerate(seeds))
 
 
+def test_a_checkpoint_that_kept_every_epoch_is_not_resumed_or_read(xy, tmp_path):
+    """A checkpoint written before the dip record (f and sigma at every epoch): one clear
+    error, training nothing."""
+    from probnn.inference.checkpoint import CheckpointError
+    from probnn.inference.train import fit
+    x, y = xy
+    ckpt, seeds = tmp_path / "old.ckpt", (1, 2)
+    fit(seed_ensemble(builder("heteroscedastic"), seeds), MaximumLikelihoodGuide(), (x, y),
+        epochs=5, seed=1, progress=False, record=("f", "sigma"), jit=True, max_plate_nesting=2,
+        checkpoint=ckpt, settings={"seeds": list(seeds)})
+    with pytest.raises(CheckpointError, match="recorder"):
+        fit_ensemble("heteroscedastic", x, y, seeds=seeds, epochs=10, checkpoint=ckpt,
+                     resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="older version"):
+        load_ensemble("heteroscedastic", x, y, ckpt, seeds=seeds)
+
+
 def test_natural_normal_is_the_gaussian_in_natural_parameters():
     eta1, eta2 = torch.tensor([0.3, -2.0, 5.0]), torch.tensor([-0.7, -3.0, -0.01])
     d = NaturalNormal(eta1, eta2)
