@@ -98,7 +98,8 @@ def _same_dip(kept, full):
     pd.testing.assert_frame_equal(a.high_points, b.high_points)
     pd.testing.assert_series_equal(a.drops, b.drops)
     if a.found:  # every epoch the figure draws is kept
-        lo, first = ra._row(kept, a.low_epoch), ra._row(kept, a.baseline_epochs[0])
+        epochs = kept.history["epoch"].to_numpy()
+        lo, first = (int(np.searchsorted(epochs, e)) for e in (a.low_epoch, a.baseline_epochs[0]))
         rows = slice(first, min(lo + 101, len(kept.history)))
         np.testing.assert_array_equal(kept.f[rows], full.f[rows])
         np.testing.assert_array_equal(kept.sigma[rows], full.sigma[rows])
