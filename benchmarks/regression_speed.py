@@ -5,7 +5,14 @@ Times, in one process and on one thread:
 * ``plain``: the heteroscedastic model written directly in PyTorch (two ``Wiggle`` MLPs, loss
   ``-Normal(f(x), softplus(g(x))).log_prob(y).mean()``, ``torch.optim.Adam(lr=1e-3)``, full
   batch, the loss value read every epoch as a history would), the reference;
-* ``fit_regression("heteroscedastic", ...)`` with jit/record on and off.
+* ``fit_regression("heteroscedastic", ...)`` with jit/record on and off;
+* ``fit_ensemble`` with ``--seeds`` seeds (default 8) and with one: the batched seed ensemble
+  the report trains (issue 13), one optimiser step for all seeds; its per-epoch time is for
+  all seeds together, and the table also gives it as a ratio to the single network
+  (``fit_regression``'s default) of the same repeat;
+* ``fit_family`` with the report's five heteroscedastic runs (no cure, sigma floor 0.05,
+  beta-NLL 0.5, faithful, natural parameters) x ``--seeds`` seeds in one batch, the report's
+  heteroscedastic job.
 
 CPU timing on a shared VM is noisy, so every repeat runs each variant once, in a rotated order,
 each run timed as a whole (setup and JIT tracing included) in wall and in process CPU time.
@@ -15,9 +22,10 @@ record=True) at most 1.5x the plain loop per epoch, judged on CPU time, which ti
 cores with other processes does not inflate (wall times on a busy 2-core VM can double).
 
 ``--full`` also times one ``probnn regression --model both --epochs 50000`` run end to end
-against the 2-minute goal.
+(``--seeds`` seeds each) against the 2-minute goal.
 
-    python benchmarks/regression_speed.py [--epochs 3000] [--repeats 3] [--seed 309] [--full]
+    python benchmarks/regression_speed.py [--epochs 3000] [--repeats 3] [--seed 309] [--seeds 8]
+                                          [--full]
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from probnn.datasets import load_xkcd
-from probnn.inference.regression import COURSEWORK_SEED, fit_regression
+from probnn.inference.regression import (COURSEWORK_SEED, builder, ensemble_seeds,
+                                         fit_ensemble, fit_family, fit_regression)
 from probnn.models.regression import Wiggle
 
 GOAL_RATIO = 1.5
@@ -71,22 +80,37 @@ REFERENCE = "plain PyTorch (reference)"
 DEFAULT = "fit_regression jit=True  record=True (default)"
 
 
-def variants(x, y, seed: int) -> dict:
+def ensemble_name(seeds: int) -> str:
+    return f"fit_ensemble {seeds} seeds (all seeds)"
+
+
+def variants(x, y, seed: int, seeds: int = 8) -> dict:
     """Name -> ``run(epochs)``; the reference first, the default configuration second."""
     def svi(jit: bool, record: bool):
         return lambda n: fit_regression("heteroscedastic", x, y, epochs=n, seed=seed,
                                         progress=False, jit=jit, record=record)
-    return {REFERENCE: lambda n: plain_loop(x, y, n, seed),
-            DEFAULT: svi(True, True),
-            "fit_regression jit=True  record=False": svi(True, False),
-            "fit_regression jit=False record=True": svi(False, True),
-            "fit_regression jit=False record=False": svi(False, False)}
+
+    def ensemble(count: int):
+        return lambda n: fit_ensemble("heteroscedastic", x, y, epochs=n,
+                                      seeds=ensemble_seeds(seed, count), progress=False)
+    out = {REFERENCE: lambda n: plain_loop(x, y, n, seed),
+           DEFAULT: svi(True, True),
+           "fit_regression jit=True  record=False": svi(True, False),
+           "fit_regression jit=False record=True": svi(False, True),
+           "fit_regression jit=False record=False": svi(False, False),
+           ensemble_name(1): ensemble(1)}
+    out[ensemble_name(seeds)] = ensemble(seeds)
+    specs = [builder("heteroscedastic", **c) for c in
+             ({}, {"sigma_floor": 0.05}, {"beta": 0.5}, {"cure": "faithful"}, {"cure": "natural"})]
+    out[f"fit_family 5 cures x {seeds} seeds (all)"] = lambda n: fit_family(
+        x, y, specs=specs, seeds=ensemble_seeds(seed, seeds), epochs=n, progress=False)
+    return out
 
 
-def time_variants(x, y, epochs: int, repeats: int, seed: int) -> pd.DataFrame:
+def time_variants(x, y, epochs: int, repeats: int, seed: int, seeds: int = 8) -> pd.DataFrame:
     """One row per (repeat, variant): wall and CPU seconds per epoch, and both as ratios to
     the reference run of the same repeat (pairing cancels part of the slow drifts in load)."""
-    runs = variants(x, y, seed)
+    runs = variants(x, y, seed, seeds)
     names = list(runs)
     for run in runs.values():  # warm up imports, allocators and the tracer outside the timings
         run(20)
@@ -100,8 +124,10 @@ def time_variants(x, y, epochs: int, repeats: int, seed: int) -> pd.DataFrame:
                   f"{1e3 * cpu / epochs:.3f} CPU", file=sys.stderr, flush=True)
     df = pd.DataFrame(rows)
     ref = df[df["variant"] == REFERENCE].set_index("repeat")
+    single = df[df["variant"] == DEFAULT].set_index("repeat")
     for col in ("wall", "cpu"):
         df[f"{col}_ratio"] = df[col] / df["repeat"].map(ref[col])
+        df[f"{col}_vs_single"] = df[col] / df["repeat"].map(single[col])
     return df
 
 
@@ -116,6 +142,11 @@ def report(times: pd.DataFrame, epochs: int, repeats: int) -> bool:
     for name, m in med.iterrows():
         print(f"{name:<{width}}  {1e3 * m.wall:>10.3f}  {m.wall_ratio:>6.2f}  "
               f"{1e3 * m.cpu:>9.3f}  {m.cpu_ratio:>6.2f}")
+    ens = times[times["variant"].str.startswith(("fit_ensemble", "fit_family"))]
+    vs = ens.groupby("variant", sort=False)[["wall_vs_single", "cpu_vs_single"]].median()
+    for name, m in vs.iterrows():
+        print(f"{name}: {m.cpu_vs_single:.2f}x CPU, {m.wall_vs_single:.2f}x wall the time of one "
+              "network (fit_regression's default) per epoch, median over repeats")
     cpu_ratio, wall_ratio = med.at[DEFAULT, "cpu_ratio"], med.at[DEFAULT, "wall_ratio"]
     ok = cpu_ratio <= GOAL_RATIO
     print(f"\ngoal (default jit=True, record=True at most {GOAL_RATIO}x the plain loop per epoch, "
@@ -123,11 +154,12 @@ def report(times: pd.DataFrame, epochs: int, repeats: int) -> bool:
     return ok
 
 
-def time_full_run(seed: int, data_dir: str | None) -> bool:
+def time_full_run(seed: int, data_dir: str | None, seeds: int = 8) -> bool:
     """Time one ``probnn regression --model both --epochs 50000``; return whether it met the goal."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "probnn.cli", "regression", "--model", "both",
-               "--epochs", str(FULL_EPOCHS), "--seed", str(seed), "--out", out, "--quiet"]
+               "--epochs", str(FULL_EPOCHS), "--seed", str(seed), "--seeds", str(seeds),
+               "--out", out, "--quiet"]
         if data_dir:
             cmd += ["--data-dir", data_dir]
         print(f"\nrunning: {' '.join(cmd)}", flush=True)
@@ -154,18 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=COURSEWORK_SEED)
+    p.add_argument("--seeds", type=int, default=8, help="members of the timed seed ensemble")
     p.add_argument("--data-dir", default=None,
                    help="folder with xkcd.csv (default: $PROBNN_DATA, then the user cache)")
     p.add_argument("--full", action="store_true",
                    help=f"also time 'probnn regression --model both --epochs {FULL_EPOCHS}'")
     args = p.parse_args(argv)
-    if args.epochs < 2 or args.repeats < 1:
-        p.error("--epochs must be at least 2 and --repeats at least 1")
+    if args.epochs < 2 or args.repeats < 1 or not 1 <= args.seeds <= 64:
+        p.error("--epochs must be at least 2, --repeats at least 1 and --seeds from 1 to 64")
     torch.set_num_threads(1)
     x, y = load_xkcd(args.data_dir)
-    report(time_variants(x, y, args.epochs, args.repeats, args.seed), args.epochs, args.repeats)
+    report(time_variants(x, y, args.epochs, args.repeats, args.seed, args.seeds), args.epochs,
+           args.repeats)
     if args.full:
-        time_full_run(args.seed, args.data_dir)
+        time_full_run(args.seed, args.data_dir, args.seeds)
     return 0
 
 

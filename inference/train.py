@@ -242,6 +242,8 @@ TRAINING_STATE = record({
     "rng_now": RNG,
     "train_config": dict_of(lambda v, where: []),
 }, expected="the training loop's state (a dict)")
+RECORDER_STATE = dict_of(of_type(np.ndarray, expected="an array"))
+"""A ``recorder``'s state in a checkpoint's ``extra["recorder"]`` (see :func:`fit`)."""
 """What :func:`fit` keeps in a checkpoint's ``extra`` (see ``snapshot`` in :func:`fit`) and
 reads back when resuming: position, partial loss, history, records, time and RNG states."""
 
@@ -266,7 +268,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         batch_size: int | None = None, seed: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
         progress: bool = True, desc: str = "train", callback=None, record: Sequence[str] = (),
-        jit: bool = False, max_plate_nesting: int = 1, settings=None,
+        recorder=None, jit: bool = False, max_plate_nesting: int = 1, settings=None,
         precision: str = "fp32") -> FitResult:
     """Train ``model``/``guide`` by SVI for ``epochs`` epochs (in total, counting resumed ones).
 
@@ -284,6 +286,11 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         callback: ``callback(epoch, loss) -> dict | None`` after each epoch; a returned dict
             adds columns to the history.
         record: model sites whose values to keep at every epoch (full batch only).
+        recorder: instead of keeping every epoch's values of the ``record`` sites, hand them
+            to ``recorder.update(epoch, values)`` (epoch 0-based), which keeps what it needs;
+            its ``state(epochs_done) -> dict of arrays`` goes into checkpoints and
+            ``load(state)`` restores it on resume (so resuming stays exact). ``records`` of
+            the result is then empty.
         jit: compile the loss with :class:`TracedLoss` (models with static structure only).
         settings: further settings a resumed run must share with its checkpoint (e.g. the
             data selection and the seed), besides the training settings and, for tensor
@@ -343,6 +350,12 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
         start_epoch, start_batch = extra["epoch"], extra["batch"]
         acc, rows, elapsed = list(extra["acc"]), list(extra["history"]), extra["seconds"]
         records = {s: _grow(v, epochs) for s, v in extra["records"].items()}
+        if recorder is not None:
+            if "recorder" not in extra:
+                raise CheckpointError(f"{ckpt}: field extra.recorder is missing (a checkpoint "
+                                      "of a run that kept its records otherwise)")
+            require(extra["recorder"], RECORDER_STATE, ckpt, "extra.recorder")
+            recorder.load(extra["recorder"])
         epoch_rng = extra["epoch_rng"]
         set_rng_state(extra["rng_now"])
         resumed_from = start_epoch
@@ -359,6 +372,8 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                  "records": {s: v[:epoch + (batch > 0)] for s, v in records.items()},
                  "seconds": elapsed, "epoch_rng": epoch_rng,
                  "rng_now": rng_state(), "train_config": train_config}
+        if recorder is not None:
+            extra["recorder"] = recorder.state(epoch + (batch > 0))
         return save_checkpoint(ckpt, model=model, guide=guide, optimizer=opt, extra=extra)
 
     try:
@@ -428,6 +443,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                    if recorder is not None:
+                        recorder.update(epoch, sites)
+                        sites = ()
                     for s, v in zip(record, sites):
                         if s not in records:
                             records[s] = np.full((epochs,) + tuple(v.shape), np.nan, np.float32)

@@ -33,8 +33,9 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
-from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS, EPOCHS,  # noqa: E402
-                                     FRACTION, LATENT, MCMC_CHAINS, MCMC_DRAWS, NONNEG_FLOAT,
+from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS,  # noqa: E402
+                                     ENSEMBLE_SEEDS, EPOCHS, FRACTION, LATENT, MCMC_CHAINS,
+                                     MCMC_DRAWS, NONNEG_FLOAT,
                                      NONNEG_INT,
                                      OBJECTIVE, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES,
                                      SAMPLES0, SEED, SEEDS, STEPS, STEPS0, TREE_DEPTH,
@@ -238,22 +239,25 @@ def _publish(sections, out: Path, summary: str) -> int:
 
 # ----------------------------------------------------------------------------- regression
 def cmd_regression(args) -> int:
-    from probnn.analysis.regression import regression_sections
+    from probnn.analysis.regression import regression_sections, seeds_section
     from probnn.jobs import Job, load
     from probnn.runner import default_workers, run_jobs
     from probnn.tasks import regression
 
     names = ["homoscedastic", "heteroscedastic"] if args.model == "both" else [args.model]
-    if names == ["homoscedastic"] and (args.sigma_floor or args.beta_nll):
-        raise UsageError("--sigma-floor and --beta-nll are cures of the heteroscedastic model: "
-                         "use them with --model heteroscedastic or both")
+    if names == ["homoscedastic"] and (args.sigma_floor or args.beta_nll or args.cure != "none"):
+        raise UsageError("--sigma-floor, --beta-nll and --cure are cures of the heteroscedastic "
+                         "model: use them with --model heteroscedastic or both")
+    if args.cure != "none" and (args.sigma_floor or args.beta_nll):
+        raise UsageError(f"--cure {args.cure} does not combine with --sigma-floor or --beta-nll")
     configs = {}
     for n in names:
-        cures = (dict(sigma_floor=args.sigma_floor, beta=args.beta_nll)
+        cures = (dict(sigma_floor=args.sigma_floor, beta=args.beta_nll, cure=args.cure)
                  if n == "heteroscedastic" else {})
         configs[n] = regression.Config(model=n, epochs=args.epochs, lr=args.lr,
                                        checkpoint_every=args.checkpoint_every,
-                                       jit=not args.no_jit, seed=args.seed, **cures)
+                                       jit=not args.no_jit, seed=args.seed, seeds=args.seeds,
+                                       **cures)
     out = _folder(args.out or "out/regression")
     ckpts = {n: out / f"{n}.ckpt" for n in names}
     _check_overwrite(args, ckpts.values())
@@ -279,8 +283,9 @@ def cmd_regression(args) -> int:
             os.replace(new.with_name(new.name + ".json"), old.with_name(old.name + ".json"))
             os.replace(new, old)
             jobs[n].artifact = ckpts[n]
-    fits = [load(j, jobs, args.data_dir) for j in jobs.values()]
-    return _publish(regression_sections(fits), out, "summary.txt")
+    runs = {n: load(j, jobs, args.data_dir) for n, j in jobs.items()}
+    fits = [r.member(args.seed) for r in runs.values()]
+    return _publish(regression_sections(fits) + [seeds_section(runs)], out, "summary.txt")
 
 
 def cmd_bayes_regression(args) -> int:
@@ -535,6 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heteroscedastic: train with the beta-NLL loss (Seitzer et al. 2022), "
                         "beta from 0 (the plain likelihood) to 1")
     _device_option(p)
+    p.add_argument("--cure", choices=["none", "faithful", "natural"], default="none",
+                   help="heteroscedastic: train with the faithful loss (Stirn et al. 2023: f by "
+                        "squared error, sigma by the likelihood with f's gradient stopped) or "
+                        "the natural-parameter likelihood (Immer et al. 2023)")
+    p.add_argument("--seeds", type=ENSEMBLE_SEEDS.arg(), default=8,
+                   help="train from this many seeds at once (--seed, --seed + 1, ...: one "
+                        "batched ensemble); the tables give the spread over them")
     p.set_defaults(func=cmd_regression)
 
     p = sub.add_parser("bayes-regression",

@@ -54,15 +54,20 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
     def of(task: str, keep=lambda config: True) -> list:
         return [results[n] for n, j in jobs.items() if j.task == task and keep(j.config)]
 
-    ml = of("regression", lambda c: not (c.sigma_floor or c.beta))
-    cures = {ra.cure_label(f): f for f in of("regression", lambda c: c.model == "heteroscedastic")}
+    # each regression job trains an ensemble over seeds; its first member is the report's seed
+    ml_runs = of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
+    ml = [e.member(e.seeds[0]) for e in ml_runs]
+    # with the cures trained in the same batch (``others``) or in jobs of their own
+    cures = {ra.cure_label(e): e for run in of("regression", lambda c: c.model == "heteroscedastic")
+             for e in (run, *run.others)}
     (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
                                                                  "vae_figures", "cvae",
                                                                  "objectives"))
     compared = of("holdout")
     rows = {r.name: r.row for r in compared}
     return [
-        ("regression", ra.regression_sections(ml) + [ra.cures_section(cures)]),
+        ("regression", ra.regression_sections(ml) + [ra.seeds_section({e.name: e for e in ml_runs}),
+                                                     ra.cures_section(cures)]),
         ("bayes", [ba.result_section(bayes, {f.name: float(f.history["loglik"].iloc[-1])
                                              for f in ml})]),
         ("vae", va.vae_sections(figures, train_x)),

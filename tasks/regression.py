@@ -1,9 +1,12 @@
-"""Questions (a)-(b) and the dip cures: one maximum-likelihood fit of a regression model.
+"""Questions (a)-(b) and the dip cures: maximum-likelihood fits of a regression model from
+``seeds`` seeds at once (one batched ensemble, see
+:func:`~probnn.inference.regression.fit_ensemble`).
 
 ::
 
     from probnn.tasks import regression
-    fit = regression.run(regression.Config(model="heteroscedastic", sigma_floor=0.05), Inputs())
+    ens = regression.run(regression.Config(model="heteroscedastic", sigma_floor=0.05), Inputs())
+    fit = ens.member(309)   # the coursework seed's fit
 """
 from __future__ import annotations
 
@@ -12,21 +15,48 @@ from dataclasses import dataclass
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.train import one_thread
-from probnn.inference.regression import (COURSEWORK_EPOCHS, RegressionFit, fit_regression,
-                                         load_regression)
+from probnn.inference.regression import (COURSEWORK_EPOCHS, EnsembleFit, ModelSpec, builder,
+                                         ensemble_seeds, fit_ensemble, fit_family, load_ensemble,
+                                         load_family)
+from probnn.models.regression import HeteroscedasticRegression
 
 from .inputs import Inputs
-from .validation import (EPOCHS, NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, SEED, UNIT_INTERVAL,
-                         check, choice, require)
+from .validation import (ENSEMBLE_SEEDS, EPOCHS, MAX_SEED, NONNEG_FLOAT, POSITIVE_FLOAT,
+                         POSITIVE_INT, SEED, UNIT_INTERVAL, Rule, check, check_each, choice,
+                         require)
+
+MAX_SEED_EPOCHS = 4_000_000
+"""Seeds x epochs x runs at most: every member's mean log-likelihood is kept at every epoch
+(preallocated, 8 bytes per member-epoch, ~32 MB at most; f and sigma only around each
+member's deepest dip, see :class:`~probnn.inference.regression.DipRecorder`)."""
 
 KIND, DATA = "train", "xkcd"
+
+
+def parse_cure(text: str) -> dict:
+    """A further cure of :attr:`Config.cures` as the model's keyword arguments:
+    ``sigma_floor=X`` (X >= 0), ``beta=X`` (0 to 1), ``faithful`` or ``natural``."""
+    if text in ("faithful", "natural"):
+        return {"cure": text}
+    key, eq, value = str(text).partition("=")
+    rule = {"sigma_floor": NONNEG_FLOAT, "beta": UNIT_INTERVAL}.get(key)
+    if not eq or rule is None:
+        raise ValueError(f"unknown cure {text!r}")
+    return {key: rule(value)}
+
+
+CURE = Rule("a cure: sigma_floor=X (X >= 0), beta=X (0 to 1), faithful or natural", str,
+            lambda v: bool(parse_cure(v)))
 
 
 @dataclass(frozen=True)
 class Config:
     """``model``: ``homoscedastic`` or ``heteroscedastic``; the coursework's training (Adam,
-    full batch) for ``epochs``; ``sigma_floor`` and ``beta`` are the heteroscedastic model's
-    dip cures; ``jit`` compiles the loss (same numbers, faster)."""
+    full batch) for ``epochs``, from the ``seeds`` seeds ``seed``, ``seed + 1``, ... at once;
+    ``sigma_floor``, ``beta`` and ``cure`` (``none``, ``faithful``, ``natural``) are the
+    heteroscedastic model's dip cures; ``cures`` (see :func:`parse_cure`) are further cures
+    trained in the same batch (:func:`~probnn.inference.regression.fit_family`: the result's
+    ``others``); ``jit`` compiles the loss (same numbers, faster)."""
     model: str = "heteroscedastic"
     epochs: int = COURSEWORK_EPOCHS
     lr: float = 1e-3
@@ -35,26 +65,64 @@ class Config:
     beta: float = 0.0
     jit: bool = True
     seed: int = COURSEWORK_SEED
+    seeds: int = 8
+    cure: str = "none"
+    cures: tuple[str, ...] = ()
 
     def __post_init__(self):
         check(self, model=choice("homoscedastic", "heteroscedastic"), epochs=EPOCHS,
               lr=POSITIVE_FLOAT, checkpoint_every=POSITIVE_INT, sigma_floor=NONNEG_FLOAT,
-              beta=UNIT_INTERVAL, seed=SEED)
-        require(self.model == "heteroscedastic" or not (self.sigma_floor or self.beta),
-                "sigma_floor and beta apply to the heteroscedastic model only")
+              beta=UNIT_INTERVAL, seed=SEED, seeds=ENSEMBLE_SEEDS,
+              cure=choice(*HeteroscedasticRegression.CURES))
+        require(self.model == "heteroscedastic"
+                or not (self.sigma_floor or self.beta or self.cure != "none"),
+                "sigma_floor, beta and the cures apply to the heteroscedastic model only")
+        require(self.cure == "none" or not (self.sigma_floor or self.beta),
+                f"the {self.cure} cure does not combine with sigma_floor or beta")
+        check_each(self, "cures", CURE, empty=True)
+        require(len(self.cures) <= 8, f"at most 8 further cures, got {len(self.cures)}")
+        require(self.model == "heteroscedastic" or not self.cures,
+                "cures apply to the heteroscedastic model only")
+        specs = self.specs if self.model == "heteroscedastic" else [ModelSpec(self.model)]
+        require(len(set(specs)) == len(specs), f"the cures repeat a run: {list(self.cures)}")
+        require(self.seeds * self.epochs * len(specs) <= MAX_SEED_EPOCHS,
+                f"seeds x epochs x runs must be at most {MAX_SEED_EPOCHS:,} (every member's "
+                f"log-likelihood is kept for every epoch), got {self.seeds} x {self.epochs:,} x "
+                f"{len(specs)}")
+        require(self.seed + self.seeds - 1 <= MAX_SEED,
+                f"the seeds run from seed to seed + seeds - 1, which must be at most {MAX_SEED}")
+
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        return ensemble_seeds(self.seed, self.seeds)
+
+    @property
+    def specs(self) -> list[ModelSpec]:
+        """The runs: this config's model and cure, then each of ``cures``."""
+        first = ModelSpec(self.model, self.sigma_floor, self.beta, self.cure)
+        return [first] + [builder(self.model, **parse_cure(c)) for c in self.cures]
 
 
 def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False,
-        progress: bool = False) -> RegressionFit:
-    """Fit the model (resuming ``checkpoint`` with ``resume``), on one torch thread: with 31
-    points a second thread only adds synchronisation."""
+        progress: bool = False) -> EnsembleFit:
+    """Fit the model from every seed (resuming ``checkpoint`` with ``resume``), on one torch
+    thread: with 31 points a second thread only adds synchronisation."""
     x, y = inputs.xkcd()
     with one_thread(), _scale_hint(x, y, config.model):
-        return fit_regression(config.model, x, y, epochs=config.epochs, seed=config.seed,
-                              lr=config.lr, checkpoint=checkpoint,
-                              checkpoint_every=config.checkpoint_every, resume=resume,
-                              progress=progress, jit=config.jit, sigma_floor=config.sigma_floor,
-                              beta=config.beta, device=inputs.device)
+        if config.cures:
+            first, *others = fit_family(
+                x, y, specs=config.specs, seeds=config.member_seeds, epochs=config.epochs,
+                lr=config.lr, checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
+                resume=resume, progress=progress, jit=config.jit,
+                device=inputs.device)
+            first.others = others
+            return first
+        return fit_ensemble(config.model, x, y, seeds=config.member_seeds, epochs=config.epochs,
+                            lr=config.lr, checkpoint=checkpoint,
+                            checkpoint_every=config.checkpoint_every, resume=resume,
+                            progress=progress, jit=config.jit, sigma_floor=config.sigma_floor,
+                            beta=config.beta, cure=config.cure,
+                            device=inputs.device)
 
 
 @contextmanager
@@ -72,8 +140,13 @@ def _scale_hint(x, y, model: str):
         raise FloatingPointError(f"{e}{hint}") from e
 
 
-def load(config: Config, inputs: Inputs, checkpoint) -> RegressionFit:
-    """The fit a finished ``run`` left in ``checkpoint``, without training."""
+def load(config: Config, inputs: Inputs, checkpoint) -> EnsembleFit:
+    """The fits a finished ``run`` left in ``checkpoint``, without training."""
     x, y = inputs.xkcd()
-    return load_regression(config.model, x, y, checkpoint, sigma_floor=config.sigma_floor,
-                           beta=config.beta)
+    if config.cures:
+        first, *others = load_family(x, y, checkpoint, specs=config.specs,
+                                     seeds=config.member_seeds)
+        first.others = others
+        return first
+    return load_ensemble(config.model, x, y, checkpoint, seeds=config.member_seeds,
+                         sigma_floor=config.sigma_floor, beta=config.beta, cure=config.cure)

@@ -109,6 +109,8 @@ MCMC_DRAWS = int_between(4, 100_000)
 TREE_DEPTH = int_between(1, 12)
 """NUTS doubles its trajectory up to 2**depth - 1 leapfrog steps: depth 12 is 4,095 steps."""
 SEEDS = int_between(1, 100)
+ENSEMBLE_SEEDS = int_between(1, 64)
+"""Members of one regression seed ensemble (trained batched, all in memory)."""
 LATENT = int_between(1, 10_000)
 MAX_EPOCHS = 1_000_000
 EPOCHS = Rule(f"an integer from 1 to {MAX_EPOCHS:,}", _int, lambda v: 1 <= v <= MAX_EPOCHS)

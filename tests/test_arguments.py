@@ -383,7 +383,7 @@ def test_regression_force_keeps_the_old_checkpoint_when_the_new_fit_fails(
 
     def fails(*args, **kw):
         raise FloatingPointError("homoscedastic: loss is nan")
-    monkeypatch.setattr("probnn.tasks.regression.fit_regression", fails)
+    monkeypatch.setattr("probnn.tasks.regression.fit_ensemble", fails)
     assert _regression(data_dir, tmp_path, "--force") == 1
     assert capsys.readouterr().err == "probnn: homoscedastic: loss is nan; try a lower --lr\n"
     assert ckpt.read_bytes() == OLD and [p.name for p in tmp_path.iterdir()] == [ckpt.name]

@@ -56,7 +56,8 @@ def test_quick_report_writes_html_with_every_figure(quick):
     assert len(images) >= 18
     for src in images:
         assert (quick["out"] / src).stat().st_size > 1000, src
-    for section in ("regression-a", "regression-b", "regression-cures", "regression-bayes",
+    for section in ("regression-a", "regression-b", "regression-seeds", "regression-cures",
+                    "regression-bayes",
                     "vae-c", "vae-d", "vae-e", "cvae-f", "bounds", "estimators", "provenance"):
         assert f"id='{section}'" in html, section
     # the theory answers are there, and the generated ones carry measured numbers
@@ -69,7 +70,8 @@ def test_quick_report_tables_hold_finite_numbers(quick):
     # table -> columns that every row must fill with a finite number (tables that set models
     # side by side leave a cell empty where a model has no such estimate)
     must = {"regression/summary.csv": r"final_loglik|sigma_\w+|lowest_loglik_after_100",
-            "regression/cures.csv": r"final_loglik|lowest_after_100|sigma_min",
+            "regression/cures.csv": r"final_loglik_\w+|lowest_after_100_\w+",
+            "regression/seeds.csv": r"final_loglik_\w+|lowest_after_100_\w+",
             "compare/comparison.csv": r"elbo|elbo_mc|reconstruction|kl|iwae_\d+|train_elbo",
             "cvae/cvae-d4-evaluation.csv": r"elbo|elbo_mc|kl|iwae_50",
             "vae/vae-d4-bound-by-digit.csv": r".*",
@@ -145,23 +147,26 @@ def test_an_interrupted_training_is_resumed(data, tmp_path):
     from dataclasses import replace
 
     from probnn.datasets import load_xkcd
-    from probnn.inference.regression import fit_regression
+    from probnn.inference.regression import fit_ensemble
     job = rp.build_jobs(quick=True)["regression-homoscedastic"]
-    job.config = replace(job.config, epochs=60, checkpoint_every=10)
+    job.config = replace(job.config, epochs=160, checkpoint_every=10)
     jobs = {job.name: job}
     jb.place(jobs, tmp_path, data)
     x, y = load_xkcd(data)
-    # what Ctrl-C leaves behind: a checkpoint part of the way through
-    fit_regression("homoscedastic", x, y, epochs=40, seed=job.config.seed, checkpoint=job.artifact,
-                   checkpoint_every=10, progress=False)
+    seeds = job.config.member_seeds
+    # what Ctrl-C leaves behind: a checkpoint part of the way through (past epoch 100, where
+    # the members' dip windows are being kept)
+    fit_ensemble("homoscedastic", x, y, epochs=120, seeds=seeds, checkpoint=job.artifact,
+                 checkpoint_every=10, progress=False)
     assert not jb.is_complete(job)
     runner.run_jobs(jobs, data, workers=1, progress=False)
     assert job.status == "resumed" and jb.is_complete(job)
-    straight = fit_regression("homoscedastic", x, y, epochs=60, seed=job.config.seed,
-                              progress=False)
+    straight = fit_ensemble("homoscedastic", x, y, epochs=160, seeds=seeds, progress=False)
     resumed = jb.load(job, jobs, data)  # read from the checkpoint, not trained again
-    np.testing.assert_array_equal(resumed.history["loglik"], straight.history["loglik"])
-    np.testing.assert_array_equal(resumed.f, straight.f)
+    np.testing.assert_array_equal(resumed.loglik(), straight.loglik())
+    for seed in seeds:
+        np.testing.assert_array_equal(resumed.member(seed).f, straight.member(seed).f)
+        np.testing.assert_array_equal(resumed.member(seed).sigma, straight.member(seed).sigma)
 
 
 def test_report_without_data_is_one_clear_error(tmp_path, isolated_cache, capsys, monkeypatch):
@@ -191,9 +196,10 @@ def test_quick_report_numbers_are_the_golden_ones(quick):
     conditional VAE's active_units was never computed (NaN), now it is a count; the estimator
     study gained objectives and seeds (issue 12), whose old rows must stay as they were; the
     losses of compiled fits lost a trace-time rounding constant (issue 10, :data:`JIT_LOSS`);
-    the Bayesian section's tables (bayes/) were regenerated when it moved to NUTS (issue 13)."""
+    the Bayesian section's tables (bayes/) were regenerated when it moved to NUTS and the
+    regression ones (regression/) when it moved to seed ensembles (issue 13)."""
     files = sorted(GOLDEN.rglob("*.csv"))
-    assert len(files) == 24
+    assert len(files) == 25
     for golden in files:
         rel = golden.relative_to(GOLDEN)
         new = pd.read_csv(quick["out"] / rel)
@@ -228,10 +234,7 @@ def test_quick_report_numbers_are_the_golden_ones(quick):
         pd.testing.assert_frame_equal(new, old, check_exact=True, obj=str(rel))
 
 
-JIT_LOSS = {"regression/history_heteroscedastic.csv": ["loglik"],
-            "regression/history_homoscedastic.csv": ["loglik"],
-            "regression/cures.csv": ["final_loglik", "lowest_after_100"],
-            "regression/summary.csv": ["final_loglik", "lowest_loglik_after_100"]}
+JIT_LOSS: dict[str, list[str]] = {}
 
 
 def test_wide_tables_scroll_instead_of_running_off_the_page(quick):

@@ -104,7 +104,7 @@ def checkpoints(tmp_path_factory):
 
 # (task, report job, CLI arguments, checkpoint the CLI reads or None)
 QUESTIONS = [
-    (regression, "regression-heteroscedastic-floor",
+    (regression, "regression-heteroscedastic",
      ["regression", "--model", "heteroscedastic", "--epochs", 40, "--checkpoint-every", 20,
       "--sigma-floor", 0.05, "--seed", 3], None),
     (bayes_regression, "bayes-regression",
