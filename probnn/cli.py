@@ -416,7 +416,8 @@ def cmd_report(args) -> int:
     out = _folder(args.out or "out/report")
     cache = _folder(args.cache_dir or default_cache(), "--cache-dir")
     run = make_report(out, data_dir=args.data_dir, quick=args.quick, seed=args.seed,
-                      cache=cache, workers=args.jobs, progress=not args.quiet)
+                      cache=cache, workers=args.jobs, progress=not args.quiet,
+                      scheduler=args.scheduler)
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
@@ -578,7 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
     # workers than cores only share the cores, and 100 of them would exhaust the memory
     p.add_argument("--jobs", type=int_between(1, max(2, os.cpu_count() or 1)).arg(), default=None,
                    help="worker processes, at most the number of cores (default 2 on a machine "
-                        "with 2+ cores)")
+                        "with 2+ cores); 1: in this process")
+    p.add_argument("--scheduler", type=_nonempty("--scheduler"),
+                   default=os.environ.get("PROBNN_SCHEDULER") or None, metavar="ADDRESS",
+                   help="run the jobs on this running Dask cluster (e.g. tcp://host:8786; default "
+                        "$PROBNN_SCHEDULER) instead of worker processes on this machine: every "
+                        "worker must read and write --cache-dir at the same path (README: More "
+                        "than one machine)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser(
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",

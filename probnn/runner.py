@@ -367,9 +367,10 @@ def _job_on_worker(job: Job, parents: list[Path], data_dir, reuse: bool, run: st
 
 
 def _quiet_dask() -> None:
-    """Dask's own log lines (workers joining and leaving, ...) are not this command's output."""
+    """Dask's own log lines (workers joining and leaving, a job's error, which this run
+    reports itself as one line) are not this command's output."""
     for name in ("distributed", "bokeh", "tornado"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _local_cluster(workers: int):
@@ -388,7 +389,7 @@ def _local_cluster(workers: int):
         # by priority (the longest chain first), rather than queueing them on busy workers
         with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                dashboard_address=None, silence_logs=logging.ERROR)
+                                dashboard_address=None, silence_logs=logging.CRITICAL)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -431,6 +432,12 @@ def _drive(client, jobs, todo, data_dir, reuse, run, threads, stop, stop_event, 
            interrupted) -> None:
     """Submit every job with its parents' futures and its priority, then follow them: the
     progress line, errors and stop requests."""
+    # Keys share their prefix up to the run id ("probnn-<run>-<job>-<digest>"): Dask counts
+    # them as one group, larger than the cluster, so its scheduler queues them and hands them
+    # to workers as they free up, highest priority (longest chain) first, instead of
+    # assigning them all at once to workers that would then run them in their own order.
+    # Submitted longest chain first, so those handed out before the group is large are the
+    # first ones anyway.
     by_name = {j.name: j for j in todo}
     chain = chains(todo)
     futures: dict[str, object] = {}
@@ -440,7 +447,7 @@ def _drive(client, jobs, todo, data_dir, reuse, run, threads, stop, stop_event, 
             parents = [submit(by_name[n]) for n in j.needs if n in by_name]
             futures[j.name] = client.submit(
                 _job_on_worker, j, [jobs[n].artifact for n in j.needs], data_dir, reuse, run,
-                threads, *parents, key=f"{j.name}-{j.digest}-{run}",
+                threads, *parents, key=f"probnn-{run}-{j.name}-{j.digest}",
                 priority=round(chain[j.name] * 10), pure=False)
         return futures[j.name]
 
