@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     from probnn.datasets import DataFormatError, DataNotFoundError
     from probnn.inference.checkpoint import CheckpointError
-    from probnn.runner import JobBusy
+    from probnn.runner import JobBusy, SchedulerUnreachable
     try:
         with _stop_as_interrupt():
             return args.func(args)
@@ -745,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
     except (DataNotFoundError, DataFormatError, CheckpointError, ConfigError, UsageError,
-            JobBusy) as e:
+            JobBusy, SchedulerUnreachable) as e:
         if debug:
             raise
         print(f"probnn: {e}", file=sys.stderr)

@@ -153,6 +153,10 @@ class JobBusy(RuntimeError):
     """Another run holds the lock of an artifact this run must recompute (not reuse)."""
 
 
+class SchedulerUnreachable(RuntimeError):
+    """The Dask scheduler given to run the jobs on cannot be reached (or is no address)."""
+
+
 SCHEDULER_ENV = "PROBNN_SCHEDULER"
 """The environment variable naming a running Dask scheduler (``tcp://host:8786``) to run the
 report's jobs on, as ``probnn report --scheduler`` does."""
@@ -389,7 +393,11 @@ def _local_cluster(workers: int):
         # by priority (the longest chain first), rather than queueing them on busy workers
         with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                dashboard_address=None, silence_logs=logging.CRITICAL)
+                                host="127.0.0.1", dashboard_address=None,
+                                # no dashboard; its bare HTTP server (health checks) on any free
+                                # port, not on 8787 with a warning when another cluster has it
+                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                silence_logs=logging.CRITICAL)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -408,7 +416,12 @@ def _run_on_dask(jobs: dict[str, Job], todo: list[Job], data_dir, workers: int,
             client = Client(cluster)
             threads = max(1, (os.cpu_count() or 1) // workers)
         else:
-            client = Client(scheduler, timeout="20s")
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, ValueError, TypeError) as e:
+                raise SchedulerUnreachable(
+                    f"cannot run the jobs on the Dask scheduler {scheduler!r} (--scheduler or "
+                    f"${SCHEDULER_ENV}): {e}") from None
             threads = None  # each machine's workers use their own setting (OMP_NUM_THREADS)
             workers = max(1, sum(client.nthreads().values()))
         _quiet_dask()
@@ -464,10 +477,12 @@ def _drive(client, jobs, todo, data_dir, reuse, run, threads, stop, stop_event, 
             return
         stopping_since = time.monotonic()
         stop_event.set()
-        # a training is asked through the event; anything else that has not started is
-        # cancelled, and a running evaluation is abandoned (its worker process is closed with
-        # the cluster; on a cluster of one's own, it finishes and writes its artifact)
-        drop = [f for f, j in pending.items() if not (j.status == "running" and j.kind == "train")]
+        # a training is asked through the event and waited for: a running one saves, one not
+        # started yet returns at once when it reaches a worker (so a training that has started
+        # but whose start has not reached us yet is not killed unsaved). Other jobs are
+        # cancelled: a running evaluation is abandoned (its worker process is closed with the
+        # cluster; on someone's cluster it finishes and writes its artifact, for the next run)
+        drop = [f for f, j in pending.items() if j.kind != "train"]
         client.cancel(drop)
         for f in drop:
             pending.pop(f)
