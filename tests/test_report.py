@@ -50,10 +50,18 @@ def quick(data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quick_here(data, tmp_path_factory):
-    """The same quick report run in this process (``--jobs 1``), from an empty cache of its own."""
+    """The same quick report run in this process (``--jobs 1``), from an empty cache of its own,
+    with one torch thread as each worker of the cluster has: with two, torch splits its sums
+    differently, which moves the last digits (and, through AIS, more than that)."""
+    import torch
     root = tmp_path_factory.mktemp("report-here")
-    run = rp.make_report(root / "out", data_dir=data, quick=True, seed=309, cache=root / "cache",
-                         workers=1, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = rp.make_report(root / "out", data_dir=data, quick=True, seed=309,
+                             cache=root / "cache", workers=1, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return {"run": run, "out": root / "out"}
 
 
