@@ -63,12 +63,15 @@ def _artifacts(cache):
     return sorted(p.name for p in cache.iterdir())
 
 
-def test_two_runs_on_one_cache_compute_each_artifact_once(data_dir, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "local-clusters"])
+def test_two_runs_on_one_cache_compute_each_artifact_once(data_dir, tmp_path, workers):
     """Two runs started together on one cache both finish; every artifact is computed by one
-    of them and reused by the other; a third run is fully cached and gives equal results."""
+    of them and reused by the other; a third run is fully cached and gives equal results. On
+    Dask, a job whose lock the other run holds waits on its worker (seceded: the worker's
+    thread runs other jobs meanwhile)."""
     import json
     cache = tmp_path / "cache"
-    procs = [_tiny_graph(cache, data_dir) for _ in range(2)]
+    procs = [_tiny_graph(cache, data_dir, workers) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
