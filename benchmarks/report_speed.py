@@ -7,7 +7,7 @@
    the cached run within 20 s (it only loads results and renders the HTML; no cluster is
    started when every artifact is cached).
 3. Dask's own cost: starting a ``LocalCluster`` of two worker processes, running one
-   trivial task on each and closing it, as the runner does (:func:`probnn.runner._local_cluster`).
+   trivial task on each and closing it, as the runner does (:func:`probnn.runner.local_cluster`).
 
 Each report is a fresh ``probnn report`` process, timed from start to exit.
 
@@ -37,10 +37,10 @@ def dask_overhead(workers: int = 2) -> tuple[float, float, float]:
     (importing probnn and torch there), and to close it."""
     from distributed import Client
 
-    from probnn.runner import _local_cluster, _quiet_dask
-    _quiet_dask()
+    from probnn.runner import local_cluster, quiet_dask
+    quiet_dask()
     t0 = time.perf_counter()
-    cluster = _local_cluster(workers)
+    cluster = local_cluster(workers)
     client = Client(cluster)
     t1 = time.perf_counter()
     client.run(lambda: __import__("probnn.runner") and None)

@@ -202,7 +202,7 @@ class _Stop:
     On Dask the signal only counts (``hit``): the run loop then sets the run's stop event,
     which every training polls (:func:`probnn.inference.train.stop_requests`), saves and stops
     on; it cancels the jobs not started and waits for the trainings to save. Worker processes
-    of a ``LocalCluster`` ignore a terminal's Ctrl-C and SIGHUP (:func:`_local_cluster`), so a
+    of a ``LocalCluster`` ignore a terminal's Ctrl-C and SIGHUP (:func:`local_cluster`), so a
     stop always goes through this one path.
     """
 
@@ -370,14 +370,14 @@ def _job_on_worker(job: Job, parents: list[Path], data_dir, reuse: bool, run: st
     return status, seconds, ""
 
 
-def _quiet_dask() -> None:
+def quiet_dask() -> None:
     """Dask's own log lines (workers joining and leaving, a job's error, which this run
     reports itself as one line) are not this command's output."""
     for name in ("distributed", "bokeh", "tornado"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _local_cluster(workers: int):
+def local_cluster(workers: int):
     """A ``LocalCluster`` of ``workers`` worker processes, one thread each, no dashboard.
 
     Its worker processes are started with SIGINT and SIGHUP blocked (the mask is inherited
@@ -406,13 +406,13 @@ def _run_on_dask(jobs: dict[str, Job], todo: list[Job], data_dir, workers: int,
                  progress: bool, label: str, reuse: bool, scheduler: str | None, stop: _Stop,
                  interrupted: list) -> None:
     from distributed import Client, Event
-    _quiet_dask()
+    quiet_dask()
     cluster = None
     client = None
     bar = None
     try:
         if scheduler is None:
-            cluster = _local_cluster(workers)
+            cluster = local_cluster(workers)
             client = Client(cluster)
             threads = max(1, (os.cpu_count() or 1) // workers)
         else:
@@ -424,7 +424,7 @@ def _run_on_dask(jobs: dict[str, Job], todo: list[Job], data_dir, workers: int,
                     f"${SCHEDULER_ENV}): {e}") from None
             threads = None  # each machine's workers use their own setting (OMP_NUM_THREADS)
             workers = max(1, sum(client.nthreads().values()))
-        _quiet_dask()
+        quiet_dask()
         bar = PipelineProgress(todo, workers, progress, label=label)
         run = uuid.uuid4().hex[:12]
         stop_event = Event(_stop_name(run), client=client)
