@@ -386,6 +386,10 @@ def local_cluster(workers: int):
     """
     import dask
     from distributed import LocalCluster
+    from multiprocessing import resource_tracker
+    # multiprocessing starts its resource tracker with the first process it spawns, and
+    # *unblocks* SIGINT in the spawning thread afterwards: start it first, so the mask holds
+    resource_tracker.ensure_running()
     quiet = tuple(s for s in STOP_SIGNALS if s != signal.SIGTERM)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, quiet)
     try:
@@ -523,8 +527,9 @@ def _drive(client, jobs, todo, data_dir, reuse, run, threads, stop, stop_event, 
                 continue
             job.status, job.seconds = status, seconds
             bar.finish(job)
-        if stopping_since is not None and time.monotonic() - stopping_since > 300:
-            break  # a training that has not saved in 5 minutes is not going to
+        if stopping_since is not None and (time.monotonic() - stopping_since > 300 or (
+                time.monotonic() - last >= 1.0 and not client.nthreads())):
+            break  # no worker left to save anything, or a training that has not saved in 5 min
         time.sleep(0.1)
         if time.monotonic() - last >= 1.0:
             last = time.monotonic()
