@@ -395,7 +395,11 @@ def local_cluster(workers: int):
     try:
         # one job per worker thread at a time: the scheduler keeps the rest and hands them out
         # by priority (the longest chain first), rather than queueing them on busy workers
-        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        # and no statistical profiler sampling every job's stack 100 times a second (the
+        # dashboard's profile page, which this cluster does not have); the worker processes
+        # take this configuration with them
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                              "distributed.worker.profile.enabled": False}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                 host="127.0.0.1", dashboard_address=None,
                                 # no dashboard; its bare HTTP server (health checks) on any free
