@@ -195,6 +195,40 @@ def handling(signals, handler):
             signal.signal(sig, h)
 
 
+_requests = threading.local()
+
+
+class _Poll:
+    """``asked()`` at most once every ``every`` seconds; true from the first time it is."""
+
+    def __init__(self, asked: Callable[[], bool], every: float):
+        self.asked, self.every, self.last, self.hit = asked, every, float("-inf"), False
+
+    def __call__(self) -> bool:
+        if not self.hit and (now := time.monotonic()) - self.last >= self.every:
+            self.last = now
+            try:
+                self.hit = bool(self.asked())
+            except Exception:  # the one asking is unreachable for a moment: train on
+                self.hit = False
+        return self.hit
+
+
+@contextmanager
+def stop_requests(asked: Callable[[], bool], every: float = 1.0):
+    """While the block runs, :func:`fit` in this thread also stops as it does on Ctrl-C (saves
+    its checkpoint, raises :class:`TrainingInterrupted`) once ``asked()`` is true. ``asked`` is
+    called at most once every ``every`` seconds, between steps, so it may cost a round trip
+    over the network: this is how a job runner asks a training in a worker process, possibly
+    on another machine, to stop where its signals cannot reach (:mod:`probnn.runner`)."""
+    before = getattr(_requests, "poll", None)
+    _requests.poll = _Poll(asked, every)
+    try:
+        yield
+    finally:
+        _requests.poll = before
+
+
 class _SigintFlag:
     """Turns Ctrl-C (SIGINT), SIGTERM and SIGHUP into a flag checked between optimisation steps, so a
     step is never cut in half and a checkpoint is saved. A second signal a second or more
@@ -386,6 +420,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                unit="step" if (n_batches or 0) > 1 else "epoch", mininterval=0.5)
     last_post, validated = 0.0, False
     model.train(), guide.train()
+    asked = getattr(_requests, "poll", None) or (lambda: False)  # see stop_requests
     with _SigintFlag() as sigint, warnings.catch_warnings():
         # a NaN loss stops training with its own error below (where and what to do); Pyro's
         # warning before it would only repeat it
@@ -457,7 +492,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} elbo {-acc[0] / acc[1]:.4g}",
                                             refresh=False)
                         last_post = now_t
-                    if sigint.hit:
+                    if sigint.hit or asked():
                         elapsed += time.perf_counter() - t0
                         raise TrainingInterrupted(snapshot(epoch, b + 1), epoch, b + 1)
                 elapsed += time.perf_counter() - t0

@@ -471,7 +471,7 @@ def cmd_report(args) -> int:
     cache = _folder(args.cache_dir or default_cache(), "--cache-dir")
     run = make_report(out, data_dir=args.data_dir, quick=args.quick, seed=args.seed,
                       cache=cache, workers=args.jobs, progress=not args.quiet,
-                      device=args.device)
+                      device=args.device, scheduler=args.scheduler)
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
@@ -669,8 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
     # workers than cores only share the cores, and 100 of them would exhaust the memory
     p.add_argument("--jobs", type=int_between(1, max(2, os.cpu_count() or 1)).arg(), default=None,
                    help="worker processes, at most the number of cores (default 2 on a machine "
-                        "with 2+ cores)")
+                        "with 2+ cores); 1: in this process")
     _device_option(p)
+    p.add_argument("--scheduler", type=_nonempty("--scheduler"),
+                   default=os.environ.get("PROBNN_SCHEDULER") or None, metavar="ADDRESS",
+                   help="run the jobs on this running Dask cluster (e.g. tcp://host:8786; default "
+                        "$PROBNN_SCHEDULER) instead of worker processes on this machine: every "
+                        "worker must read and write --cache-dir at the same path (README: More "
+                        "than one machine)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser(
         "estimators", help="ELBO-estimator study: bias and spread, gradient SNR, objectives",
@@ -826,17 +832,19 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     from probnn.datasets import DataFormatError, DataNotFoundError
     from probnn.inference.checkpoint import CheckpointError
-    from probnn.runner import JobBusy
+    from probnn.runner import JobBusy, SchedulerUnreachable
     try:
         with _stop_as_interrupt():
-            if getattr(args, "device", None):
-                _device(args.device)  # a device this machine lacks: refused before any work
+            if getattr(args, "device", None) and not getattr(args, "scheduler", None):
+                # a device this machine lacks: refused before any work (on a cluster of one's
+                # own, the workers' devices count, not this machine's)
+                _device(args.device)
             return args.func(args)
     except KeyboardInterrupt as e:  # TrainingInterrupted and the runner's Interrupted say how to go on
         print(f"\nprobnn: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
     except (DataNotFoundError, DataFormatError, CheckpointError, ConfigError, UsageError,
-            JobBusy) as e:
+            JobBusy, SchedulerUnreachable) as e:
         if debug:
             raise
         print(f"probnn: {e}", file=sys.stderr)

@@ -52,7 +52,8 @@ class Job:
     artifact: Path | None = None
     digest: str = ""
     resume: bool = True            # train jobs: continue an existing checkpoint
-    device: str = "cpu"            # where the worker computes it (not part of the digest)
+    device: str = "cpu"            # where the worker computes it (not part of the digest);
+    #                                "auto": the worker's GPU if it has one, else its CPU
     status: str = "pending"        # then: cached, trained, resumed, evaluated, failed, interrupted
     seconds: float = 0.0
     result: Any = field(default=None, repr=False, compare=False)  # a cached result, once loaded
@@ -221,12 +222,21 @@ def read_record(job: Job) -> dict:
         return {}
 
 
+def worker_device(device: str) -> str:
+    """``device`` as the process that runs a job sees it: ``"auto"`` is resolved there, so on a
+    cluster whose workers differ each job uses the GPU of the worker it lands on, if any."""
+    if device != "auto":
+        return device
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def execute(job: Job, parents: list[Path], data_dir) -> tuple[str, float]:
     """Run the job's task and write its artifact (and a record beside it); return the status
     and seconds. Runs in a worker process or in this one."""
     from probnn.inference.checkpoint import CheckpointError
     t0 = time.perf_counter()
-    inputs = Inputs(data_dir, tuple(parents), job.device)
+    inputs = Inputs(data_dir, tuple(parents), worker_device(job.device))
     if job.kind == "train":
         resumed = job.resume and job.artifact.is_file()
         try:

@@ -6,7 +6,7 @@ Notebook use::
     run = make_report("out/report", quick=True)     # -> run.index: out/report/index.html
 
 The report is a graph of jobs (:mod:`probnn.roster`: every job's task, configs and parents),
-cached by content (:mod:`probnn.jobs`) and run in worker processes (:mod:`probnn.runner`).
+cached by content (:mod:`probnn.jobs`) and run on Dask workers (:mod:`probnn.runner`).
 Its sections are then built from the jobs' results by the same builders the ``probnn``
 subcommands use (:mod:`probnn.analysis`) and rendered in memory (:mod:`probnn.analysis.html`).
 """
@@ -127,14 +127,17 @@ def default_cache() -> Path:
 
 def make_report(out="out/report", *, data_dir=None, quick: bool = False,
                 seed: int = COURSEWORK_SEED, cache=None, workers: int | None = None,
-                progress: bool = True, device: str = "cpu") -> ReportRun:
+                progress: bool = True, device: str = "cpu",
+                scheduler: str | None = None) -> ReportRun:
     """Train or reuse every model, evaluate them, and write ``out/index.html`` with its figures.
 
-    ``cache``: the artifact folder (default :func:`default_cache`); ``workers``: processes to
-    run jobs in (default: 2 on a machine with 2 or more cores, else 1); ``device``: where every
-    job computes (each worker loads its models and data there; ``"auto"``: the GPU if there
-    is one). Where a job ran does not change its artifact's name: a result computed on a GPU
-    is reused by a run on the CPU.
+    ``cache``: the artifact folder (default :func:`default_cache`); ``workers``: Dask worker
+    processes on this machine to run jobs in (default: 2 on a machine with 2 or more cores,
+    else 1; 1 runs them in this process); ``scheduler``: the address of a running Dask
+    cluster to run them on instead (its workers must read and write ``cache`` at the same path);
+    ``device``: where every job computes (each worker loads its models and data there;
+    ``"auto"``: the GPU of the worker a job runs on, if it has one). Where a job ran does not change its artifact's name: a
+    result computed on a GPU is reused by a run on the CPU.
     """
     from probnn.tasks.inputs import Inputs
     t0 = time.monotonic()
@@ -144,13 +147,11 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
     inputs.xkcd()  # fail fast with the data error, before any process starts
     (train_x, _, _), _ = inputs.mnist()
     jobs = build_jobs(quick, seed)
-    if device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    for job in jobs.values():
+    for job in jobs.values():  # "auto" is resolved by each worker (jobs.worker_device)
         job.device = str(device)
     place(jobs, cache, data_dir)
-    run_jobs(jobs, data_dir, default_workers() if workers is None else workers, progress)
+    run_jobs(jobs, data_dir, default_workers() if workers is None else workers, progress,
+             scheduler=scheduler)
     if progress:
         print("report: writing figures and HTML ...", file=sys.stderr)
     results = {n: load(j, jobs, data_dir) for n, j in jobs.items()}

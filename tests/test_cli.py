@@ -97,8 +97,9 @@ def test_cvae_figures_reject_an_unconditional_checkpoint(trained_vae, data_dir, 
 
 
 def test_regression_ctrl_c_saves_both_fits_and_says_how_to_resume(data_dir, tmp_path):
-    """Ctrl-C in a terminal reaches the command and its two worker processes (the shared
-    runner's pool): both trainings save a checkpoint, the command exits 130 naming --resume."""
+    """Ctrl-C in a terminal reaches the command and its two Dask worker processes (the
+    shared runner's LocalCluster), which ignore it: the command asks both trainings to stop,
+    both save a checkpoint, the command exits 130 naming --resume."""
     import os
     import signal
     import subprocess

@@ -674,3 +674,30 @@ def test_sigma_floor_bounds_sigma_and_is_part_of_the_checkpoint_identity(tiny_re
         fit_regression("homoscedastic", x, y, epochs=5, beta=0.5, progress=False)
     with pytest.raises(ValueError, match=">= 0"):
         HeteroscedasticRegression(sigma_floor=-1.0)
+
+
+def test_a_stop_request_ends_a_fit_as_ctrl_c_does(tiny_regression, tmp_path):
+    """How the report's runner stops a training on a Dask worker (no signal reaches it there):
+    ``stop_requests`` is asked between steps, at most every ``every`` seconds; once it says
+    stop, the fit saves mid-epoch and raises TrainingInterrupted, and resuming gives the
+    uninterrupted numbers."""
+    from probnn.inference.regression import fit_regression
+    from probnn.inference.train import TrainingInterrupted, stop_requests
+    x, y = tiny_regression
+    asked = []
+    with stop_requests(lambda: asked.append(1) or len(asked) >= 3, every=0.0):
+        with pytest.raises(TrainingInterrupted) as e:
+            fit_regression("homoscedastic", x, y, epochs=40, seed=1, progress=False,
+                           checkpoint=tmp_path / "r.ckpt", checkpoint_every=10)
+    assert (e.value.epoch, e.value.batch) == (2, 1) and len(asked) == 3
+    resumed = fit_regression("homoscedastic", x, y, epochs=40, seed=1, progress=False,
+                             checkpoint=tmp_path / "r.ckpt", checkpoint_every=10, resume=True)
+    straight = fit_regression("homoscedastic", x, y, epochs=40, seed=1, progress=False)
+    np.testing.assert_array_equal(resumed.history["loglik"], straight.history["loglik"])
+    # asked at most once a period (it may be a round trip to a scheduler), and only in its block
+    asked.clear()
+    with stop_requests(lambda: asked.append(1) or False, every=3600.0):
+        fit_regression("homoscedastic", x, y, epochs=40, progress=False)
+    assert len(asked) == 1
+    fit_regression("homoscedastic", x, y, epochs=5, progress=False)
+    assert len(asked) == 1
