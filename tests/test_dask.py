@@ -43,7 +43,7 @@ def test_jobs_run_on_a_cluster_given_by_its_address_as_in_this_process(data_dir,
     for name in here:
         assert here[name].artifact.name == there[name].artifact.name
     a, b = load(here["homo"], here, data_dir), load(there["homo"], there, data_dir)
-    np.testing.assert_array_equal(a.history["loglik"], b.history["loglik"])
+    np.testing.assert_array_equal(a.loglik(), b.loglik())
     a, b = load(here["figures"], here, data_dir), load(there["figures"], there, data_dir)
     np.testing.assert_array_equal(a.rank_bounds, b.rank_bounds)
 
