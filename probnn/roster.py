@@ -2,8 +2,9 @@
 how long it takes. The one place where the report's settings live.
 
 Full mode is the coursework's settings, with evaluation sizes chosen to keep the whole report
-under 25 minutes on a 2-core laptop (``probnn vae compare``, ``probnn cvae figures`` and
-``probnn estimators`` run the same tasks at any size); quick mode is a first look.
+under 20 minutes on a 2-core laptop (18 minutes measured on 2026-11-24; ``probnn vae
+compare``, ``probnn cvae figures`` and ``probnn estimators`` run the same tasks at any size);
+quick mode is a first look.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class Entry:
     """One job of the report: ``task`` (a module of :mod:`probnn.tasks`) run with ``full`` or
     ``quick``, reading the checkpoints of ``needs``. ``estimate``: seconds (full, quick) in
     one worker (one torch thread) on an idle 2-core machine with the other worker busy, for
-    ordering the jobs and the ETA (measured on the full run of 2026-11-22)."""
+    ordering the jobs and the ETA (full: measured on the full run of 2026-11-24, VAEs trained
+    in bf16, 1,087 s in all on the Dask LocalCluster; quick: 2026-11-22)."""
     name: str
     task: Any
     full: Any
@@ -70,39 +72,39 @@ def _estimator_sizes(quick: bool) -> estimators.Config:
 
 ROSTER: tuple[Entry, ...] = (
     # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks:
-    # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x). Estimates: the
-    # single networks' (100 s, 125 s) scaled by those ratios.
-    _regression("homoscedastic", (125, 7)),
-    _regression("heteroscedastic", (260, 14),
+    # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x); in the full run
+    # of 2026-11-24 the batch took 124 s and the 8-seed homoscedastic ensemble 63 s.
+    _regression("homoscedastic", (65, 7)),
+    _regression("heteroscedastic", (125, 14),
                 cures=("sigma_floor=0.05", "beta=0.5", "faithful", "natural")),
     # NUTS (issue 13): ~1 ms per leapfrog step idle, 2 x 600 iterations x 81-97 steps per model
     # ~200 s, exact refits ~30 s, four SVI fits ~60 s (benchmarks/bayes_speed.py)
     Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
-          bayes_regression.Config.preset("quick"), (300, 20)),
-    _vae("vae-d4", (510, 14), latent_dim=4),
-    _vae("vae-d20", (555, 15), latent_dim=20),
-    _vae("vae-mlp-d20", (85, 3), latent_dim=20, architecture="mlp"),
-    _vae("cvae-d4", (555, 15), latent_dim=4, conditional=True),
+          bayes_regression.Config.preset("quick"), (280, 20)),
+    _vae("vae-d4", (270, 14), latent_dim=4),
+    _vae("vae-d20", (260, 15), latent_dim=20),
+    _vae("vae-mlp-d20", (55, 3), latent_dim=20, architecture="mlp"),
+    _vae("cvae-d4", (265, 15), latent_dim=4, conditional=True),
     Entry("figures-vae-d4", vae_figures, vae_figures.Config(rank_subset=5000, rank_k=100),
-          vae_figures.Config(rank_subset=500, rank_k=50), (70, 8), ("vae-d4",)),
+          vae_figures.Config(rank_subset=500, rank_k=50), (30, 8), ("vae-d4",)),
     *(Entry(f"compare-{name}", holdout,
             holdout.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
                            train_images=2000),
             holdout.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
                            train_images=300), estimate, (name,))
-      for name, estimate in (("vae-d4", (57, 8)), ("vae-d20", (56, 8)), ("vae-mlp-d20", (10, 2)))),
+      for name, estimate in (("vae-d4", (25, 8)), ("vae-d20", (25, 8)), ("vae-mlp-d20", (7, 2)))),
     Entry("evaluate-cvae-d4", cvae,
           cvae.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
                       classify_images=500),
           cvae.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
-                      classify_images=100), (115, 12), ("cvae-d4",)),
+                      classify_images=100), (55, 12), ("cvae-d4",)),
     # Question (e), further: AIS, BDMC and the gaps on the same 16 holdout images per model
     *(Entry(f"bounds-{name}", bounds, bounds.Config(),
             bounds.Config(images=4, iwae_ks=(1, 10, 100), pareto_k_at=100, ais_steps=10,
                           ais_chains=2, local_steps=20, elbo_samples=20, bdmc_images=2,
                           bdmc_steps=(3, 10)), estimate, (name,))
-      for name, estimate in (("vae-d4", (90, 4)), ("vae-d20", (90, 4)), ("vae-mlp-d20", (30, 2)),
-                             ("cvae-d4", (100, 4)))),
+      for name, estimate in (("vae-d4", (85, 4)), ("vae-d20", (85, 4)), ("vae-mlp-d20", (16, 2)),
+                             ("cvae-d4", (85, 4)))),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
             (60, 8), (name,)) for name in ("vae-d4", "vae-d20")),
     # Every objective trains the PyTorch example's MLP VAE, three seeds each: IWAE with K=50
@@ -113,5 +115,5 @@ ROSTER: tuple[Entry, ...] = (
                             eval_images=100, seeds=3),
           objectives.Config(objectives=("trace", "stl", "iwae-5", "dreg-iwae-5"), latent_dim=20,
                             architecture="mlp", train_images=1000, epochs=1, batch_size=100,
-                            eval_k=50, eval_images=50, seeds=2), (300, 10)),
+                            eval_k=50, eval_images=50, seeds=2), (295, 10)),
 )
