@@ -60,6 +60,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 
 from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS
 
+from .bayes_regression import logmeanexp
 from .estimators import PARETO_K_UNRELIABLE
 from .serialization import serializable
 from .train import one_thread
@@ -265,11 +266,6 @@ def evaluate_draws(model, latents: Mapping[str, torch.Tensor], x: torch.Tensor,
     else:
         out["loglik"] = tr.nodes["y"]["unscaled_log_prob"].double().reshape(S, -1).numpy()
     return out
-
-
-def logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
-    m = np.max(a, axis=axis, keepdims=True)
-    return (m + np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True))).squeeze(axis)
 
 
 def _az():

@@ -320,11 +320,12 @@ def _named(fits) -> dict[str, BayesianRegressionFit]:
     return {f.name: f for f in fits}
 
 
-def _lppd(loglik: np.ndarray) -> np.ndarray:
-    """Pointwise log predictive density log((1/S) sum_s p(y_i | w^s)), (n,), stably."""
-    m = loglik.max(0)
+def logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log(mean(exp(a))) along ``axis``, stably: over posterior draws (axis 0) of pointwise
+    log-likelihoods, the pointwise log predictive density log((1/S) sum_s p(y_i | w^s))."""
+    m = np.max(a, axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
-        return m + np.log(np.exp(loglik - m).mean(0))
+        return (m + np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True))).squeeze(axis)
 
 
 def loo_compare(fits: Iterable[BayesianRegressionFit] | Mapping[str, BayesianRegressionFit],
@@ -347,7 +348,7 @@ def loo_compare(fits: Iterable[BayesianRegressionFit] | Mapping[str, BayesianReg
         for n, f in named.items():
             d = pointwise_loglik(f, draws, seed)
             idata[n] = as_inference_data(f, d)
-            extra[n] = dict(lppd_per_point=float(_lppd(d.loglik).mean()),
+            extra[n] = dict(lppd_per_point=float(logmeanexp(d.loglik).mean()),
                             mean_loglik=float(d.loglik.mean()),
                             sigma_mean=float(d.sigma.astype(np.float64).mean()),
                             loglik_nonfinite=int((~np.isfinite(d.loglik)).sum()))

@@ -52,6 +52,14 @@ class RegressionFit:
         return path
 
 
+def _fit_ml(model, x: torch.Tensor, y: torch.Tensor, device, **kw):
+    """:func:`~probnn.inference.train.fit` by maximum likelihood (the empty guide) on
+    ``device``, the model and the data moved there once."""
+    guide = MaximumLikelihoodGuide()
+    model.to(device), guide.to(device)
+    return fit(model, guide, (x.to(device), y.to(device)), **kw)
+
+
 def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int = COURSEWORK_EPOCHS,
                    seed: int = COURSEWORK_SEED, lr: float = 1e-3, elbo: str = "trace",
                    record: bool = True, checkpoint=None, checkpoint_every: int = 5000,
@@ -71,12 +79,11 @@ def fit_regression(name: str, x: torch.Tensor, y: torch.Tensor, *, epochs: int =
     the data are moved there once); the returned fit is on the CPU, like its data.
     """
     torch.manual_seed(seed)
-    model, guide = builder(name, sigma_floor, beta, cure)(), MaximumLikelihoodGuide()
-    model.to(device), guide.to(device)
-    result = fit(model, guide, (x.to(device), y.to(device)), epochs=epochs, elbo=elbo, lr=lr,
-                 seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                 resume=resume, progress=progress, desc=name,
-                 record=("f", "sigma") if record else (), jit=jit)
+    model = builder(name, sigma_floor, beta, cure)()
+    result = _fit_ml(model, x, y, device, epochs=epochs, elbo=elbo, lr=lr, seed=seed,
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                     progress=progress, desc=name, record=("f", "sigma") if record else (),
+                     jit=jit)
     return _regression_fit(name, model.cpu(), x, y, result.history, result.records,
                            not model.likelihood_objective)
 
@@ -356,14 +363,13 @@ def fit_ensemble(name: str, x: torch.Tensor, y: torch.Tensor, *, seeds: tuple[in
     ones), which the chaotic heteroscedastic dynamics amplify over thousands of epochs.
     """
     build = builder(name, sigma_floor, beta, cure)
-    model, guide = seed_ensemble(build, seeds), MaximumLikelihoodGuide()
-    model.to(device), guide.to(device)
+    model = seed_ensemble(build, seeds)
     rec = DipRecorder(y, epochs, len(seeds))
-    result = fit(model, guide, (x.to(device), y.to(device)), epochs=epochs, lr=lr, seed=seeds[0],
-                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 progress=progress, desc=f"{name} x{len(seeds)} seeds", record=("f", "sigma"),
-                 recorder=rec, jit=jit, max_plate_nesting=2,
-                 settings={"seeds": list(seeds), "recorder": RECORDER})
+    result = _fit_ml(model, x, y, device, epochs=epochs, lr=lr, seed=seeds[0],
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                     progress=progress, desc=f"{name} x{len(seeds)} seeds",
+                     record=("f", "sigma"), recorder=rec, jit=jit, max_plate_nesting=2,
+                     settings={"seeds": list(seeds), "recorder": RECORDER})
     return _ensemble_fit(name, model.cpu(), build, tuple(seeds), x, y, result.history, rec)
 
 
@@ -414,15 +420,14 @@ def fit_family(x: torch.Tensor, y: torch.Tensor, *, specs: list[ModelSpec],
     8 seeds costs 1.6-2.1x one network per epoch, one 8-seed ensemble 1.0-1.4x, so five
     separate ensembles 5-7x (benchmarks/regression_speed.py, two runs on a loaded 2-core
     machine). The histories' ``seconds`` are the whole batch's."""
-    model, guide = _family(specs, seeds), MaximumLikelihoodGuide()
-    model.to(device), guide.to(device)
+    model = _family(specs, seeds)
     rec = DipRecorder(y, epochs, len(specs) * len(seeds))
-    result = fit(model, guide, (x.to(device), y.to(device)), epochs=epochs, lr=lr, seed=seeds[0],
-                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 progress=progress, desc=f"{len(specs)} cures x{len(seeds)} seeds",
-                 record=("f", "sigma"), recorder=rec, jit=jit, max_plate_nesting=2,
-                 settings={"seeds": list(seeds), "cures": [repr(s) for s in specs],
-                           "recorder": RECORDER})
+    result = _fit_ml(model, x, y, device, epochs=epochs, lr=lr, seed=seeds[0],
+                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                     progress=progress, desc=f"{len(specs)} cures x{len(seeds)} seeds",
+                     record=("f", "sigma"), recorder=rec, jit=jit, max_plate_nesting=2,
+                     settings={"seeds": list(seeds), "cures": [repr(s) for s in specs],
+                               "recorder": RECORDER})
     return _split(model.cpu(), specs, seeds, x, y, result.history, rec)
 
 

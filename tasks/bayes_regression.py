@@ -204,7 +204,7 @@ def _method_row(name, method, *, idata_loglik, sigma, rib, ref, loo, seconds) ->
     s = np.asarray(sigma).mean(-1)
     n = idata_loglik.shape[-1]
     return {"model": name, "method": method,
-            "lppd_per_point": float(bn.logmeanexp(np.asarray(idata_loglik, dtype=float)).mean()),
+            "lppd_per_point": float(br.logmeanexp(np.asarray(idata_loglik, dtype=float)).mean()),
             "elpd_loo": float(loo.elpd_loo), "se": float(loo.se),
             "elpd_loo_per_point": float(loo.elpd_loo) / n,
             "k_over_0.7": int((~(k <= 0.7)).sum()),
