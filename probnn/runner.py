@@ -370,6 +370,12 @@ def _job_on_worker(job: Job, parents: list[Path], data_dir, reuse: bool, run: st
     return status, seconds, ""
 
 
+def worker_threads(workers: int) -> int:
+    """Torch threads for each of ``workers`` local worker processes: the machine's cores
+    shared out among them."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def quiet_dask() -> None:
     """Dask's own log lines (workers joining and leaving, a job's error, which this run
     reports itself as one line) are not this command's output."""
@@ -427,7 +433,7 @@ def _run_on_dask(jobs: dict[str, Job], todo: list[Job], data_dir, workers: int,
         if scheduler is None:
             cluster = local_cluster(workers)
             client = Client(cluster)
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = worker_threads(workers)
         else:
             try:
                 client = Client(scheduler, timeout="20s")

@@ -43,6 +43,17 @@ def data_dir() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """torch with one thread for the test: for exact comparisons with a computation that runs
+    with one thread elsewhere (a Dask worker, a subprocess), since the order of a sum split
+    across threads can differ from the one-thread order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Point the user cache (``$XDG_CACHE_HOME/probnn/data``) at an empty temporary folder,
     so data-not-found tests never see (or write into) the real user cache."""

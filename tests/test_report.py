@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import golden_tables
 from conftest import _resolve_data_dir
 from probnn import jobs as jb
 from probnn import report as rp
 from probnn import runner
 from probnn.cli import main
 
-GOLDEN = Path(__file__).parent / "golden" / "quick-report"
-TIMING = ("seconds", "ms_per_image", "train_seconds", "eval_seconds", "ms_per_leapfrog")
+GOLDEN, TIMING = golden_tables.GOLDEN, golden_tables.TIMING
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,13 @@ def data() -> Path:
 
 @pytest.fixture(scope="module")
 def quick(data, tmp_path_factory):
-    """One quick report through the CLI, on a Dask LocalCluster of two worker processes (one
-    thread each) as a user runs it."""
+    """One quick report through the CLI, on a Dask LocalCluster of two worker processes as a
+    user runs it, with one torch thread each on any machine (the machine's cores shared out
+    would give more on a larger one, and another order of every sum split across threads)."""
     root = tmp_path_factory.mktemp("report")
     out, cache = root / "out", root / "cache"
     capture = pytest.MonkeyPatch()
+    capture.setattr(runner, "worker_threads", lambda workers: 1)
     import io
     import sys
     err, std = io.StringIO(), io.StringIO()
@@ -178,7 +180,8 @@ def test_changed_settings_get_new_artifacts_and_parents_propagate(data, tmp_path
     assert names["compare-vae-d20"] == quick["compare-vae-d20"]
 
 
-def test_an_interrupted_training_is_resumed(data, tmp_path):
+def test_an_interrupted_training_is_resumed(data, tmp_path, one_thread):
+    """Bit for bit, with one torch thread throughout (the job trains with one)."""
     from dataclasses import replace
 
     from probnn.datasets import load_xkcd
@@ -226,50 +229,64 @@ def test_schedule_starts_the_longest_chain_first():
 
 
 def test_quick_report_numbers_are_the_golden_ones(quick):
-    """Every table of the seed-309 quick report equals, bit for bit, the one the code wrote
-    before the task layer (tests/golden/README.md), timing columns aside. Known changes: the
-    conditional VAE's active_units was never computed (NaN), now it is a count; the estimator
-    study gained objectives and seeds (issue 12), whose old rows must stay as they were; the
-    losses of compiled fits lost a trace-time rounding constant (issue 10, :data:`JIT_LOSS`);
-    the Bayesian section's tables (bayes/) were regenerated when it moved to NUTS and the
-    regression ones (regression/) when it moved to seed ensembles (issue 13)."""
-    files = sorted(GOLDEN.rglob("*.csv"))
-    assert len(files) == 25
-    for golden in files:
-        rel = golden.relative_to(GOLDEN)
-        new = pd.read_csv(quick["out"] / rel)
-        new = new.drop(columns=[c for c in TIMING if c in new])
-        old = pd.read_csv(golden)
-        if rel.parts[0] == "estimators" and rel.name != "objectives.csv" and "snr" in rel.name:
-            # issue 12 added objectives (stl, dreg-iwae, more K): the old rows are unchanged
-            new = new[new["objective"].isin(old["objective"])].reset_index(drop=True)
-            new = new[old.columns]  # and one new column, snr_median_se
-        if rel.as_posix() == "estimators/objectives.csv":
-            # issue 12: more objectives and seeds; the first seed's old objectives are unchanged
-            # (paired deltas are against a best that may now be a new objective)
-            assert sorted(set(new["seed"])) == [309, 310]
-            keep = new["seed"].eq(309) & new["objective"].isin(old["objective"])
-            new = new[keep].drop(columns="seed").reset_index(drop=True)
-            cols = [c for c in old.columns if "delta" not in c]
-            new, old = new[cols], old[cols]
-        if rel.as_posix() == "cvae/cvae-d4-evaluation.csv":
-            cvae = new["model"] == "cvae-d4"
-            assert old.loc[cvae, "active_units"].isna().all()
-            units = new.loc[cvae, "active_units"].to_numpy()
-            assert np.isfinite(units).all() and 0 <= units[0] <= 4 and units[0] == int(units[0])
-            new.loc[cvae, "active_units"] = np.nan
-        if rel.as_posix() in JIT_LOSS:
-            # issue 10: compiled fits report their loss without a trace-time constant (see
-            # probnn.inference.train.live_loss_values): those columns moved by a few 1e-6
-            # nats; the weights did not, so every other column is still exact
-            cols = JIT_LOSS[rel.as_posix()]
-            pd.testing.assert_frame_equal(new[cols], old[cols], check_exact=False, rtol=0,
-                                          atol=2e-5, obj=str(rel))
-            new, old = new.drop(columns=cols), old.drop(columns=cols)
-        pd.testing.assert_frame_equal(new, old, check_exact=True, obj=str(rel))
+    """Every table of the seed-309 quick report against the golden one (tests/golden/README.md):
+    exact where the computation is deterministic on any x86-64 CPU, within the quantity's own
+    standard error where it comes from a model whose training sums in a CPU-dependent order,
+    and by properties (range, consistency with the rest of the report) where the trajectory is
+    chaotic (golden_specs.py says which column is which, and why)."""
+    assert quick["code"] == 0, quick["stderr"][-2000:]
+    assert len(list(GOLDEN.rglob("*.csv"))) == 25
+    assert golden_tables.unclassified() == []
+    assert golden_tables.compare(quick["out"]) == []
 
 
-JIT_LOSS: dict[str, list[str]] = {}
+def _planted(quick, tmp_path, rel, change):
+    """A copy of the quick report's tables with one of them changed by ``change(frame)``."""
+    import shutil
+    out = tmp_path / "planted"
+    for csv in quick["out"].rglob("*.csv"):
+        (out / csv.relative_to(quick["out"])).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(csv, out / csv.relative_to(quick["out"]))
+    table = pd.read_csv(out / rel)
+    change(table)
+    table.to_csv(out / rel, index=False)
+    return golden_tables.compare(out)
+
+
+@pytest.mark.parametrize("rel, change, expected", [
+    # a mean over 300 images moved by 5 nats, beyond its standard error (~2.9)
+    ("compare/comparison.csv", lambda t: t.__setitem__("elbo", t["elbo"] + 5.0),
+     "elbo: 3 values moved beyond standard error"),
+    # data and settings are exact
+    ("compare/comparison.csv", lambda t: t.__setitem__("images", t["images"] + 1),
+     "images: 3 values differ"),
+    ("regression/dip_low.csv", lambda t: t.__setitem__("y", t["y"] + 1e-3), "y: 31 values differ"),
+    # chaotic numbers are held to the report's own consistency
+    ("regression/summary.csv", lambda t: t.__setitem__("final_loglik", t["final_loglik"] - 0.1),
+     "final_loglik is not the history's last"),
+    ("regression/history_homoscedastic.csv",
+     lambda t: t.__setitem__("loglik", t["loglik"].where(t["epoch"] != 50, np.nan)),
+     "homoscedastic history: not finite"),
+    ("bayes/bayes-pointwise_homoscedastic.csv",
+     lambda t: t.__setitem__("psis_elpd_i", t["psis_elpd_i"] - 0.5),
+     "homoscedastic psis_elpd != sum of psis_elpd_i"),
+    ("bayes/bayes-diagnostics.csv", lambda t: t.__setitem__("rhat_max", 0.5),
+     "rhat_max below 0.99"),
+    ("cvae/cvae-d4-confusion.csv", lambda t: t.__setitem__("0", t["0"] + 1),
+     "confusion total != classify_images"),
+    ("vae/vae-d4-bounds.csv", lambda t: t.__setitem__("bound", t["bound"].sample(
+        frac=1, random_state=0).to_numpy()), "rank correlation"),
+])
+def test_the_golden_comparison_catches_a_planted_change(quick, tmp_path, rel, change, expected):
+    problems = _planted(quick, tmp_path, rel, change)
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_golden_comparison_lets_a_move_within_its_error_pass(quick, tmp_path):
+    """A digit's mean bound moved by a fifth of its standard error (std_bound / sqrt(count))."""
+    def move(t):
+        t["mean_bound"] += 0.2 * t["std_bound"] / np.sqrt(t["count"])
+    assert _planted(quick, tmp_path, "vae/vae-d4-bound-by-digit.csv", move) == []
 
 
 def test_wide_tables_scroll_instead_of_running_off_the_page(quick):
