@@ -289,6 +289,39 @@ def test_the_golden_comparison_lets_a_move_within_its_error_pass(quick, tmp_path
     assert _planted(quick, tmp_path, "vae/vae-d4-bound-by-digit.csv", move) == []
 
 
+def _section_text(html: str, section: str) -> str:
+    """The text of one report section, tags and tables removed."""
+    import html as h
+    chunk = html[html.index(f"id='{section}'"):]
+    chunk = chunk[:chunk.find("<section", 10)] if "<section" in chunk[10:] else chunk
+    chunk = re.sub(r"<table.*?</table>", " ", chunk, flags=re.S)
+    return " ".join(h.unescape(re.sub(r"<[^>]+>", " ", chunk)).split())
+
+
+def test_written_answers_quote_their_own_tables(quick):
+    """The numbers of chaotic computations are not compared with the golden ones; the answers
+    written from them must still say what their tables hold, and name a winner only beyond
+    two standard errors."""
+    out = quick["out"]
+    html = (out / "index.html").read_text()
+    bayes = _section_text(html, "regression-bayes")
+    loo = pd.read_csv(out / "bayes/bayes-loo.csv", index_col=0)
+    for model, row in loo.iterrows():
+        assert f"{model} {row['elpd']:.1f} ± {row['se']:.1f}" in bayes, model
+    diff = pd.read_csv(out / "bayes/bayes-loo-difference.csv", index_col=0).loc["corrected"]
+    assert f"{diff['difference']:.1f} ± {diff['se']:.1f} nats" in bayes
+    assert ("within two standard errors" in bayes) == (abs(diff["z"]) <= 2)
+    diag = pd.read_csv(out / "bayes/bayes-diagnostics.csv", index_col=0)
+    for model, row in diag.iterrows():
+        assert f"R-hat at most {row['rhat_max']:.3f}" in bayes, model
+        assert f"{int(row['divergences'])} divergent transitions" in bayes, model
+    seeds = _section_text(html, "regression-seeds")
+    for run, row in pd.read_csv(out / "regression/seeds.csv", index_col=0).iterrows():
+        assert (f"final mean log-likelihood median {row['final_loglik_median']:.3f} (range "
+                f"{row['final_loglik_min']:.3f} to {row['final_loglik_max']:.3f})") in seeds, run
+        assert f"ends at {row['coursework_seed_final']:.3f}" in seeds, run
+
+
 def test_wide_tables_scroll_instead_of_running_off_the_page(quick):
     html = (quick["out"] / "index.html").read_text()
     tables = html.count("<table")
