@@ -194,3 +194,40 @@ def test_a_winner_named_inside_the_uncertainty_fires():
     msgs = inv.winner_named_beyond_uncertainty("… the best model is a: 0.10 nats above b …",
                                                {"a": pa, "b": pb}, table, "iwae_1000")
     assert msgs and "within 2 standard errors" in msgs[0]
+
+
+def test_a_diverged_variational_fit_is_marked_failed_and_not_drawn(data_dir, monkeypatch):
+    """A fit that returns (no exception) with an ELBO that fell away from its best: failed in
+    the table, no number, no dashed band in the NUTS figure, named in the answer."""
+    from probnn.analysis.bayes_regression import result_section
+    from probnn.inference import bayes_regression as br
+    from probnn.tasks import bayes_regression as tb
+    from probnn.tasks.inputs import Inputs
+    real = br.fit_bayesian_regression
+
+    def diverging(name, x, y, *, guide="normal", **kw):
+        fit = real(name, x, y, guide=guide, **kw)
+        if guide == "lowrank":
+            n = len(fit.history)
+            fit.history = fit.history.assign(elbo=np.r_[np.linspace(-100, -3, n - 2), -40, -45])
+        return fit
+    monkeypatch.setattr(br, "fit_bayesian_regression", diverging)
+    config = tb.Config.preset("quick", chains=2, warmup=5, nuts_draws=5, max_tree_depth=2,
+                              loo_warmup=3, loo_draws=4, loo_max_refits=0, draws=10)
+    r = tb.run(config, Inputs(data_dir))
+    t = r.vi_vs_nuts
+    low = t[t["method"] == "lowrank"]
+    assert low["failed"].all() and low["error"].str.startswith("diverged").all()
+    assert low["elpd_loo"].isna().all() and low["sigma_mean"].isna().all()
+    assert not t.loc[t["method"] != "lowrank", "failed"].any(), t["error"].tolist()
+    assert all(f.guide.config["kind"] != "lowrank" for f in r.vi)
+    section = result_section(r)
+    labels = [line.get_label() for p in section.plots if "ribbon" in p.name
+              for ax in p.figure.axes for line in ax.lines]
+    assert any(l.startswith("AutoNormal") for l in labels)
+    assert not any(l.startswith("AutoLowRank") for l in labels)
+    text = "\n".join(section.answers)
+    assert "AutoLowRankMultivariateNormal failed to fit (diverged" in text
+    vi_table = Section("vi", "vi", tables=[t for t in section.tables
+                                           if t.name == "bayes-vi-vs-nuts"])
+    assert inv.printed_numbers_finite([vi_table]) == []
