@@ -231,3 +231,25 @@ def test_a_diverged_variational_fit_is_marked_failed_and_not_drawn(data_dir, mon
     vi_table = Section("vi", "vi", tables=[t for t in section.tables
                                            if t.name == "bayes-vi-vs-nuts"])
     assert inv.printed_numbers_finite([vi_table]) == []
+
+
+def test_per_image_estimates_carry_the_holdout_indices_the_bounds_draw_from():
+    """comparison_estimates' subset is comparison_subset's, and bounds.images_of draws within it;
+    the row's gap is the paired difference of the per-image estimates."""
+    import torch
+
+    from probnn.inference.vae import build_vae, comparison_estimates, comparison_subset
+    from probnn.tasks import bounds
+    torch.manual_seed(0)
+    x = torch.rand(60, 1, 28, 28)
+    model, guide = build_vae(2, architecture="mlp")
+    row, pi = comparison_estimates(model, guide, x, None, k=4, large_k=8, large_k_images=10,
+                                   holdout_images=30, seed=7)
+    assert len(pi["all"]) == 30 and len(pi["subset"]) == 10
+    np.testing.assert_array_equal(pi["subset"].index, comparison_subset(60, 30, 10, 7).numpy())
+    assert set(pi["subset"].index) <= set(pi["all"].index)
+    gap = paired_difference(pi["subset"], "iwae_8", pi["subset"], "elbo_mc")
+    assert row["gap_8"] == pytest.approx(gap.mean) and row["gap_8_se"] == pytest.approx(gap.se)
+    assert row["elbo_mc_subset"] == pytest.approx(pi["subset"].values["elbo_mc"].mean())
+    picked = bounds.images_of(60, bounds.Config(images=4, within=(30, 10), seed=7))
+    assert set(picked.numpy()) <= set(pi["subset"].index)
