@@ -29,6 +29,9 @@ DROP = 0.05
 """A fall from the best smoothed ELBO larger than this fraction of the rise is divergence."""
 ELPD_MARGIN = 10.0
 """Nats per point below the constant Normal model beyond which an elpd is absurd."""
+MIN_STEPS = 100
+"""Checks 2 and 3 need this many steps: over a handful, single-step ELBOs are too noisy to
+tell a fall from a fluctuation (smoothing averages len / 50 steps)."""
 
 
 def smoothed(elbo: pd.Series | np.ndarray, windows: int = 50) -> np.ndarray:
@@ -38,15 +41,18 @@ def smoothed(elbo: pd.Series | np.ndarray, windows: int = 50) -> np.ndarray:
 
 
 def svi_failure(history: pd.DataFrame, column: str = "elbo") -> str:
-    """Checks 1-3 on the ELBO per point in ``history[column]``: ``""`` or why the fit failed."""
+    """Checks 1-3 on the ELBO per point in ``history[column]`` (2 and 3 from
+    :data:`MIN_STEPS` steps on): ``""`` or why the fit failed."""
     elbo = np.asarray(history[column], dtype=float)
     if len(elbo) == 0:
         return "no ELBO history"
     if not np.all(np.isfinite(elbo)):
         return f"non-finite ELBO at step {int(np.flatnonzero(~np.isfinite(elbo))[0]) + 1}"
+    if len(elbo) < MIN_STEPS:
+        return ""
     s = smoothed(elbo)
     start, best, end = s[0], s.max(), s[-1]
-    if len(s) > 1 and end <= start:
+    if end <= start:
         return f"ELBO not improved: {end:.2f} at the end against {start:.2f} at the start"
     if best - end > max(1.0, DROP * (best - start)):
         return (f"diverged: ELBO fell from {best:.2f} at its best to {end:.2f} nats per point "
