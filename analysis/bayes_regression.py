@@ -309,7 +309,8 @@ def vi_answer(table: pd.DataFrame) -> str:
         for _, r in g[g["method"] != "nuts"].iterrows():
             if isinstance(r.get("error"), str) and r["error"]:
                 parts.append(f"{METHOD_LABELS.get(r['method'], r['method'])} failed to fit "
-                             f"({r['error']})")
+                             f"({r['error']}): no estimate is reported and it is drawn in no "
+                             "figure")
                 continue
             parts.append(f"{METHOD_LABELS.get(r['method'], r['method'])} lppd/n "
                          f"{r['lppd_per_point']:.2f}, elpd_loo/n {r['elpd_loo_per_point']:.2f} "

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from probnn.inference.paired import paired_difference
+
+from .comparison import Z
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
 from .images import flat_images, image_grid
@@ -74,8 +77,16 @@ def confusion_figure(confusion: np.ndarray, accuracy: float) -> Figure:
 
 
 def cvae_answer(row: Mapping, unconditional: Mapping[str, Mapping] | None = None,
-                train_elbo: float | None = None) -> str:
-    """The written answer of question (f), generated from the measured numbers."""
+                train_elbo: float | None = None, per_image: Mapping | None = None,
+                unconditional_images: Mapping[str, Mapping] | None = None) -> str:
+    """The written answer of question (f), generated from the measured numbers.
+
+    The conditional model is compared with an unconditional one only over the images both
+    were scored on: its marginal log p(x) (on the classified images) against the unconditional
+    IWAE bound of the same images, its ELBO against theirs on the same holdout images, each as
+    a paired difference with its standard error from the per-image estimates (``per_image``:
+    the evaluation's, ``unconditional_images``: name -> the holdout result's ``per_image``).
+    Without them, no difference is stated: the means cover different images."""
     k_cols = sorted(int(c.split("_")[-1]) for c in row if c.startswith("marginal_iwae_"))
     k = k_cols[-1] if k_cols else 100
     lines = [PERFECT_SAMPLER_ANSWER, ""]
@@ -93,26 +104,45 @@ def cvae_answer(row: Mapping, unconditional: Mapping[str, Mapping] | None = None
             f"true labels is {row[f'iwae_{k}_classified']:.2f}: knowing the label is worth "
             f"{row[f'iwae_{k}_classified'] - marg:.2f} nats (at most log 10 = 2.30 when the "
             f"image alone determines the digit).")
-    if unconditional:
-        key = f"iwae_{k}"
-        best = max(unconditional, key=lambda n: unconditional[n].get(key, -np.inf))
-        ub = unconditional[best].get(key)
-        if ub is not None and marg is not None:
-            rel = "higher" if marg > ub else "lower"
-            lines.append(
-                f"Against the unconditional models, the marginal log p(x) is {rel} than the best "
-                f"of them ({best}: {ub:.2f} nats, K={k}) by {abs(marg - ub):.2f} nats.")
-        for name, r in unconditional.items():
-            if "elbo" in r:
-                pays = row["elbo"] > r["elbo"]
-                lines.append(
-                    f"Conditional ELBO log p(x | y) {row['elbo']:.2f} vs {name}'s ELBO log p(x) "
-                    f"{r['elbo']:.2f}: the label {'pays' if pays else 'does not pay'} "
-                    f"({row['elbo'] - r['elbo']:+.2f} nats).")
+    for name in (unconditional or {}):
+        lines += _against(name, k, per_image or {}, (unconditional_images or {}).get(name, {}))
     lines.append(
         f"As a generative classifier, argmax_y p(x | y) p(y) is right on {row['accuracy']:.1%} "
         f"of {row['classify_images']} holdout images.")
     return "\n".join(lines)
+
+
+def _against(name: str, k: int, mine: Mapping, theirs: Mapping) -> list[str]:
+    """The paired comparisons with the unconditional model ``name``, or why there are none."""
+    marg = paired_difference(mine["classified"], f"marginal_iwae_{k}", theirs["all"],
+                             f"iwae_{k}") if "classified" in mine and "all" in theirs and \
+        f"iwae_{k}" in theirs["all"] else None
+    elbo = paired_difference(mine["all"], "elbo_mc", theirs["all"], "elbo_mc") \
+        if "all" in mine and "all" in theirs else None
+    if not (marg and marg.n) and not (elbo and elbo.n):
+        return [f"Against {name}: no per-image estimates on common images, so no difference "
+                "is stated (the two means cover different images)."]
+    out = []
+    if marg and marg.n:
+        out.append(f"On the {marg.n} classified images, the marginal log p(x) minus {name}'s "
+                   f"K={k} bound of the same images is {_pm(marg)} nats: "
+                   + _verdict(marg, "the conditional model's marginal is higher",
+                              "the conditional model's marginal is lower"))
+    if elbo and elbo.n:
+        out.append(f"Conditional ELBO-MC log p(x | y) minus {name}'s ELBO-MC log p(x) on the same "
+                   f"{elbo.n} images: {_pm(elbo)} nats: "
+                   + _verdict(elbo, "the label pays", "the label does not pay"))
+    return out
+
+
+def _pm(p) -> str:
+    return f"{p.mean:+.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:+.2f}"
+
+
+def _verdict(p, up: str, down: str) -> str:
+    if not p.beyond(Z):
+        return f"within {Z:g} standard errors, no difference shown."
+    return (up if p.mean > 0 else down) + "."
 
 
 QUESTION = ("Model X = f(Z, y): show style-consistent digit sets (fix Z, vary y) and samples of "
@@ -121,20 +151,23 @@ QUESTION = ("Model X = f(Z, y): show style-consistent digit sets (fix Z, vary y)
 
 
 def cvae_section(name: str, results, unconditional: Mapping[str, Mapping] | None = None,
-                 history: pd.DataFrame | None = None) -> Section:
+                 history: pd.DataFrame | None = None,
+                 unconditional_images: Mapping[str, Mapping] | None = None) -> Section:
     """Question (f): style sets, digit samples, style transfer, the generative classifier, the
     holdout evaluation beside the unconditional models and the answer.
 
     ``results``: a :class:`~probnn.inference.cvae.CVAEResults`; ``unconditional``: rows of
     the unconditional models' holdout comparison (name -> row; missing values are dropped);
-    ``history``: the training history.
+    ``history``: the training history; ``unconditional_images``: name -> those models'
+    per-image estimates (a holdout result's ``per_image``), for paired differences.
     """
     ev = results.evaluation
     others = ({n: r.dropna().to_dict() for n, r in comparison_table(unconditional).iterrows()}
               if unconditional else {})
     train_elbo = float(history["elbo"].iloc[-1]) if history is not None and len(history) else None
     s = Section("cvae-f", "(f) The label-conditioned VAE", QUESTION,
-                answers=cvae_answer(ev.row, others, train_elbo).split("\n"),
+                answers=cvae_answer(ev.row, others, train_elbo, getattr(ev, "per_image", None),
+                                    unconditional_images).split("\n"),
                 tables=[Table(f"{name}-evaluation", comparison_table({name: ev.row, **others}),
                               "Held-out estimates beside the unconditional models"),
                         Table(f"{name}-confusion",

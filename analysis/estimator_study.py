@@ -129,7 +129,9 @@ def estimator_answer(table: pd.DataFrame) -> str:
                        + ("." if explained else
                           f": since log p(x) ≥ E[IWAE-{kmax}], the ELBO's bias is at least that "
                           "(it is the mean KL(q(z|x) || p(z|x)) of the guide; the gap is that KL "
-                          "less what IWAE still misses)."))
+                          "less what IWAE still misses). This is a gap on these images "
+                          "against a different reference; each model's gap of record, on the "
+                          "most images, is question (e)'s."))
             explained = True
         else:
             out.append(f"{r['estimator']} differs from it by {_fmt_diff(-gap, se)} nats, "

@@ -347,7 +347,8 @@ def likelihood_answer(bounds, labels, images) -> str:
 
 
 # ----------------------------------------------------------------------------- comparison
-def _k_columns(columns, prefix: str) -> list[tuple[int, str]]:
+def k_columns(columns, prefix: str) -> list[tuple[int, str]]:
+    """The columns ``<prefix>_<K>`` (K an integer) as sorted ``(K, column)`` pairs."""
     pattern = re.compile(rf"{prefix}_(\d+)$")
     return sorted((int(m.group(1)), c) for c in columns if (m := pattern.match(str(c))))
 
@@ -361,8 +362,8 @@ def comparison_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
     """
     df = pd.DataFrame.from_dict({name: dict(row) for name, row in rows.items()}, orient="index")
     df.index.name = "model"
-    iwae = [c for _, c in _k_columns(df.columns, "iwae")]
-    unreliable = [c for _, c in _k_columns(df.columns, "unreliable")]
+    iwae = [c for _, c in k_columns(df.columns, "iwae")]
+    unreliable = [c for _, c in k_columns(df.columns, "unreliable")]
     known = [c for c in _MAIN_COLUMNS if c in df] + iwae + (
         ["active_units"] if "active_units" in df else []) + unreliable
     df = df[known + [c for c in df.columns if c not in known]]
@@ -373,117 +374,6 @@ def comparison_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
     rounding.update({c: 2 for c in df.columns if c not in rounding
                      and c not in ("images", "active_units") and pd.api.types.is_float_dtype(df[c])})
     return df.round(rounding)
-
-
-def comparison_answer(table: pd.DataFrame) -> str:
-    """Which model is best and why that comparison is the right one, written from ``table``
-    (as from :func:`comparison_table`, evaluate() columns measured on held-out images).
-
-    Ranks the models by the IWAE bound with the largest K, gives each model's gap between
-    that bound and its ELBO (a lower bound on the guide's KL from the true posterior), its KL
-    and active units, and states only the comparisons the numbers show.
-    """
-    ks = _k_columns(table.columns, "iwae")
-    if not ks:
-        raise ValueError("the table has no iwae_K column")
-    k, col = ks[-1]
-    ref = "elbo_mc" if "elbo_mc" in table else "elbo"
-    ranked = table[col].dropna().sort_values(ascending=False)
-    if ranked.empty:
-        raise ValueError(f"no model has a value for {col}")
-    best = ranked.index[0]
-    out = [f"On the held-out images the best model by the importance-weighted bound with "
-           f"K={k} is {best}, at {ranked.iloc[0]:.2f} nats per image"]
-    if len(ranked) > 1:
-        out[-1] += (f", {ranked.iloc[0] - ranked.iloc[1]:.2f} nats above {ranked.index[1]} "
-                    f"({ranked.iloc[1]:.2f})")
-        if len(ranked) > 2:
-            out[-1] += "; then " + ", ".join(f"{m} ({v:.2f})" for m, v in ranked.iloc[2:].items())
-    out[-1] += "."
-
-    if ref in table:
-        gap = (table[col] - table[ref]).dropna()
-        parts = []
-        for m in ranked.index:
-            if m not in gap:
-                continue
-            bits = [f"ELBO {table.at[m, ref]:.2f}", f"gap {gap[m]:.2f}"]
-            if "kl" in table and pd.notna(table.at[m, "kl"]):
-                bits.append(f"KL {table.at[m, 'kl']:.2f}")
-            if "active_units" in table and pd.notna(table.at[m, "active_units"]):
-                bits.append(f"{int(table.at[m, 'active_units'])} active units")
-            parts.append(f"{m}: " + ", ".join(bits))
-        if parts:
-            out.append(f"The gap between the K={k} bound and the ELBO is, in expectation, a "
-                       "lower bound on KL(q(z|x) || p(z|x)), the guide's misfit to the model's "
-                       "posterior (" + "; ".join(parts) + ").")
-        if len(gap) > 1:
-            out.append(f"The gap is largest for {gap.idxmax()} ({gap.max():.2f} nats) and "
-                       f"smallest for {gap.idxmin()} ({gap.min():.2f} nats).")
-        if (gap < 0).any():
-            out.append("A negative gap is Monte Carlo noise: in expectation the bound is never "
-                       "below the ELBO.")
-        by_elbo = table[ref].dropna()
-        if len(by_elbo) > 1:
-            top = by_elbo.idxmax()
-            if top != best:
-                out.append(f"Ranked by ELBO instead, {top} would come first ({by_elbo[top]:.2f} "
-                           f"against {by_elbo.get(best, math.nan):.2f} for {best}): the ELBO "
-                           "ranking is distorted by the guides' different gaps.")
-            else:
-                out.append(f"The ELBO also ranks {best} first here, but the gaps show how much of "
-                           "each ELBO is the guide's misfit rather than the model.")
-
-    if "kl" in table and "active_units" in table and table["kl"].notna().sum() > 1:
-        m = table["kl"].idxmax()
-        out.append(f"{m} puts the most information into its code: KL(q || p(z)) "
-                   f"{table.at[m, 'kl']:.2f} nats with {int(table.at[m, 'active_units'])} "
-                   "active latent units.")
-
-    if len(ks) > 1:
-        lo_k, lo_col = ks[0]
-        # compare like for like: the large-K bound may cover only a subset of the images,
-        # and then the table carries the small-K bound of that same subset
-        if f"{lo_col}_subset" in table:
-            lo_col = f"{lo_col}_subset"
-        rise = (table[col] - table[lo_col]).dropna()
-        if len(rise):
-            if (rise > 0).all():
-                out.append(f"From K={lo_k} to K={k} the bound rises for every model (by "
-                           f"{rise.min():.2f} to {rise.max():.2f} nats), as it should while it "
-                           "tightens towards log p(x).")
-            else:
-                out.append(f"From K={lo_k} to K={k} the bound does not rise for "
-                           + ", ".join(rise.index[rise <= 0]) + ": the difference is within "
-                           "Monte Carlo noise.")
-
-    ucol = f"unreliable_{k}"
-    if ucol in table and (table[ucol] > 0).any():
-        m = table[ucol].idxmax()
-        out.append(f"The estimate is not fully trustworthy everywhere: for {m}, "
-                   f"{100 * table.at[m, ucol]:.1f}% of images have Pareto k > "
-                   f"{PARETO_K_UNRELIABLE}, where the K={k} bound may still sit well below log p(x).")
-
-    if "train_elbo" in table and table["train_elbo"].notna().sum() > 1:
-        train = table["train_elbo"].dropna()
-        top = train.idxmax()
-        if ref in table:
-            over = (train - table[ref]).reindex(table.index).dropna()
-            if len(over):
-                out.append("Training ELBO minus held-out ELBO: " + ", ".join(
-                    f"{m} {v:+.2f}" for m, v in over.items()) + " nats.")
-        out.append(f"Ranked by training ELBO, {top} would come first"
-                   + (", which agrees with the held-out bound." if top == best
-                      else f", not {best}: here the training ELBO would mislead."))
-
-    out.append("The held-out IWAE bound is the ground for comparison because the ELBO equals "
-               "log p(x) minus KL(q(z|x) || p(z|x)), so it mixes the model's quality with how "
-               "well the guide fits the posterior: a model with a richer latent space can be the "
-               "better density model and still have the looser ELBO. The IWAE bound rises with "
-               "K towards log p(x), so it measures the model far more than the guide; and "
-               "held-out images penalise overfitting, which a bound on the training images "
-               "rewards, so comparing models by training ELBO can mislead.")
-    return " ".join(out)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -613,16 +503,3 @@ def vae_sections(results, images) -> list[Section]:
                             likelihood_features_figure(r.rank_bounds, r.rank_labels, scored),
                             "The bound against digit class and amount of ink.")])
     return [c, d]
-
-
-def comparison_section(rows: Mapping[str, Mapping], histories: Mapping | None = None) -> Section:
-    """Question (e): the holdout estimates of each model (name -> row of
-    :func:`~probnn.inference.vae.comparison_row`), the answer, and the training histories."""
-    table = comparison_table(rows)
-    s = Section("vae-e", "(e) d = 4 vs d = 20 vs the PyTorch example VAE", QUESTION_E,
-                answers=[comparison_answer(table)],
-                tables=[Table("comparison", table, "Held-out estimates (nats per image)")])
-    if histories:
-        s.plots.append(Plot("comparison-history", history_figure(histories),
-                            "Training ELBO per epoch."))
-    return s

@@ -6,7 +6,7 @@ generative classifier. Training and loading are shared with the VAE
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyro
@@ -18,7 +18,8 @@ from probnn.models.settings import module_device
 
 from .batching import random_subset
 from .estimators import active_units, iwae_bound, posterior_means
-from .evaluation import holdout_bounds
+from .evaluation import holdout_estimates
+from .paired import PerImage
 from .serialization import serializable
 
 LOG_PRIOR = -math.log(NUM_CLASSES)  # log p(y) under the uniform label prior
@@ -112,12 +113,16 @@ class CVAEEvaluation:
     """(classify_images, 10) the classifier's p(y | x); rows sum to 1."""
     labels: np.ndarray
     """(classify_images,) the true labels of the classified images."""
+    per_image: dict = field(default_factory=dict)
+    """``"all"``, ``"subset"`` (of :func:`~probnn.inference.evaluation.holdout_estimates`) and
+    ``"classified"`` (``marginal_iwae_<k>``, ``iwae_<k>_classified``) ->
+    :class:`~probnn.inference.paired.PerImage`, indexed by position in the holdout set."""
 
 
 def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
                   large_k: int | None = 1000, large_k_images: int | None = 1000,
                   classify_images: int | None = 1000, batch_size: int = 100, seed: int = COURSEWORK_SEED,
-                  progress: bool = False, precision: str = "fp32") -> CVAEEvaluation:
+                  progress: bool = False, precision: str = "fp32", index=None) -> CVAEEvaluation:
     """Holdout evaluation of the conditional VAE, in nats per image.
 
     Conditional bounds of ``log p(x | y)`` for the true labels: ``elbo`` (K=1) and
@@ -128,12 +133,15 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     unconditional VAEs) and the classifier's ``accuracy``; ``confusion`` and
     ``class_posterior`` are returned for the figures. ``active_units`` counts the style units
     in use given the true labels. The bounds come from
-    :func:`~probnn.inference.evaluation.holdout_bounds`, shifted by ``-log p(y)``.
+    :func:`~probnn.inference.evaluation.holdout_estimates`, shifted by ``-log p(y)``; the
+    per-image estimates carry ``index`` (the images' indices in the holdout set; default
+    ``0..n-1``) so they pair with the unconditional models' estimates of the same images.
     """
     # ELBO/IWAE of log p(x, y) -> of log p(x | y): shift by -log p(y)
-    out = holdout_bounds(model, guide, (x, y), k=k, large_k=large_k,
-                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
-                         shift=-LOG_PRIOR, precision=precision)
+    out, per_image = holdout_estimates(model, guide, (x, y), k=k, large_k=large_k,
+                                       large_k_images=large_k_images, seed=seed,
+                                       batch_size=batch_size, shift=-LOG_PRIOR,
+                                       precision=precision, index=index)
     sub = random_subset(len(x), classify_images, seed + 2)
     cond = conditional_from_joint(label_log_joint(model, guide, x[sub], k, batch_size=batch_size,
                                                   progress=progress, precision=precision))
@@ -142,11 +150,14 @@ def evaluate_cvae(model, guide, x: torch.Tensor, y: torch.Tensor, *, k: int = 10
     pred = post.argmax(1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
     np.add.at(confusion, (truth, pred), 1)
-    out.update(classify_images=len(sub), **{f"marginal_iwae_{k}": float(marginal_log_likelihood(cond).mean())},
-               accuracy=float((pred == truth).mean()),
-               **{f"iwae_{k}_classified": float(cond[np.arange(len(sub)), truth].mean())})
+    classified = PerImage(per_image["all"].index[sub.numpy()],
+                          {f"marginal_iwae_{k}": marginal_log_likelihood(cond),
+                           f"iwae_{k}_classified": cond[np.arange(len(sub)), truth]})
+    per_image["classified"] = classified
+    out.update(classify_images=len(sub), accuracy=float((pred == truth).mean()),
+               **{n: float(v.mean()) for n, v in classified.values.items()})
     out["active_units"] = active_units(guide, (x, y))[0]  # last: its guide pass draws too
-    return CVAEEvaluation(out, confusion, post, truth)
+    return CVAEEvaluation(out, confusion, post, truth, per_image)
 
 
 TRANSFER_DIGITS = (3, 7)
@@ -181,7 +192,10 @@ def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = 
     digits = digit_samples(model, 10)
     pick = [int((y == d).nonzero()[0]) for d in TRANSFER_DIGITS]
     transfer = (x[pick], y[pick], style_transfer(model, guide, x[pick], y[pick])[0])
+    index = None
     if eval_index is not None:
         x, y = x[eval_index], y[eval_index]
-    evaluation = evaluate_cvae(model, guide, x, y, seed=seed, progress=progress, **evaluate_kw)
+        index = np.asarray(eval_index)
+    evaluation = evaluate_cvae(model, guide, x, y, seed=seed, progress=progress, index=index,
+                               **evaluate_kw)
     return CVAEResults(styles, digits, transfer, evaluation)

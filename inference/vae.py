@@ -27,7 +27,7 @@ from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, VAE
 from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, of_type, read_checkpoint, record, require
 from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
-from .evaluation import holdout_bounds
+from .evaluation import holdout_bounds, holdout_estimates
 from .serialization import serializable
 from .train import HISTORY, fit
 
@@ -286,29 +286,51 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
                       history if history is not None else pd.DataFrame())
 
 
-def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None, *,
-                   k: int = 100, large_k: int | None = 1000, large_k_images: int | None = 1000,
-                   holdout_images: int | None = None, train_images: int | None = 10_000,
-                   seed: int = COURSEWORK_SEED, batch_size: int = 100,
-                   precision: str = "fp32") -> dict:
-    """One model's row of the comparison table (question e), in nats per image.
+def comparison_row(model, guide, holdout_x: torch.Tensor, train_x: torch.Tensor | None = None,
+                   **kw) -> dict:
+    """The row of :func:`comparison_estimates` (its per-image estimates dropped)."""
+    return comparison_estimates(model, guide, holdout_x, train_x, **kw)[0]
+
+
+def comparison_subset(n: int, holdout_images: int | None, large_k_images: int | None,
+                      seed: int = COURSEWORK_SEED) -> torch.Tensor:
+    """Indices into a holdout set of ``n`` images of the large-K subset that
+    :func:`comparison_estimates` scores (``holdout_images``, then ``large_k_images`` of them),
+    so that another question can score the same images and pair its estimates with these."""
+    outer = random_subset(n, holdout_images, seed)
+    return outer[random_subset(len(outer), large_k_images, seed + 1)]
+
+
+def comparison_estimates(model, guide, holdout_x: torch.Tensor,
+                         train_x: torch.Tensor | None = None, *, k: int = 100,
+                         large_k: int | None = 1000, large_k_images: int | None = 1000,
+                         holdout_images: int | None = None, train_images: int | None = 10_000,
+                         seed: int = COURSEWORK_SEED, batch_size: int = 100,
+                         precision: str = "fp32") -> tuple[dict, dict]:
+    """One model's row of the comparison table (question e), in nats per image, and its
+    per-image estimates.
 
     On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``
-    (:func:`~probnn.inference.evaluation.holdout_bounds`). The
+    (:func:`~probnn.inference.evaluation.holdout_estimates`). The
     ``large_k`` bound costs ``large_k / k`` times more, so it runs on a random subset of
-    ``large_k_images``, beside the K=``k`` bound of the same images (``iwae_<k>_subset``) for
-    a like-for-like comparison. ``train_elbo``: the one-sample ELBO on ``train_images``
-    training images, to show the train/holdout gap.
+    ``large_k_images``, beside the other estimates of the same images (``*_subset``) and the
+    paired gap ``gap_<large_k>`` for a like-for-like comparison. ``train_elbo``: the one-sample
+    ELBO on ``train_images`` training images, to show the train/holdout gap.
+
+    The per-image estimates (``{"all": PerImage, "subset": PerImage}``) are indexed by
+    position in ``holdout_x``, so two models' estimates pair up image by image.
     """
-    hx = holdout_x[random_subset(len(holdout_x), holdout_images, seed)]
+    hx_index = random_subset(len(holdout_x), holdout_images, seed)
+    hx = holdout_x[hx_index]
     # evaluate(hx, ks=(k,)) and the large-K comparison in one seeded pass; ELBO-MC keeps
     # evaluate's default of 100 samples (the coursework's estimator) whatever k is
-    row = holdout_bounds(model, guide, (hx,), k=k, ks=(k,), mc_samples=100, large_k=large_k,
-                         large_k_images=large_k_images, seed=seed, batch_size=batch_size,
-                         with_active_units=True, precision=precision)
+    row, per_image = holdout_estimates(model, guide, (hx,), k=k, ks=(k,), mc_samples=100,
+                                       large_k=large_k, large_k_images=large_k_images, seed=seed,
+                                       batch_size=batch_size, with_active_units=True,
+                                       precision=precision, index=hx_index.numpy())
     if train_x is not None:
         tx = train_x[random_subset(len(train_x), train_images, seed + 2)]
         row["train_images"] = len(tx)
         row["train_elbo"] = float(elbo_mc(model, guide, (tx,), 1, batch_size=batch_size,
                                           precision=precision).elbo.mean())
-    return row
+    return row, per_image

@@ -397,16 +397,14 @@ def _holdout_config(args, task):
 
 
 def cmd_vae_compare(args) -> int:
-    from probnn.analysis.vae import comparison_section
+    from probnn.analysis.comparison import results_section
     from probnn.tasks import holdout
 
     config = _holdout_config(args, holdout)
     out = _folder(args.out or "out/vae")
     results = [holdout.run(config, inputs)
                for inputs in _each_checkpoint(args, args.checkpoints, "evaluating")]
-    return _publish(comparison_section({r.name: r.row for r in results},
-                                       {r.name: r.history for r in results}),
-                    out, "comparison.md")
+    return _publish(results_section(results), out, "comparison.md")
 
 
 def cmd_cvae_figures(args) -> int:
@@ -475,6 +473,8 @@ def cmd_report(args) -> int:
     counts = Counter(run.statuses().values())
     print(f"{len(run.jobs)} jobs (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
           + f") in {run.seconds:.0f} s")
+    for line in run.broken or ():
+        print(f"report: check failed: {line}", file=sys.stderr)
     print(f"report: {run.index.resolve()}")
     return 0
 

@@ -4,8 +4,9 @@ A :class:`Job` is one run of a task (:mod:`probnn.tasks`) with a config: a *trai
 artifact is its training checkpoint, an *evaluate* task's artifact is its result, saved with
 :func:`probnn.inference.serialization.save` (read back without unpickling). In a cache folder
 every artifact is named by a digest of everything that determines it: the task, its config,
-the digests of the jobs it reads, the xkcd data file (for the tasks that read it) and
-:data:`CACHE_VERSION`. So an artifact that exists is reused, a changed setting makes a new
+the digests of the jobs it reads, the xkcd data file (for the tasks that read it),
+:data:`CACHE_VERSION` and the task module's ``VERSION`` where it sets one (bumped when that
+task alone computes something new, so the other tasks' artifacts stay valid). So an artifact that exists is reused, a changed setting makes a new
 file (the old one stays), and an interrupted training leaves a checkpoint that the next run
 resumes (exactly, see :func:`probnn.inference.train.fit`).
 """
@@ -98,6 +99,8 @@ def place(jobs: dict[str, Job], cache: Path, data_dir=None) -> None:
             parents = [visit(jobs[n]) for n in job.needs]
             payload = {"version": CACHE_VERSION, "name": job.name, "task": job.task,
                        "config": job.settings(), "parents": parents}
+            if getattr(job.module, "VERSION", 0):  # a task's own version, where it has one
+                payload["task_version"] = job.module.VERSION
             if job.module.DATA == "xkcd":
                 xkcd = xkcd or file_digest(find_xkcd(data_dir))
                 payload["data"] = xkcd

@@ -21,11 +21,13 @@ from typing import Any
 
 from probnn.analysis import bayes_regression as ba
 from probnn.analysis import bounds as bo
+from probnn.analysis import comparison as co
 from probnn.analysis import cvae as ca
 from probnn.analysis import estimator_study as ea
 from probnn.analysis import regression as ra
 from probnn.analysis import vae as va
 from probnn.analysis.html import render_html
+from probnn.analysis.invariants import check_report
 from probnn.analysis.outputs import Section, combine
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.serialization import write_atomically
@@ -63,7 +65,7 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
     (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
                                                                  "vae_figures", "cvae",
                                                                  "objectives"))
-    compared = of("holdout")
+    compared = of("holdout")  # question (e), one result per model
     rows = {r.name: r.row for r in compared}
     return [
         ("regression", ra.regression_sections(ml) + [ra.seeds_section({e.name: e for e in ml_runs}),
@@ -71,13 +73,24 @@ def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
         ("bayes", [ba.result_section(bayes, {f.name: float(f.history["loglik"].iloc[-1])
                                              for f in ml})]),
         ("vae", va.vae_sections(figures, train_x)),
-        ("compare", [va.comparison_section(rows, {r.name: r.history for r in compared})]),
-        ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history)]),
-        ("bounds", [bo.bounds_section(of("bounds"))]),
+        ("compare", [co.results_section(compared)]),
+        ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history,
+                                  {r.name: r.per_image for r in compared})]),
+        ("bounds", [bo.bounds_section(of("bounds"), {
+            **{r.name: r.per_image for r in compared},
+            cv.name: getattr(cv.results.evaluation, "per_image", {})})]),
         ("estimators", [combine("estimators", "ELBO estimators compared", ea.QUESTION,
                                 [ea.estimator_section(s) for s in of("estimators")]
                                 + [ea.objectives_section(objectives.table, name=objectives.name)])]),
     ]
+
+
+def invariant_failures(jobs: dict[str, Job], results: dict[str, Any], groups) -> list[str]:
+    """:func:`~probnn.analysis.invariants.check_report` on the report's sections and the
+    results of its question (e) and bounds jobs: one line per violated invariant."""
+    def of(task: str) -> list:
+        return [results[n] for n, j in jobs.items() if j.task == task]
+    return check_report([s for _, ss in groups for s in ss], of("holdout"), of("bounds"))
 
 
 @dataclass
@@ -88,6 +101,8 @@ class ReportRun:
     quick: bool
     seed: int
     cache: Path
+    broken: list = None
+    """The invariant checks that failed (:func:`invariant_failures`); empty when all hold."""
 
     def statuses(self) -> dict[str, str]:
         return {n: j.status for n, j in self.jobs.items()}
@@ -156,7 +171,8 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
         print("report: writing figures and HTML ...", file=sys.stderr)
     results = {n: load(j, jobs, data_dir) for n, j in jobs.items()}
     groups = sections(jobs, results, train_x)
-    run = ReportRun(out / "index.html", jobs, time.monotonic() - t0, quick, seed, cache)
+    broken = invariant_failures(jobs, results, groups)
+    run = ReportRun(out / "index.html", jobs, time.monotonic() - t0, quick, seed, cache, broken)
     meta = [("mode", "quick (a first look: few epochs, small subsets)" if quick
              else "full (the coursework's settings)"),
             ("seed", str(seed)), ("precision", precision_used(jobs)),
@@ -166,6 +182,9 @@ def make_report(out="out/report", *, data_dir=None, quick: bool = False,
     provenance = run.provenance()
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "provenance.csv", lambda f: provenance.to_csv(f))
-    render_html(TITLE, groups, meta, provenance, out, QUICK_WARNING if quick else None)
+    warning = " ".join(([QUICK_WARNING] if quick else [])
+                       + ([f"{len(broken)} check(s) of the numbers failed: " + "; ".join(broken)]
+                          if broken else []))
+    render_html(TITLE, groups, meta, provenance, out, warning or None)
     run.seconds = time.monotonic() - t0
     return run

@@ -70,6 +70,17 @@ def _estimator_sizes(quick: bool) -> estimators.Config:
     return replace(config, holdout_images=12, repeats=5, snr_samples=30, snr_images=16)
 
 
+COMPARE = (holdout.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
+                          train_images=2000),
+           holdout.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
+                          train_images=300))
+"""Question (e)'s (full, quick) configs; the bounds jobs draw their images from its subset."""
+
+
+def _within(config: holdout.Config) -> tuple[int, int]:
+    return config.holdout_images, config.large_k_images
+
+
 ROSTER: tuple[Entry, ...] = (
     # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks:
     # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x); in the full run
@@ -87,11 +98,7 @@ ROSTER: tuple[Entry, ...] = (
     _vae("cvae-d4", (265, 15), latent_dim=4, conditional=True),
     Entry("figures-vae-d4", vae_figures, vae_figures.Config(rank_subset=5000, rank_k=100),
           vae_figures.Config(rank_subset=500, rank_k=50), (30, 8), ("vae-d4",)),
-    *(Entry(f"compare-{name}", holdout,
-            holdout.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
-                           train_images=2000),
-            holdout.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
-                           train_images=300), estimate, (name,))
+    *(Entry(f"compare-{name}", holdout, *COMPARE, estimate, (name,))
       for name, estimate in (("vae-d4", (25, 8)), ("vae-d20", (25, 8)), ("vae-mlp-d20", (7, 2)))),
     Entry("evaluate-cvae-d4", cvae,
           cvae.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
@@ -99,10 +106,12 @@ ROSTER: tuple[Entry, ...] = (
           cvae.Config(holdout_images=300, k=50, large_k=200, large_k_images=50,
                       classify_images=100), (55, 12), ("cvae-d4",)),
     # Question (e), further: AIS, BDMC and the gaps on the same 16 holdout images per model
-    *(Entry(f"bounds-{name}", bounds, bounds.Config(),
+    # drawn from question (e)'s large-K subset (``within``), so both sections pair up
+    *(Entry(f"bounds-{name}", bounds, bounds.Config(within=_within(COMPARE[0])),
             bounds.Config(images=4, iwae_ks=(1, 10, 100), pareto_k_at=100, ais_steps=10,
                           ais_chains=2, local_steps=20, elbo_samples=20, bdmc_images=2,
-                          bdmc_steps=(3, 10)), estimate, (name,))
+                          bdmc_steps=(3, 10), within=_within(COMPARE[1])),
+            estimate, (name,))
       for name, estimate in (("vae-d4", (85, 4)), ("vae-d20", (85, 4)), ("vae-mlp-d20", (16, 2)),
                              ("cvae-d4", (85, 4)))),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),

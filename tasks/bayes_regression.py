@@ -22,6 +22,7 @@ import pandas as pd
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference import bayes_nuts as bn
 from probnn.inference import bayes_regression as br
+from probnn.inference.fit_checks import elpd_failure, svi_failure
 from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
@@ -30,6 +31,9 @@ from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT,
                          STEPS, STEPS0, TREE_DEPTH, check, check_each, choice)
 
 KIND, DATA = "evaluate", "xkcd"
+VERSION = 1
+"""Part of a cached result's name (:mod:`probnn.jobs`): 1, failed fits are checked and marked,
+the low-rank guide's learning rate is :func:`~probnn.inference.bayes_regression.guide_lr`."""
 
 SAMPLERS = ("nuts", "vi")
 GUIDE = choice(*br.GUIDES)
@@ -145,37 +149,56 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
                                   loo=loo.psis, seconds=t1 - t0)]
     for name in br.NAMES:
         for guide in config.vi_guides:
-            t0 = time.perf_counter()
-            try:
-                with br.one_thread():
-                    f = br.fit_bayesian_regression(name, x, y, guide=guide, **svi)
-            except (RuntimeError, ValueError) as e:
-                # an SVI run that diverged (e.g. the low-rank guide's covariance losing
-                # positive definiteness): reported as such, not hidden, not fatal
-                lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-                # a TorchScript failure's message starts with a banner; its cause is the last line
-                rows[name].append({"model": name, "method": guide,
-                                   "error": f"{type(e).__name__}: {(lines or [''])[-1][:200]}",
-                                   "seconds": time.perf_counter() - t0})
-                continue
-            seconds = time.perf_counter() - t0
-            d_vi = br.pointwise_loglik(f, config.draws, config.seed)
-            with br.one_thread():
-                pp = br.posterior_predictive(f, grid, config.draws, config.seed)
-            psis = bn.psis_loo(br.as_inference_data(f, d_vi))
-            vi.append(f)
-            rows[name].append(_method_row(name, guide, idata_loglik=d_vi.loglik,
-                                          sigma=d_vi.sigma.astype(np.float64),
-                                          rib=_ribbon_of(grid, pp), ref=refs[name], loo=psis,
-                                          seconds=seconds))
-            timings.append(dict(model=name, stage=f"vi-{guide}", seconds=seconds))
+            row, f = _vi_fit(name, guide, x, y, config, svi, grid, refs[name])
+            rows[name].append(row)
+            timings.append(dict(model=name, stage=f"vi-{guide}", seconds=row["seconds"]))
+            if f is not None:
+                vi.append(f)
     rows = [r for name in br.NAMES for r in rows[name]]
     fits = [f for f in vi if f.guide.config["kind"] == "normal"]
     compare = br.loo_compare(fits, draws=config.draws, seed=config.seed) if len(fits) == 2 else None
     table = pd.DataFrame(rows)
     table["error"] = table["error"].fillna("")
+    table["failed"] = table["error"] != ""
     return Result(fits, compare, config, nuts, loos, pd.DataFrame(diag), vi, table,
                   pd.DataFrame(timings))
+
+
+def _vi_fit(name, guide, x, y, config, svi, grid, ref):
+    """One guide's SVI fit and its row of the VI-against-NUTS table, or the row of a failed
+    fit (its numbers left out, the reason in ``error``) and None: a fit that raised, diverged
+    or did not improve its ELBO (:func:`~probnn.inference.fit_checks.svi_failure`), or whose
+    elpd is not finite or absurd (:func:`~probnn.inference.fit_checks.elpd_failure`)."""
+    t0 = time.perf_counter()
+    try:
+        with br.one_thread():
+            f = br.fit_bayesian_regression(name, x, y, guide=guide,
+                                           **{**svi, "lr": br.guide_lr(guide, config.lr)})
+    except (RuntimeError, ValueError) as e:
+        # e.g. the low-rank guide's covariance losing positive definiteness
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        # a TorchScript failure's message starts with a banner; its cause is the last line
+        return _failed(name, guide, f"{type(e).__name__}: {(lines or [''])[-1][:200]}",
+                       time.perf_counter() - t0), None
+    seconds = time.perf_counter() - t0
+    elbo = dict(elbo_start=float(f.history["elbo"].iloc[0]),
+                elbo_end=float(f.history["elbo"].iloc[-1]))
+    if why := svi_failure(f.history):
+        return _failed(name, guide, why, seconds, **elbo), None
+    d_vi = br.pointwise_loglik(f, config.draws, config.seed)
+    psis = bn.psis_loo(br.as_inference_data(f, d_vi))
+    if why := elpd_failure(float(psis.elpd_loo) / len(y), y.numpy()):
+        return _failed(name, guide, why, seconds, **elbo), None
+    with br.one_thread():
+        pp = br.posterior_predictive(f, grid, config.draws, config.seed)
+    return {**_method_row(name, guide, idata_loglik=d_vi.loglik,
+                          sigma=d_vi.sigma.astype(np.float64), rib=_ribbon_of(grid, pp), ref=ref,
+                          loo=psis, seconds=seconds), **elbo}, f
+
+
+def _failed(name, guide, why: str, seconds: float, **elbo) -> dict:
+    """The row of a failed fit: no estimate, only the reason (and its ELBO, where it has one)."""
+    return {"model": name, "method": guide, **elbo, "error": why, "seconds": seconds}
 
 
 def _nuts_loglik(idata) -> np.ndarray:

@@ -18,7 +18,7 @@ from probnn.inference.cvae import LOG_PRIOR
 from probnn.inference.estimators import PARETO_K_UNRELIABLE, iwae_bound
 from probnn.inference.gaps import inference_gaps
 from probnn.inference.serialization import serializable
-from probnn.inference.vae import load_vae, vae_name
+from probnn.inference.vae import comparison_subset, load_vae, vae_name
 from probnn.models.cvae import ConditionalVAE
 
 from .inputs import Inputs
@@ -26,6 +26,8 @@ from .validation import (CHAINS, CHAINS0, FRACTION, POSITIVE_INT, SAMPLES, SEED,
                          check_each, require)
 
 KIND, DATA = "evaluate", "mnist"
+VERSION = 1
+"""Part of a cached result's name (:mod:`probnn.jobs`)."""
 
 
 @serializable
@@ -35,7 +37,9 @@ class Config:
     IWAE at each K of ``iwae_ks`` (Pareto k at ``pareto_k_at``); AIS with ``ais_steps``
     intermediate distributions and ``ais_chains`` chains; q* from ``local_steps`` SVI steps,
     both ELBOs from ``elbo_samples`` samples; BDMC on ``bdmc_images`` simulated images at each
-    of ``bdmc_steps`` (0 images: skip)."""
+    of ``bdmc_steps`` (0 images: skip). ``within``: ``(holdout_images, large_k_images)`` of
+    question (e)'s comparison (:mod:`.holdout`): the images are then drawn from its large-K
+    subset, so the two sections' estimates of the same images pair up."""
     images: int = 16
     iwae_ks: tuple[int, ...] = (1, 10, 100, 1000, 5000)
     pareto_k_at: int = 1000
@@ -47,8 +51,14 @@ class Config:
     bdmc_steps: tuple[int, ...] = (10, 30, 100)
     holdout_split: float | None = None
     seed: int = COURSEWORK_SEED
+    within: tuple | None = None
 
     def __post_init__(self):
+        if self.within is not None:
+            object.__setattr__(self, "within", tuple(self.within))
+            require(len(self.within) == 2 and self.images <= min(self.within),
+                    f"within = {self.within} must be (holdout_images, large_k_images), both at "
+                    f"least images = {self.images}")
         check(self, images=POSITIVE_INT, pareto_k_at=SAMPLES, ais_steps=STEPS,
               ais_chains=CHAINS, local_steps=STEPS, elbo_samples=SAMPLES,
               bdmc_images=CHAINS0, holdout_split=FRACTION.optional(), seed=SEED)
@@ -80,13 +90,21 @@ class Result:
     """Whether the bounds are of log p(x | y) (the conditional VAE) rather than log p(x)."""
 
 
+def images_of(n: int, config: Config):
+    """Sorted indices into the holdout set (``n`` images) of the images to score."""
+    if config.within is None:
+        return random_subset(n, config.images, config.seed)
+    pool = comparison_subset(n, *config.within, config.seed)
+    return pool[random_subset(len(pool), config.images, config.seed + 2)]
+
+
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the VAE or conditional VAE of ``inputs.checkpoints[0]``."""
     inputs.check_sizes(config.holdout_split, holdout={"images": config.images})
     model, guide = load_vae(inputs.checkpoint(0))
     conditional = isinstance(model, ConditionalVAE)
     _, (hx, hy, _) = inputs.mnist(config.holdout_split)
-    idx = random_subset(len(hx), config.images, config.seed)
+    idx = images_of(len(hx), config)
     data = (hx[idx],) + ((hy[idx],) if conditional else ())
     shift = -LOG_PRIOR if conditional else 0.0  # bounds of log p(x, y) -> of log p(x | y)
     cols: dict = {"index": idx.numpy()}

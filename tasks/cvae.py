@@ -17,6 +17,8 @@ from .inputs import Inputs
 from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
 
 KIND, DATA = "evaluate", "mnist"
+VERSION = 1
+"""Part of a cached result's name (:mod:`probnn.jobs`): 1, results carry per-image estimates."""
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,21 @@
 d=4 vs d=20 vs PyTorch-example comparison)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.precision import PRECISIONS
 from probnn.inference.serialization import serializable
-from probnn.inference.vae import comparison_row, vae_name
+from probnn.inference.vae import comparison_estimates, vae_name
 
 from .inputs import Inputs
 from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
 
 KIND, DATA = "evaluate", "mnist"
+VERSION = 1
+"""Part of a cached result's name (:mod:`probnn.jobs`): 1, results carry per-image estimates."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Result:
     row: dict
     """Estimates in nats per image: see :func:`~probnn.inference.vae.comparison_row`."""
     history: pd.DataFrame
+    per_image: dict = field(default_factory=dict)
+    """``"all"``/``"subset"`` -> :class:`~probnn.inference.paired.PerImage`, indexed by
+    position in the holdout set: the images ``row``'s means are over."""
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
@@ -55,8 +60,8 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
                        holdout={"holdout_images": config.holdout_images})
     model, guide = inputs.vae(0)
     (train_x, _, _), (holdout_x, _, _) = inputs.mnist(config.holdout_split)
-    row = comparison_row(model, guide, holdout_x, train_x, k=config.k,
-                         large_k=config.large_k or None, large_k_images=config.large_k_images,
-                         holdout_images=config.holdout_images, train_images=config.train_images,
-                         seed=config.seed, precision=config.precision)
-    return Result(vae_name(model), row, inputs.history(0))
+    row, per_image = comparison_estimates(
+        model, guide, holdout_x, train_x, k=config.k, large_k=config.large_k or None,
+        large_k_images=config.large_k_images, holdout_images=config.holdout_images,
+        train_images=config.train_images, seed=config.seed, precision=config.precision)
+    return Result(vae_name(model), row, inputs.history(0), per_image)

@@ -116,7 +116,12 @@ def check_loo_difference(new, golden, found) -> None:
 
 def check_vi_table(new, golden, found) -> None:
     vi = new["bayes/bayes-vi-vs-nuts.csv"]
-    ok = vi[vi["error"].isna()]
+    ok = vi[vi["error"].isna() & ~vi["failed"].astype(bool)]
+    _need(found, bool(vi["failed"].isin([True, False]).all()), "VI table: failed is not a flag")
+    fits = ok[ok["method"] != "nuts"]
+    _finite(found, "VI table elbo_start/elbo_end", fits[["elbo_start", "elbo_end"]].to_numpy())
+    _need(found, bool((fits["elbo_end"] > fits["elbo_start"]).all()),
+          "VI table: a fit not marked failed whose ELBO did not improve")
     _need(found, len(ok) > 0 and bool(vi.loc[vi["method"] == "nuts", "error"].isna().all()),
           "a NUTS row of the VI table has an error")
     for col in ("lppd_per_point", "elpd_loo", "se", "sigma_mean", "sigma_lo", "sigma_hi"):
@@ -145,6 +150,7 @@ def check_vae_rows(path):
         gap = (t["elbo_mc"] - (t["reconstruction"] - t["kl"])).abs()
         _need(found, bool((gap <= 0.0151).all()), f"{path}: elbo_mc != reconstruction - kl")
         _need(found, bool((t["kl"] >= 0).all()), f"{path}: negative KL")
+        _need(found, bool((t["gap_200_se"] > 0).all()), f"{path}: paired gap SE not positive")
         for col in t.filter(regex=r"^unreliable_").columns:
             v = t[col].dropna()
             _need(found, bool(v.between(0, 1).all()), f"{path}: {col} outside [0, 1]")
@@ -322,7 +328,9 @@ def check_dips(new, golden, found) -> None:
 # ----------------------------------------------------------------------------- the specs
 VAE_ROW = {r"model|images|large_k_images|train_images|classify_images": EXACT,
            r"elbo|elbo_mc|reconstruction|iwae_50|iwae_100": image_mean("images"),
-           r"iwae_200|iwae_50_subset": image_mean("large_k_images"),
+           r"iwae_200|iwae_50_subset|elbo_subset|elbo_mc_subset": image_mean("large_k_images"),
+           r"gap_200": column_se("gap_200_se"),
+           r"gap_200_se": PROPERTY,
            r"train_elbo": image_mean("train_images"),
            r"marginal_iwae_50|iwae_50_classified": image_mean("classify_images"),
            r"kl|active_units|unreliable_\d+|accuracy": PROPERTY}
@@ -363,7 +371,7 @@ SPECS: dict[str, Spec] = {
     "bayes/bayes-vi-vs-nuts.csv": Spec(
         {r"model|method": EXACT,
          r"lppd_per_point|elpd_loo|se|elpd_loo_per_point|k_over_0\.7|sigma_\w+|f_band_overlap"
-         r"|y_band_overlap|error": PROPERTY}, checks=(check_vi_table,)),
+         r"|y_band_overlap|error|elbo_start|elbo_end|failed": PROPERTY}, checks=(check_vi_table,)),
     "compare/comparison.csv": Spec(VAE_ROW, checks=(check_vae_rows("compare/comparison.csv"),)),
     "cvae/cvae-d4-confusion.csv": Spec({r"Unnamed: 0": EXACT, r"\d": PROPERTY},
                                        checks=(check_cvae,)),

@@ -292,6 +292,9 @@ def test_a_diverging_guide_is_reported_not_fatal(data_dir, monkeypatch):
     assert list(t["method"]) == ["nuts", "normal", "lowrank"] * 2
     failed = t[t["method"] == "lowrank"]
     assert failed["error"].str.contains("cholesky").all() and failed["elpd_loo"].isna().all()
-    assert (t.loc[t["method"] != "lowrank", "error"] == "").all()
+    # the other fits are untouched by it (at 5 SVI steps they may fail the fit checks of
+    # probnn.inference.fit_checks on their own: an elpd far below the constant model's)
+    assert not t.loc[t["method"] != "lowrank", "error"].str.contains("cholesky").any()
+    assert (t.loc[t["method"] == "nuts", "error"] == "").all()
     text = "\n".join(result_section(r).answers)
     assert "AutoLowRankMultivariateNormal failed to fit" in text

@@ -331,3 +331,14 @@ def test_wide_tables_scroll_instead_of_running_off_the_page(quick):
     # the conditional VAE's active units are computed (given y), not left empty
     cvae = pd.read_csv(quick["out"] / "cvae" / "cvae-d4-evaluation.csv", index_col=0)
     assert np.isfinite(cvae.loc["cvae-d4", "active_units"])
+
+
+def test_quick_report_passes_its_invariant_checks(quick):
+    """analysis.invariants.check_report over the quick report's own results finds nothing
+    (tests/test_invariants.py plants the violations it must find), and question (e)'s gap is
+    the paired one on the large-K subset."""
+    assert "check failed" not in quick["stderr"]
+    assert "check(s) of the numbers failed" not in (quick["out"] / "index.html").read_text()
+    t = pd.read_csv(quick["out"] / "compare" / "comparison.csv", index_col="model")
+    assert np.isfinite(t[["gap_200", "gap_200_se", "elbo_mc_subset"]].to_numpy()).all()
+    assert (t["gap_200_se"] > 0).all()
