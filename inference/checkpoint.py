@@ -37,8 +37,20 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: unreadable, malformed, or written for a different model."""
 
 
-def describe(module: torch.nn.Module) -> dict[str, Any]:
-    """A module's identity for checkpoint checks: class name plus its ``config`` if it has one."""
+def module_of(fn) -> torch.nn.Module:
+    """The module whose weights a model or guide holds: itself, the ``self`` of a bound
+    method (``vae.model``), or an empty module for a plain function (whose parameters live in
+    Pyro's param store, which checkpoints save beside)."""
+    for m in (fn, getattr(fn, "__self__", None)):
+        if isinstance(m, torch.nn.Module):
+            return m
+    return torch.nn.Module()
+
+
+def describe(module) -> dict[str, Any]:
+    """A module's identity for checkpoint checks: class name plus its ``config`` if it has one
+    (for a bound method or function: that of :func:`module_of`)."""
+    module = module_of(module)
     cfg = getattr(module, "config", None)
     return {"class": type(module).__name__, "config": dict(cfg) if cfg else {}}
 
@@ -210,13 +222,41 @@ def _param_store_state() -> dict:
     return {"params": dict(state["params"]), "constraints": constraints}
 
 
-def _restore_param_store(state: dict, path) -> None:
+def _module_params(modules) -> dict[str, torch.Tensor]:
+    """The parameters of ``modules`` by every name Pyro's param store may give them:
+    ``PyroModule`` full names (``a.b``, a ``PyroParam``'s name without ``_unconstrained``)
+    and the part after ``$$$`` of a ``pyro.module`` registration."""
+    out = {}
+    for m in modules:
+        for name, p in m.named_parameters():
+            out[name] = p
+            if name.endswith("_unconstrained"):
+                out[name[:-len("_unconstrained")]] = p
+    return out
+
+
+def _restore_param_store(state: dict, path, modules=()) -> None:
+    """Put the saved param-store values back without cutting the store off the modules: an
+    entry the store holds already is overwritten in place; one that names a parameter of
+    ``modules`` (just loaded from the checkpoint) is registered as that very tensor, so the
+    module and the store share it and plain Pyro SVI keeps training the module; only the
+    rest (``pyro.param`` of plain functions) become new store entries."""
     known = _constraints_by_name()
     unknown = sorted(set(state["constraints"].values()) - set(known))
     if unknown:
         raise CheckpointError(f"{path}: unknown constraint(s) {', '.join(unknown)} in param_store")
-    pyro.get_param_store().set_state({"params": state["params"], "constraints": {
-        k: known[n] for k, n in state["constraints"].items()}})
+    store, own = pyro.get_param_store(), _module_params(modules)
+    for name, value in state["params"].items():
+        constraint = known[state["constraints"][name]]
+        if name in store:
+            with torch.no_grad():
+                store._params[name].copy_(value)
+            continue
+        p = own.get(name.split("$$$")[-1])
+        if p is None or p.shape != value.shape:
+            p = value.detach().clone().requires_grad_(True)
+        store._params[name], store._constraints[name] = p, constraint
+        store._param_to_name[p] = name
 
 
 # ----------------------------------------------------------------------------- files
@@ -229,8 +269,8 @@ def save_checkpoint(path: str | os.PathLike, *, model, guide, optimizer=None, ex
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT_VERSION,
-        "model": describe(model), "model_state": model.state_dict(),
-        "guide": describe(guide), "guide_state": guide.state_dict(),
+        "model": describe(model), "model_state": module_of(model).state_dict(),
+        "guide": describe(guide), "guide_state": module_of(guide).state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "param_store": _param_store_state(),
         "rng": rng_state(),
@@ -312,15 +352,16 @@ def load_checkpoint(path, model, guide, optimizer=None) -> dict[str, Any]:
     """
     state = read_checkpoint(path)
     check_compatible(state, path, model, guide)
-    for role, module in (("model", model), ("guide", guide)):
+    modules = module_of(model), module_of(guide)
+    for role, module in zip(("model", "guide"), modules):
         _check_weights(state[f"{role}_state"], module.state_dict(), path, role)
     try:
-        model.load_state_dict(state["model_state"])
-        guide.load_state_dict(state["guide_state"])
+        for role, module in zip(("model", "guide"), modules):
+            module.load_state_dict(state[f"{role}_state"])
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not fit this model: {_one_line(e)}") from e
     if state["param_store"]["params"]:
-        _restore_param_store(state["param_store"], path)
+        _restore_param_store(state["param_store"], path, modules)
     if optimizer is not None and state["optimizer_state"] is not None:
         try:
             optimizer.load_state_dict(state["optimizer_state"])

@@ -280,13 +280,14 @@ class Particles:
 def parameters(model, guide, data) -> list[torch.Tensor]:
     """The unconstrained parameters model and guide use, found as Pyro's ``SVI`` finds them:
     the ``param`` sites of one traced pass (``pyro.param``, ``pyro.module``, ``PyroModule``
-    attributes, auto-guides), after the parameters of any ``nn.Module`` among model, guide
-    and their bound ``self`` (in module order, so that optimiser states stay aligned)."""
+    attributes, auto-guides), after the parameters of model or guide where it is an
+    ``nn.Module`` itself (in module order, so that optimiser states stay aligned). The
+    ``self`` of a bound method (``vae.model``, ``vae.guide``) is not taken whole: its model
+    and guide halves are told apart by what each pass reaches."""
     call, found = as_call(data), []
     for fn in (model, guide):
-        for m in (fn, getattr(fn, "__self__", None)):
-            if isinstance(m, torch.nn.Module):
-                found += [p for p in m.parameters() if p.requires_grad]
+        if isinstance(fn, torch.nn.Module):
+            found += [p for p in fn.parameters() if p.requires_grad]
     state = pyro.util.get_rng_state()
     try:
         with torch.no_grad(), pyro.validation_enabled(False):
