@@ -420,7 +420,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     bar = tqdm(total=total, initial=done, desc=desc, disable=not progress, dynamic_ncols=True,
                unit="step" if (n_batches or 0) > 1 else "epoch", mininterval=0.5)
     last_post, validated = 0.0, False
-    model.train(), guide.train()
+    for m in (model, guide):
+        if isinstance(m, torch.nn.Module):
+            m.train()
     asked = getattr(_requests, "poll", None) or (lambda: False)  # see stop_requests
     with _SigintFlag() as sigint, warnings.catch_warnings():
         # a NaN loss stops training with its own error below (where and what to do); Pyro's
@@ -508,7 +510,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     snapshot(epoch + 1, 0)
         finally:
             bar.close()
-            model.eval(), guide.eval()
+            for m in (model, guide):
+                if isinstance(m, torch.nn.Module):
+                    m.eval()
     return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
                      resumed_from)
 
