@@ -235,12 +235,28 @@ def _module_params(modules) -> dict[str, torch.Tensor]:
     return out
 
 
+def _module_param(own: dict, name: str, value: torch.Tensor):
+    """The module parameter a param-store entry ``name`` stands for, or None: by its
+    ``PyroModule`` name, or for ``pyro.module(m, net)``'s ``m$$$rel`` by ``m.rel`` or ``rel``
+    (``net`` a submodule or the module itself) or, failing those, a unique parameter whose
+    name ends in ``.rel`` and that holds the saved value (the module was just loaded)."""
+    mod, _, rel = name.rpartition("$$$")
+    names = [f"{mod}.{rel}", rel] if mod else [name]
+    found = [own[n] for n in names if n in own]
+    if not found and mod:
+        found = [p for n, p in own.items() if n.endswith("." + rel) and p.shape == value.shape
+                 and torch.equal(p.detach(), value.to(p.device))]
+        found = found if len(found) == 1 else []
+    p = found[0] if found else None
+    return p if p is not None and p.shape == value.shape else None
+
+
 def _restore_param_store(state: dict, path, modules=()) -> None:
     """Put the saved param-store values back without cutting the store off the modules: an
-    entry the store holds already is overwritten in place; one that names a parameter of
-    ``modules`` (just loaded from the checkpoint) is registered as that very tensor, so the
-    module and the store share it and plain Pyro SVI keeps training the module; only the
-    rest (``pyro.param`` of plain functions) become new store entries."""
+    entry that names a parameter of ``modules`` (just loaded from the checkpoint) is
+    registered as that very tensor, so the module and the store share it and plain Pyro SVI
+    keeps training the module; any other entry the store holds already is overwritten in
+    place; only the rest (``pyro.param`` of plain functions) become new store entries."""
     known = _constraints_by_name()
     unknown = sorted(set(state["constraints"].values()) - set(known))
     if unknown:
@@ -248,13 +264,16 @@ def _restore_param_store(state: dict, path, modules=()) -> None:
     store, own = pyro.get_param_store(), _module_params(modules)
     for name, value in state["params"].items():
         constraint = known[state["constraints"][name]]
-        if name in store:
+        p = _module_param(own, name, value)
+        if p is None and name in store:
             with torch.no_grad():
                 store._params[name].copy_(value)
             continue
-        p = own.get(name.split("$$$")[-1])
-        if p is None or p.shape != value.shape:
+        if p is None:
             p = value.detach().clone().requires_grad_(True)
+        old = store._params.get(name)
+        if old is not None:
+            store._param_to_name.pop(old, None)
         store._params[name], store._constraints[name] = p, constraint
         store._param_to_name[p] = name
 

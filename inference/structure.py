@@ -153,6 +153,21 @@ def _data_frame(site, plate: str):
     return next((f for f in site["cond_indep_stack"] if f.name == plate), None)
 
 
+def column(frame, size: int) -> int:
+    """The data-point column of a site in a sequential plate: Pyro counts a sequential
+    plate's iterations from 1 (modulo ``size`` for a plate object iterated again)."""
+    return (frame.counter - 1) % size
+
+
+def _plate_size(frame, site) -> int:
+    """The data plate's size in one call: its declared size, or for ``pyro.plate("data")``
+    without one (size -1: broadcast) the site's batch size at the plate's dimension."""
+    if frame.size is not None and frame.size >= 0:
+        return int(frame.size)
+    shape = site["fn"].batch_shape
+    return int(shape[frame.dim]) if len(shape) >= -frame.dim else 1
+
+
 def _find_plate(traces, plate: str) -> str:
     sites = [s for tr in traces for _, s in sample_sites(tr)]
     if any(_data_frame(s, plate) for s in sites):
@@ -175,7 +190,7 @@ def discover(model, guide, data, plate: str = DATA_PLATE) -> Structure:
     with pyro.validation_enabled(False):
         model_trace, guide_trace = trace_pair(model, guide, call)
     plate = _find_plate((model_trace, guide_trace), plate)
-    frame, nesting = None, 0
+    frame, size, nesting = None, None, 0
     for tr, role in ((model_trace, "model"), (guide_trace, "guide")):
         for name, site in sample_sites(tr):
             stack = site["cond_indep_stack"]
@@ -188,6 +203,8 @@ def discover(model, guide, data, plate: str = DATA_PLATE) -> Structure:
                                  "sample site to be local to a data point (a global latent or "
                                  "observation is not supported)")
             frame = frame or f
+            if f.vectorized:
+                size = max(size or 1, _plate_size(f, site))
             nesting = max([nesting, len(site["fn"].batch_shape)] + [-g.dim for g in stack if g.vectorized])
     if frame is None:
         raise ModelError("the model and guide have no sample sites")
@@ -204,7 +221,9 @@ def discover(model, guide, data, plate: str = DATA_PLATE) -> Structure:
                                bool(g["infer"].get("enumerate") or site["infer"].get("enumerate")))
     observed = tuple(n for n, s in sample_sites(model_trace) if s["is_observed"])
     guide_only = tuple(n for n, _ in sample_sites(guide_trace) if n not in model_trace.nodes)
-    return Structure(plate, int(frame.size), int(frame.full_size or frame.size), frame.vectorized,
+    size = size if frame.vectorized else int(frame.size)
+    full = int(frame.full_size) if frame.full_size is not None and frame.full_size >= 0 else size
+    return Structure(plate, size, full, frame.vectorized,
                      max(nesting, 1), latents, observed, guide_only)
 
 
@@ -230,7 +249,7 @@ def per_datum(lp: torch.Tensor, site, s: Structure, k: int | None) -> torch.Tens
     if frame.vectorized:
         return lp.expand((k, s.size) if k is not None else (s.size,))
     one_hot = torch.zeros(s.size, dtype=lp.dtype, device=lp.device)
-    one_hot[frame.counter] = 1.0
+    one_hot[column(frame, s.size)] = 1.0
     return (lp.reshape(-1, 1) * one_hot).expand(k, s.size) if k is not None else lp * one_hot
 
 
@@ -243,7 +262,8 @@ def weight_view(w: torch.Tensor, site, s: Structure, particles: bool = True) -> 
     ndim = site["value"].dim() - event
     w = w if particles else w.unsqueeze(0)
     if not frame.vectorized:
-        w = w[:, frame.counter:frame.counter + 1]
+        c = column(frame, s.size)
+        w = w[:, c:c + 1]
     shape = [1] * ndim
     if particles and ndim >= -s.particle_dim:
         shape[ndim + s.particle_dim] = w.shape[0]
