@@ -4,23 +4,14 @@ import torch
 from pyro.nn import PyroModule
 
 
-def use_module_local_params() -> None:
-    """Turn on Pyro's ``module_local_params`` process-wide (idempotent).
-
-    With it, a :class:`~pyro.nn.PyroModule`'s parameters live in its own ``state_dict()``,
-    not in Pyro's global param store: several fitted models (and guides) can coexist in one
-    process, checkpoints save and load them like any torch module, and plain torch
-    optimisers train them through ``ELBO.differentiable_loss``. The project's own models do
-    not need this global switch (:class:`LocalPyroModule` turns the setting on only while it
-    is built and while it runs); it remains for code that wants it for its own modules.
-    """
-    pyro.settings.set(module_local_params=True)
-
-
 def module_local_params():
-    """The context in which the project's modules are built and run: ``module_local_params``
-    on for the block, the caller's setting back afterwards (Pyro reads the setting when a
-    module is built and each time its parameters are reached inside a call)."""
+    """The context in which the project's modules are built and run: Pyro's
+    ``module_local_params`` on for the block, the caller's setting back afterwards (Pyro reads
+    the setting when a module is built and each time its parameters are reached inside a
+    call). With it, a :class:`~pyro.nn.PyroModule`'s parameters live in its own
+    ``state_dict()``, not in Pyro's global param store: several fitted models (and guides)
+    coexist in one process, checkpoints save and load them like any torch module, and plain
+    torch optimisers train them through ``ELBO.differentiable_loss``."""
     return pyro.settings.context(module_local_params=True)
 
 
@@ -55,7 +46,7 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 class LocalPyroModule(PyroModule):
     """The base of the project's models and guides: a :class:`~pyro.nn.PyroModule` whose
-    parameters are module-local (see :func:`use_module_local_params`) without changing the
+    parameters are module-local (see :func:`module_local_params`) without changing the
     process's setting: it is built, unpickled and called inside :func:`module_local_params`,
     so a user's own Pyro code in the same process keeps its global param store."""
 
