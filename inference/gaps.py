@@ -19,6 +19,7 @@ comes from AIS (:mod:`probnn.inference.ais`).
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,49 +115,62 @@ def optimise_local_guide(model, guide, data, *, steps: int | None = None, lr: fl
     guide's parameters only, full batch, minimising the STL objective (the ELBO's value with
     its lower-variance unbiased path gradient, which matters as q* nears its optimum) with
     ``num_particles`` particles, until :class:`Convergence` says so; with ``steps``, exactly
-    that many full-batch Trace_ELBO steps of :func:`~probnn.inference.train.fit` instead. The model's parameters are held fixed and left trainable."""
+    that many full-batch Trace_ELBO steps of :func:`~probnn.inference.train.fit` instead.
+    The model's parameters are held fixed (:func:`held_fixed`) and left trainable."""
     call = as_call(data)
     local = local_guide_from(guide, call, model)
-    frozen = [p for p in parameters(model, guide, call) if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    if steps is not None:  # a fixed count: plain Trace_ELBO SVI steps
-        try:
+    with held_fixed(parameters(model, guide, call)):
+        if steps is not None:  # a fixed count: plain Trace_ELBO SVI steps
             res = fit(model, local, call.args, epochs=steps, lr=lr, num_particles=num_particles,
                       seed=seed, progress=False)
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-        return LocalFit(local.eval(), res.history, True)
+            return LocalFit(local.eval(), res.history, True)
+        return _to_convergence(model, local, call, lr, num_particles, seed, convergence)
+
+
+@contextmanager
+def held_fixed(params):
+    """The trainable ``params`` frozen for the block (``requires_grad`` off, and Pyro's note
+    that ``pyro.module`` skips such parameters silenced), trainable again afterwards."""
+    frozen = [p for p in params if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not registered in the param store "
+                                    "because requires_grad=False")
+            yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _to_convergence(model, local, call, lr, num_particles, seed, convergence) -> LocalFit:
+    """Adam on ``local``'s parameters, STL loss per data point, until ``convergence``."""
     pyro.set_rng_seed(seed)
     elbo = make_elbo("stl", num_particles)
     opt = torch.optim.Adam(local.parameters(), lr=lr)
     n = len(getattr(local, f"loc_{local.names[0]}"))
     rows, windows, decays, converged = [], [], 0, False
     limit = convergence.max_steps
-    try:
-        for step in range(limit):
-            loss = elbo.differentiable_loss(model, local, *call.args, **call.kwargs) / n
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rows.append({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
-            if (step + 1) % convergence.window == 0:
-                windows.append(np.mean([r["loss"] for r in rows[-convergence.window:]]))
-                if len(windows) > 1 and windows[-2] - windows[-1] < convergence.tol:
-                    decays += 1
-                    if decays > convergence.decays:
-                        converged = True
-                        break
-                    for g in opt.param_groups:
-                        g["lr"] /= 2
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    for step in range(limit):
+        loss = elbo.differentiable_loss(model, local, *call.args, **call.kwargs) / n
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rows.append({"step": step + 1, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]})
+        if (step + 1) % convergence.window == 0:
+            windows.append(np.mean([r["loss"] for r in rows[-convergence.window:]]))
+            if len(windows) > 1 and windows[-2] - windows[-1] < convergence.tol:
+                decays += 1
+                if decays > convergence.decays:
+                    converged = True
+                    break
+                for g in opt.param_groups:
+                    g["lr"] /= 2
     if not converged:
         warnings.warn(f"q* did not converge in {limit} steps (the loss still fell by at least "
                       f"{convergence.tol} nats per point per {convergence.window} steps): the "
-                      "amortisation gap may be under-estimated", RuntimeWarning, stacklevel=2)
+                      "amortisation gap may be under-estimated", RuntimeWarning, stacklevel=3)
     import pandas as pd
     return LocalFit(local.eval(), pd.DataFrame(rows), converged)
 
