@@ -87,9 +87,9 @@ def particle_terms(model, guide, call: Call, k: int, particles: Particles, with_
                 kl = mc.mean(0) if kk is not None else mc
             kls.append(kl)
     ks = [kk for *_, kk in passes]
-    kl = torch.stack(kls).mean(0) if len(kls) > 1 else (kls[0] if kls else torch.zeros(s.size))
-    return {"log_w": stack_particles(ws, ks), "log_obs": stack_particles(obs, ks), "kl": kl,
-            "latents": latents}
+    log_w = stack_particles(ws, ks)
+    kl = torch.stack(kls).mean(0) if len(kls) > 1 else (kls[0] if kls else log_w.new_zeros(s.size))
+    return {"log_w": log_w, "log_obs": stack_particles(obs, ks), "kl": kl, "latents": latents}
 
 
 def _check_evaluable(s: Structure, tool: str) -> None:

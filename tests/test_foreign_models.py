@@ -164,6 +164,15 @@ def test_pyro_cvae_example_falls_back_to_a_particle_loop():
     assert abs(elbo.sum() - ref) < 0.6
     with pytest.raises(ModelError, match="observed site 'y'"):
         bdmc(cvae.model, cvae.guide, 4, steps=(5,), data=(xs, ys))
+    assert posterior_means(cvae.guide, (xs, ys)).shape == (10, Z)
+    for name in ("trace", "meanfield", "stl", "iwae", "dreg-iwae"):  # 2 particles: the loop
+        w = cvae.generation_net.out.weight.detach().clone()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SlowPathNote)
+            res = fit(cvae.model, cvae.guide, (xs, ys), epochs=3, elbo=name, num_particles=2,
+                      progress=False)
+        assert np.isfinite(res.history["loss"]).all() and not torch.equal(
+            w, cvae.generation_net.out.weight), name
 
 
 # ----------------------------------------------------------------------------- Pyro's semantics
