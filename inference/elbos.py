@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import functools
-import warnings
 
 import pyro.infer as infer
 
 from .estimators import IWAE_ELBO
 from .objectives import STL_ELBO, DReG_IWAE_ELBO
-from .structure import ModelError, SlowPathNote
+from .structure import BROADCAST_FAILURES, note_slow_path
 
 ELBO_NAMES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
 
@@ -49,14 +48,9 @@ def _loop_if_not_broadcast(method):
         if self.vectorize_particles:
             try:
                 return method(self, model, guide, *args, **kwargs)
-            except (RuntimeError, IndexError, ValueError, TypeError) as e:
-                if isinstance(e, ModelError):
-                    raise
+            except BROADCAST_FAILURES as e:
+                note_slow_path(e)
                 self.vectorize_particles = False
-                warnings.warn(f"the model does not broadcast over a leading particle dimension "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); drawing "
-                              "particles one pass at a time (slower, same estimates)",
-                              SlowPathNote, stacklevel=2)
         return method(self, model, guide, *args, **kwargs)
     return run
 

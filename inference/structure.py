@@ -286,15 +286,25 @@ class Particles:
             try:
                 with pyro.plate(PARTICLES, k, dim=self.structure.particle_dim):
                     return [trace_pair(model, guide, call) + (k,)]
-            except (RuntimeError, IndexError, ValueError, TypeError) as e:
-                if isinstance(e, ModelError):
-                    raise
+            except BROADCAST_FAILURES as e:
+                note_slow_path(e, stacklevel=4)
                 self.vectorised = False
-                warnings.warn(f"the model does not broadcast over a leading particle dimension "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); drawing "
-                              "particles one pass at a time (slower, same estimates)",
-                              SlowPathNote, stacklevel=3)
         return [trace_pair(model, guide, call) + (None,) for _ in range(k)]
+
+
+BROADCAST_FAILURES = (RuntimeError, IndexError, ValueError, TypeError)
+"""What a model that cannot take a leading particle dimension raises (shape errors)."""
+
+
+def note_slow_path(e: Exception, stacklevel: int = 3) -> None:
+    """The one-line :class:`SlowPathNote` for a model that failed under vectorised particles
+    with ``e``; a :class:`ModelError` (a refusal, not a shape failure) is raised instead."""
+    if isinstance(e, ModelError):
+        raise e
+    warnings.warn(f"the model does not broadcast over a leading particle dimension "
+                  f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); drawing particles "
+                  "one pass at a time (slower, same estimates)", SlowPathNote,
+                  stacklevel=stacklevel)
 
 
 def parameters(model, guide, data) -> list[torch.Tensor]:

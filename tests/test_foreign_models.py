@@ -16,7 +16,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 import torch.nn as nn
-from pyro.infer import SVI, RenyiELBO, Trace_ELBO
+from pyro.infer import SVI, RenyiELBO, Trace_ELBO, config_enumerate
 from pyro.infer.autoguide import AutoNormal
 from pyro.nn import PyroModule
 
@@ -227,6 +227,30 @@ def test_scale_subsample_and_sequential_plates_match_pyros_elbos(kind, scale):
     assert abs(iwae.sum() - renyi) < 0.05, (iwae.sum(), renyi)
 
 
+def test_no_data_argument_and_a_random_subsample_passed_with_the_data():
+    """z ~ N(0, 1), x | z ~ N(z, 1): log p(x) = log N(x; 0, 2); a subsample of B of N points
+    counts each point N/B times, as in Pyro's ELBOs."""
+    x = torch.tensor([0.1, 0.5, -0.3, 1.2])
+    exact = dist.Normal(0.0, math.sqrt(2.0)).log_prob(x).numpy()
+
+    def model(idx=None):
+        idx = torch.arange(4) if idx is None else idx
+        with pyro.plate("data", 4, subsample=idx):
+            z = pyro.sample("z", dist.Normal(torch.zeros(len(idx)), 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x[idx])
+
+    def guide(idx=None):
+        idx = torch.arange(4) if idx is None else idx
+        with pyro.plate("data", 4, subsample=idx):
+            pyro.sample("z", dist.Normal(0.5 * x[idx], 0.8))
+
+    pyro.set_rng_seed(6)
+    for data, scale, rows in ((None, 1.0, [0, 1, 2, 3]), ((torch.tensor([3, 1]),), 2.0, [3, 1])):
+        res = iwae_bound(model, guide, data, 2000)
+        se = scale * importance_se(res.log_weights)
+        assert np.all(np.abs(res.bound - scale * exact[rows]) < 4 * se + 1e-3), (res.bound, rows)
+
+
 def test_masked_and_nested_plates_follow_pyro():
     def model(x):
         with pyro.plate("data", x.shape[0], dim=-2):
@@ -358,6 +382,24 @@ def test_clear_refusals():
             pyro.sample("z", dist.Gamma(a, 1.0).expand([3]).has_rsample_(False))
     with pytest.raises(ModelError, match="guide site 'z' is not reparameterised"):
         fit(model, guide, (x,), epochs=1, elbo="iwae", progress=False)
+
+    @config_enumerate
+    def enumerated_guide(x):
+        with pyro.plate("data", 3):
+            pyro.sample("c", dist.Bernoulli(0.5))
+
+    with pytest.raises(ModelError, match="latent site 'c' is enumerated"):
+        iwae_bound(discrete_model, enumerated_guide, (x,), 10)
+
+    def plateless_model(x):
+        z = pyro.sample("z", dist.Normal(torch.zeros(3), 1.0).to_event(1))
+        pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x)
+
+    def plateless_guide(x):
+        pyro.sample("z", dist.Normal(torch.zeros(3), 1.0).to_event(1))
+
+    with pytest.raises(ModelError, match="no plate 'data' found"):
+        elbo_mc(plateless_model, plateless_guide, (x,), 10)
 
     def particles_model(x):
         with pyro.plate("particles", 3):
