@@ -59,8 +59,10 @@ class LocalPyroModule(PyroModule):
             super().__setstate__(state)
 
     def __call__(self, *args, **kwargs):
+        if "_probnn_adopted" not in self.__dict__:
+            adopt(self)  # submodules built after __init__ returned
+            self.__dict__["_probnn_adopted"] = True
+        if pyro.settings.get("module_local_params"):  # inside a call of the model already
+            return super().__call__(*args, **kwargs)
         with module_local_params():
-            if "_probnn_adopted" not in self.__dict__:
-                adopt(self)  # submodules built after __init__ returned
-                self.__dict__["_probnn_adopted"] = True
             return super().__call__(*args, **kwargs)
