@@ -37,7 +37,8 @@ as in ``arviz.loo``'s warning."""
 
 def _kl(guide_trace, model_trace, kk, s: Structure) -> torch.Tensor | None:
     """Analytic KL(q || p) per data point, summed over the latent sites (scaled and masked as
-    the sites are); None when a site has no analytic KL (e.g. an auto-guide's Delta)."""
+    the sites are; a prior that depends on an earlier latent's particles averaged over them);
+    None when a site has no analytic KL (e.g. an auto-guide's Delta)."""
     total = 0.0
     for name in s.latents:
         g, m = guide_trace.nodes[name], model_trace.nodes[name]
@@ -48,7 +49,9 @@ def _kl(guide_trace, model_trace, kk, s: Structure) -> torch.Tensor | None:
         except NotImplementedError:
             return None
         lp = per_datum(scale_and_mask(kl, m["scale"], m["mask"]), m, s, kk)
-        total = total + (lp[0] if kk is not None else lp)
+        if kk is not None:  # one value per data point, or (a conditional prior) a mean
+            lp = lp[0] if torch.equal(lp, lp[:1].expand_as(lp)) else lp.mean(0)
+        total = total + lp
     return torch.as_tensor(total)
 
 
@@ -92,19 +95,13 @@ def particle_terms(model, guide, call: Call, k: int, particles: Particles, with_
     return {"log_w": log_w, "log_obs": stack_particles(obs, ks), "kl": kl, "latents": latents}
 
 
-def _check_evaluable(s: Structure, tool: str) -> None:
-    """Importance weights need a density for every latent: no enumerated sites, and (for the
-    guide's samples to be importance samples) no discrete sites either."""
-    s.require_continuous(tool)
-
-
 @torch.no_grad()
 def log_importance_weights(model, guide, *args, num_particles: int, max_plate_nesting: int = 1,
                            **kwargs) -> torch.Tensor:
     """``log p(x_i, z_ik) - log q(z_ik | x_i)`` for one batch, shape (num_particles, n)."""
     call = Call(args, kwargs)
     s = discover_quietly(model, guide, call, max_plate_nesting)
-    _check_evaluable(s, "log_importance_weights")
+    s.require_continuous("log_importance_weights")  # a density for every latent
     return particle_terms(model, guide, call, num_particles, Particles(s))["log_w"]
 
 
@@ -153,6 +150,16 @@ def batches(model, guide, data, batch_size: int, max_plate_nesting: int = 1):
     return s, [(call, s)]
 
 
+def _mean_kl(kls: list, num_samples: int) -> torch.Tensor:
+    """The KL per data point over the particle chunks ``[(kl, k)]``: the first chunk's where
+    every chunk gives the same (a fixed prior), else their particle-weighted mean (a prior
+    that depends on another latent's particles)."""
+    first = kls[0][0]
+    if all(torch.equal(first, kl) for kl, _ in kls[1:]):
+        return first
+    return sum(kl * k for kl, k in kls) / num_samples
+
+
 @torch.inference_mode()
 def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | None,
          max_pairs: int, max_plate_nesting: int, keep_weights: bool, with_kl: bool,
@@ -169,20 +176,21 @@ def _run(model, guide, data, num_samples: int, batch_size: int, per_pass: int | 
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     s, parts_of = batches(model, guide, data, batch_size, max_plate_nesting)
-    _check_evaluable(s, desc.split(" ")[0] or "this estimator")
+    s.require_continuous(desc.split(" ")[0] or "this estimator")
     per_pass = per_pass or max(1, min(num_samples, max_pairs // batch_size))
     particles = Particles(s)
     lse_all, weights, obs_all, kl_all = [], [], [], []
     for batch, bs in tqdm(parts_of, total=len(parts_of), disable=not progress, desc=desc, leave=False):
         particles.structure = bs
-        parts, obs, kl = [], 0.0, None
+        parts, obs, kls = [], 0.0, []
         for start in range(0, num_samples, per_pass):
             k = min(per_pass, num_samples - start)
             with autocast(precision, device):
-                t = particle_terms(model, guide, batch, k, particles, with_kl and kl is None)
+                t = particle_terms(model, guide, batch, k, particles, with_kl)
             parts.append(t["log_w"])
             obs = obs + t["log_obs"].sum(0)
-            kl = t["kl"] if kl is None else kl
+            kls.append((t["kl"], k))
+        kl = _mean_kl(kls, num_samples)
         log_w = torch.cat(parts, 0)  # (K, n)
         lse = torch.logsumexp(log_w, 0)
         lse_all.append(lse - math.log(num_samples))

@@ -566,3 +566,19 @@ def test_gradient_snr_on_pyros_vae_example_finds_both_sides():
         assert row["parameters"] + row["unused"] == n, side
         assert row["snr_median"] == table.loc[("iwae-1", side), "snr_median"], side
         assert np.isfinite(table.loc[("dreg-iwae-3", side), "snr_median"]), side
+
+
+def test_inference_gaps_of_the_two_latent_model_against_the_exact_posterior():
+    """log p(z1, z2, x) has precision [[1 + 4 + 4, 4 - 4], [4 - 4, 4 + 4]] = diag(9, 8) and
+    Lambda mu = (4x, 4x): the posterior is N(4x/9, 1/9) x N(x/2, 1/8), mean-field itself, so
+    the approximation gap is 0 and the amortisation gap is KL(q || posterior), in closed form."""
+    model, guide = two_latent_pair()
+    x = torch.tensor([0.5, -1.0, 2.5])
+    exact = dist.Normal(0.0, math.sqrt(4.5)).log_prob(x).numpy()
+    post = [dist.Normal(4 * x / 9, 1 / 3), dist.Normal(x / 2, math.sqrt(1 / 8))]
+    q = [dist.Normal(0.3 * x, 0.7), dist.Normal(0.3 * x, 0.5)]
+    amort = sum(torch.distributions.kl_divergence(a, b) for a, b in zip(q, post)).numpy()
+    g = inference_gaps(model, guide, (x,), exact, samples=20_000)
+    assert g.converged
+    assert abs(g.approximation_gap.mean()) < 0.05, g.approximation_gap
+    assert abs(g.amortisation_gap.mean() / amort.mean() - 1) < 0.05, (g.amortisation_gap, amort, g.approximation_gap)
