@@ -36,10 +36,8 @@ import pyro
 import pyro.poutine as poutine
 import torch
 
-from probnn.models.settings import adopt
-
-from .batching import as_tuple
-from .estimators import sample_sites
+from .estimators import discover_quietly
+from .structure import Call, ModelError, as_call, per_datum, sample_sites, site_log_prob
 
 
 def sigmoid_schedule(steps: int, sharpness: float = 4.0) -> torch.Tensor:
@@ -73,28 +71,25 @@ class AISResult:
 class _Densities:
     """log p(x, z) and log pi_0(z) per row for latent values z (a dict of site tensors)."""
 
-    def __init__(self, model, guide, args: tuple, start: str):
-        adopt(model, guide)
-        self.model, self.guide, self.args, self.start = model, guide, args, start
-        with torch.no_grad():
-            tr = poutine.trace(guide).get_trace(*args)
-        self.names = [name for name, _ in sample_sites(tr)]
+    def __init__(self, model, guide, call: Call, start: str):
+        self.model, self.guide, self.call, self.start = model, guide, call, start
+        self.structure = s = discover_quietly(model, guide, call)
+        s.require_continuous("AIS with HMC")
+        if s.guide_only and start == "guide":
+            raise ModelError(f"guide site {s.guide_only[0]!r} is not a model latent: AIS moves "
+                             "the model's latents and needs q's density at them; use "
+                             "start='prior', or a guide that samples the latents directly")
+        self.names = list(s.latents)
         if not self.names:
-            raise ValueError("the guide has no latent sites")
-        for name in self.names:
-            if tr.nodes[name]["fn"].support.is_discrete:
-                raise ValueError(f"latent site {name!r} is discrete: AIS with HMC needs "
-                                 "continuous latents")
+            raise ModelError("the model has no latent sites")
 
     def _log_prob(self, fn, z: dict, latent_only: bool = False) -> torch.Tensor:
-        tr = poutine.trace(poutine.condition(fn, data=z)).get_trace(*self.args)
-        n = len(self.args[0])
-        total = torch.zeros(n, dtype=torch.get_default_dtype(), device=self.args[0].device)
+        tr = poutine.trace(poutine.condition(fn, data=z)).get_trace(*self.call.args, **self.call.kwargs)
+        total = 0.0
         for name, site in sample_sites(tr):
             if latent_only and name not in z:
                 continue
-            lp = site["fn"].log_prob(site["value"])
-            total = total + lp.reshape(n, -1).sum(-1) if lp.dim() else total + lp
+            total = total + per_datum(site_log_prob(site), site, self.structure, None)
         return total
 
     def log_joint(self, z: dict) -> torch.Tensor:
@@ -108,7 +103,7 @@ class _Densities:
     def sample_start(self) -> dict:
         with torch.no_grad():
             fn = self.guide if self.start == "guide" else self.model
-            tr = poutine.trace(fn).get_trace(*self.args)
+            tr = poutine.trace(fn).get_trace(*self.call.args, **self.call.kwargs)
         return {name: tr.nodes[name]["value"].detach() for name in self.names}
 
 
@@ -179,11 +174,14 @@ def ais_log_likelihood(model, guide, data, *, steps: int = 200, chains: int = 16
         raise ValueError("the schedule must rise from 0 to 1")
     if seed is not None:
         pyro.set_rng_seed(seed)
-    data = as_tuple(data)
-    n = len(data[0])
+    data = as_call(data)
+    n = data.rows()
+    if n is None:
+        raise ModelError("AIS runs chains as extra data rows: the data need a tensor argument "
+                         "with one row per data point")
     parts = []
     for i in range(0, n, batch_size):
-        batch = tuple(t[i:i + batch_size] for t in data)
+        batch = data.map_rows(n, lambda t, i=i: t[i:i + batch_size])
         init = None if reverse_from is None else {k: v[i:i + batch_size] for k, v in reverse_from.items()}
         parts.append(_run(model, guide, batch, betas, chains, leapfrog, start, step_size,
                           target_accept, adapt_rate, init))
@@ -207,14 +205,14 @@ def ais_log_likelihood(model, guide, data, *, steps: int = 200, chains: int = 16
 
 
 def _run(model, guide, batch, betas, chains, leapfrog, start, step_size, target, rate, init):
-    n = len(batch[0])
-    rows = tuple(t.repeat_interleave(chains, 0) for t in batch)  # row = point * chains + c
+    n = batch.rows()
+    rows = batch.map_rows(n, lambda t: t.repeat_interleave(chains, 0))  # row = point * chains + c
     dens = _Densities(model, guide, rows, start)
     if init is None:
         z = dens.sample_start()
     else:
         z = {k: v.repeat_interleave(chains, 0).detach() for k, v in init.items()}
-    device = batch[0].device
+    device = next(batch.tensors()).device
     eps = torch.full((n,), float(step_size), dtype=torch.get_default_dtype(), device=device)
     log_w = torch.zeros(n * chains, dtype=torch.float64, device=device)
     acc_sum, moves = torch.zeros(n, device=device), 0
@@ -249,16 +247,61 @@ def simulate(model, n: int, conditional: bool = False) -> tuple[tuple, dict]:
     return data, latents
 
 
-def bdmc(model, guide, n: int = 8, steps=(10, 30, 100), *, chains: int = 4,
+@torch.no_grad()
+def simulate_like(model, guide, data) -> tuple[Call, dict]:
+    """Data simulated from the model in the shape of ``data``: the model run with its
+    observations released (``poutine.uncondition``), so z ~ p(z), x ~ p(x | z) for every data
+    point; each observed site's draw is put in place of the argument it observed (the tensor
+    argument holding the same values, in any shape). Returns ``(call, latents)``: the model's
+    arguments with the simulated data and the latent values that generated them.
+
+    A :class:`ModelError` when an observed site's value is not one of the arguments (e.g. it
+    is computed from them, as a masked part of an image), since the simulated value could not
+    be handed to the guide."""
+    call = as_call(data)
+    s = discover_quietly(model, guide, call)
+    observed = poutine.trace(model).get_trace(*call.args, **call.kwargs)
+    sim = poutine.trace(poutine.uncondition(model)).get_trace(*call.args, **call.kwargs)
+    args, kwargs = list(call.args), dict(call.kwargs)
+    slots = [(args, i) for i in range(len(args))] + [(kwargs, k) for k in kwargs]
+    for name in s.observed:
+        v = observed.nodes[name]["value"]
+        for holder, key in slots:
+            a = holder[key]
+            if isinstance(a, torch.Tensor) and a.numel() == v.numel() and \
+                    torch.equal(a.reshape(v.shape).to(v.dtype), v):
+                holder[key] = sim.nodes[name]["value"].reshape(a.shape).to(a.dtype)
+                break
+        else:
+            raise ModelError(f"observed site {name!r} is not one of the model's arguments (its "
+                             "value is computed from them), so data simulated for it cannot be "
+                             "passed to the guide: bdmc needs each observation to be an argument")
+    latents = {name: sim.nodes[name]["value"].detach() for name in s.latents}
+    return Call(tuple(args), kwargs), latents
+
+
+def bdmc(model, guide, n: int = 8, steps=(10, 30, 100), *, data=None, chains: int = 4,
          conditional: bool = False, seed: int = 0, **ais_kw):
     """Bidirectional Monte Carlo on ``n`` data points simulated from the model: for each
     number of intermediate distributions in ``steps``, forward AIS (a stochastic lower bound
     of log p(x)) and reverse AIS from the simulating z (an upper bound), as means over the
     points. Returns a DataFrame: steps, lower, upper, width (= upper - lower, which bounds the
-    forward estimate's error on such data), lower_se, upper_se, evaluations."""
+    forward estimate's error on such data), lower_se, upper_se, evaluations.
+
+    ``data``: any model's arguments; its first ``n`` data points are the template that
+    :func:`simulate_like` fills with simulated data (any model/guide pair whose observations
+    are arguments). Without it, the project's models simulate themselves (:func:`simulate`;
+    ``conditional`` for the conditional VAE)."""
     import pandas as pd
     pyro.set_rng_seed(seed)
-    data, latents = simulate(model, n, conditional)
+    if data is None:
+        data, latents = simulate(model, n, conditional)
+    else:
+        call = as_call(data)
+        rows = call.rows()
+        template = call.map_rows(rows, lambda t: t[:n]) if rows else call
+        data, latents = simulate_like(model, guide, template)
+        n = data.rows()
     rows = []
     for i, t in enumerate(steps):
         # derived seeds wrap, so a seed near 2**32 - 1 stays one numpy accepts

@@ -36,12 +36,11 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.infer import Predictive
-from pyro.infer.autoguide import (AutoDelta, AutoDiagonalNormal, AutoLowRankMultivariateNormal,
-                                  AutoMultivariateNormal, AutoNormal)
 from pyro.infer.autoguide.initialization import init_to_sample, init_to_value
 
 from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS, DEFAULT_PRIOR_SCALE
-from probnn.models.settings import use_module_local_params
+from probnn.guides.auto import (AutoDelta, AutoDiagonalNormal, AutoLowRankMultivariateNormal,
+                                AutoMultivariateNormal, AutoNormal)
 
 from .checkpoint import rng_state, set_rng_state
 from .regression import COURSEWORK_SEED
@@ -170,7 +169,6 @@ def map_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: 
     latent site and the history (loss = -log joint per point).
     """
     pyro.set_rng_seed(seed)
-    use_module_local_params()
     delta = AutoDelta(model, init_loc_fn=init_to_sample)
     with torch.no_grad():
         delta(x, y)
@@ -200,7 +198,6 @@ def make_guide(model: torch.nn.Module, kind: str = "normal",
     """
     if kind not in GUIDES:
         raise ValueError(f"unknown guide {kind!r}; choose from {list(GUIDES)}")
-    use_module_local_params()
     init = (init_to_value(values=dict(init_values), fallback=init_to_sample)
             if init_values else init_to_sample)
     guide = GUIDES[kind](model, init_loc_fn=init, init_scale=float(init_scale))

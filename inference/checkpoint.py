@@ -23,9 +23,9 @@ from typing import Any, Callable
 import numpy as np
 import pyro
 import torch
-from torch.distributions.constraints import Constraint
 
 from . import serialization
+from .param_store import param_store_state, restore_param_store
 from .serialization import UnreadableFile
 
 FORMAT_VERSION = 2
@@ -37,8 +37,20 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: unreadable, malformed, or written for a different model."""
 
 
-def describe(module: torch.nn.Module) -> dict[str, Any]:
-    """A module's identity for checkpoint checks: class name plus its ``config`` if it has one."""
+def module_of(fn) -> torch.nn.Module:
+    """The module whose weights a model or guide holds: itself, the ``self`` of a bound
+    method (``vae.model``), or an empty module for a plain function (whose parameters live in
+    Pyro's param store, which checkpoints save beside)."""
+    for m in (fn, getattr(fn, "__self__", None)):
+        if isinstance(m, torch.nn.Module):
+            return m
+    return torch.nn.Module()
+
+
+def describe(module) -> dict[str, Any]:
+    """A module's identity for checkpoint checks: class name plus its ``config`` if it has one
+    (for a bound method or function: that of :func:`module_of`)."""
+    module = module_of(module)
     cfg = getattr(module, "config", None)
     return {"class": type(module).__name__, "config": dict(cfg) if cfg else {}}
 
@@ -185,38 +197,11 @@ CHECKPOINT = record({
 
 
 # ----------------------------------------------------------------------------- param store
-def _constraints_by_name() -> dict[str, Constraint]:
-    """Every constraint singleton of torch and Pyro by name: a checkpoint names a parameter's
-    constraint instead of pickling the object."""
-    import pyro.distributions.constraints as pyro_constraints
-    out: dict[str, Constraint] = {}
-    for module in (torch.distributions.constraints, pyro_constraints):
-        for name, obj in vars(module).items():
-            if isinstance(obj, Constraint) and not name.startswith("_"):
-                out.setdefault(name, obj)
-    return out
-
-
-def _param_store_state() -> dict:
-    state = pyro.get_param_store().get_state()
-    names = {id(c): n for n, c in reversed(_constraints_by_name().items())}
-    constraints = {}
-    for param, c in state["constraints"].items():
-        if id(c) not in names:
-            raise TypeError(f"cannot checkpoint Pyro parameter {param!r}: its constraint {c!r} "
-                            "is not one of the named constraints of torch.distributions."
-                            "constraints or pyro.distributions.constraints")
-        constraints[param] = names[id(c)]
-    return {"params": dict(state["params"]), "constraints": constraints}
-
-
-def _restore_param_store(state: dict, path) -> None:
-    known = _constraints_by_name()
-    unknown = sorted(set(state["constraints"].values()) - set(known))
-    if unknown:
-        raise CheckpointError(f"{path}: unknown constraint(s) {', '.join(unknown)} in param_store")
-    pyro.get_param_store().set_state({"params": state["params"], "constraints": {
-        k: known[n] for k, n in state["constraints"].items()}})
+def _restore_param_store(state: dict, path, modules=()) -> None:
+    try:
+        restore_param_store(state, modules)
+    except KeyError as e:
+        raise CheckpointError(f"{path}: {e.args[0]} in param_store") from None
 
 
 # ----------------------------------------------------------------------------- files
@@ -229,10 +214,10 @@ def save_checkpoint(path: str | os.PathLike, *, model, guide, optimizer=None, ex
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT_VERSION,
-        "model": describe(model), "model_state": model.state_dict(),
-        "guide": describe(guide), "guide_state": guide.state_dict(),
+        "model": describe(model), "model_state": module_of(model).state_dict(),
+        "guide": describe(guide), "guide_state": module_of(guide).state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-        "param_store": _param_store_state(),
+        "param_store": param_store_state(),
         "rng": rng_state(),
         "extra": extra or {},
     }
@@ -312,15 +297,16 @@ def load_checkpoint(path, model, guide, optimizer=None) -> dict[str, Any]:
     """
     state = read_checkpoint(path)
     check_compatible(state, path, model, guide)
-    for role, module in (("model", model), ("guide", guide)):
+    modules = module_of(model), module_of(guide)
+    for role, module in zip(("model", "guide"), modules):
         _check_weights(state[f"{role}_state"], module.state_dict(), path, role)
     try:
-        model.load_state_dict(state["model_state"])
-        guide.load_state_dict(state["guide_state"])
+        for role, module in zip(("model", "guide"), modules):
+            module.load_state_dict(state[f"{role}_state"])
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not fit this model: {_one_line(e)}") from e
     if state["param_store"]["params"]:
-        _restore_param_store(state["param_store"], path)
+        _restore_param_store(state["param_store"], path, modules)
     if optimizer is not None and state["optimizer_state"] is not None:
         try:
             optimizer.load_state_dict(state["optimizer_state"])

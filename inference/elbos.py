@@ -1,10 +1,13 @@
 """Choosing an ELBO by name."""
 from __future__ import annotations
 
+import functools
+
 import pyro.infer as infer
 
 from .estimators import IWAE_ELBO
 from .objectives import STL_ELBO, DReG_IWAE_ELBO
+from .structure import BROADCAST_FAILURES, note_slow_path
 
 ELBO_NAMES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
 
@@ -27,10 +30,41 @@ def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: in
     kw = dict(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
               vectorize_particles=vectorize_particles and num_particles > 1)
     if name == "trace":
-        return infer.Trace_ELBO(**kw)
+        return Trace_ELBO(**kw)
     if name == "meanfield":
-        return infer.TraceMeanField_ELBO(**kw)
+        return TraceMeanField_ELBO(**kw)
     custom = {"iwae": IWAE_ELBO, "stl": STL_ELBO, "dreg-iwae": DReG_IWAE_ELBO}
     if name in custom:
         return custom[name](num_particles=num_particles, max_plate_nesting=max_plate_nesting)
     raise ValueError(f"unknown ELBO {name!r}; choose one of {', '.join(ELBO_NAMES)}")
+
+
+def _loop_if_not_broadcast(method):
+    """``method`` of a Pyro ELBO with vectorised particles, falling back once (with a
+    :class:`~probnn.inference.structure.SlowPathNote`) to Pyro's loop over particles when the
+    model fails under the leading particle dimension."""
+    @functools.wraps(method)
+    def run(self, model, guide, *args, **kwargs):
+        if self.vectorize_particles:
+            try:
+                return method(self, model, guide, *args, **kwargs)
+            except BROADCAST_FAILURES as e:
+                note_slow_path(e)
+                self.vectorize_particles = False
+        return method(self, model, guide, *args, **kwargs)
+    return run
+
+
+class Trace_ELBO(infer.Trace_ELBO):
+    """Pyro's ``Trace_ELBO``; vectorised particles fall back to its particle loop for a model
+    that does not broadcast (the numbers of a model that does are Pyro's, unchanged)."""
+    loss = _loop_if_not_broadcast(infer.Trace_ELBO.loss)
+    loss_and_grads = _loop_if_not_broadcast(infer.Trace_ELBO.loss_and_grads)
+    differentiable_loss = _loop_if_not_broadcast(infer.Trace_ELBO.differentiable_loss)
+
+
+class TraceMeanField_ELBO(infer.TraceMeanField_ELBO):
+    """Pyro's ``TraceMeanField_ELBO`` with the same fallback as :class:`Trace_ELBO`."""
+    loss = _loop_if_not_broadcast(infer.TraceMeanField_ELBO.loss)
+    loss_and_grads = _loop_if_not_broadcast(infer.TraceMeanField_ELBO.loss_and_grads)
+    differentiable_loss = _loop_if_not_broadcast(infer.TraceMeanField_ELBO.differentiable_loss)

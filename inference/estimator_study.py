@@ -55,6 +55,7 @@ from .elbos import ELBO_NAMES, make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
 from .batching import as_tuple
 from .serialization import serializable
+from .structure import parameters
 from .train import LossModule
 from .vae import train_vae
 
@@ -307,8 +308,11 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
         raise ValueError(f"samples must be >= 2 to estimate a spread, got {samples}")
     data = _data(x, extra_args)
     n = len(data[0])
-    sides = {"encoder": [p for p in guide.parameters() if p.requires_grad],
-             "decoder": [p for p in model.parameters() if p.requires_grad]}
+    guide_side = parameters(lambda *a, **k: None, guide, data)
+    seen = {id(p) for p in guide_side}
+    sides = {"encoder": guide_side,
+             "decoder": [p for p in parameters(model, lambda *a, **k: None, data)
+                         if id(p) not in seen]}
     sides = {s: ps for s, ps in sides.items() if ps}
     if not sides:
         raise ValueError("neither the model nor the guide has trainable parameters")

@@ -40,82 +40,109 @@ gradient (which does not pass through z) unchanged.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import pyro.distributions as dist
 import torch
-from torch.distributions import Independent
+from torch.distributions import Distribution, Transform
 
-from .estimators import ParticleELBO, particle_traces, sample_sites, shape_particles
+from .estimators import ParticleELBO, particle_terms
+from .structure import ModelError, weight_view
 
 
-def detached(fn: torch.distributions.Distribution) -> torch.distributions.Distribution:
+def _detach(obj):
+    """A shallow copy of a distribution or transform with every tensor attribute detached
+    (parameters and lazily cached values alike), nested distributions and transforms
+    (``base_dist``, ``transforms``, Beta's inner Dirichlet) detached the same way, and
+    transform caches emptied so that inverses are recomputed from the live sample."""
+    if isinstance(obj, torch.nn.Module):
+        raise NotImplementedError(f"{type(obj).__name__} holds learnable modules, which "
+                                  "cannot be detached")
+    out = copy.copy(obj)
+    for k, v in vars(obj).items():
+        if k == "_cached_x_y":
+            out.__dict__[k] = (None, None)
+        elif isinstance(v, torch.Tensor):
+            out.__dict__[k] = v.detach()
+        elif isinstance(v, (Distribution, Transform)):
+            out.__dict__[k] = _detach(v)
+        elif isinstance(v, (list, tuple)) and any(isinstance(x, (Distribution, Transform)) for x in v):
+            out.__dict__[k] = type(v)(_detach(x) if isinstance(x, (Distribution, Transform)) else x
+                                      for x in v)
+    return out
+
+
+def detached(fn: Distribution) -> Distribution:
     """The same distribution with its parameters detached: ``detached(q).log_prob(z)`` has
     the value of ``q.log_prob(z)`` and a gradient that reaches q's parameters only through z.
 
-    Supports the guides' families: ``Independent`` wrappers (``.to_event``), multivariate
-    normals and every distribution whose ``arg_constraints`` parameters are plain attributes
-    (Normal, LogNormal, Beta, ...)."""
-    if isinstance(fn, Independent):
-        return Independent(detached(fn.base_dist), fn.reinterpreted_batch_ndims)
-    if isinstance(fn, torch.distributions.MultivariateNormal):
-        return dist.MultivariateNormal(fn.loc.detach(), scale_tril=fn.scale_tril.detach())
-    params = {k: v.detach() for k in fn.arg_constraints
-              if isinstance(v := vars(fn).get(k), torch.Tensor)}
-    if not params:
-        raise NotImplementedError(f"cannot detach the parameters of {type(fn).__name__}")
-    return type(fn)(**params, validate_args=False)
+    Works for any distribution built from tensors, nested distributions and parameter-free or
+    tensor-parameterised transforms (Normal, LogNormal, Beta, Gamma, MultivariateNormal,
+    ``Independent``/``to_event``, ``TransformedDistribution`` ...). An auto-guide's ``Delta``
+    keeps its ``log_density`` live: it is the Jacobian term of the sample, a function of z,
+    whose path derivative is part of the estimator."""
+    if isinstance(fn, dist.Delta):
+        out = copy.copy(fn)
+        out.__dict__["v"] = fn.v.detach()
+        return out
+    return _detach(fn)
 
 
-def _stopped_log_weights(model, guide, args, k: int, max_plate_nesting: int):
-    """``log p(x, z_k) - log q_detached(z_k)``, (k, n), and the latent samples z_k."""
-    model_trace, guide_trace = particle_traces(model, guide, args, k, max_plate_nesting)
-    n = len(args[0])
-    log_w = 0.0
-    for _, site in sample_sites(model_trace):
-        log_w = log_w + shape_particles(site["fn"].log_prob(site["value"]), k, n)
-    latents = []
-    for name, site in sample_sites(guide_trace):
-        if not site["fn"].has_rsample:
-            raise ValueError(f"guide site {name!r} is not reparameterised: the path-derivative "
-                             "objectives (stl, dreg-iwae) need z = z(eps; phi)")
-        log_w = log_w - shape_particles(detached(site["fn"]).log_prob(site["value"]), k, n)
-        latents.append(site["value"])
-    return torch.as_tensor(log_w), latents
+def _site_detached(site):
+    try:
+        return detached(site["fn"])
+    except NotImplementedError as e:
+        raise ModelError(f"guide site {site['name']!r}: {e}; the path-derivative objectives "
+                         "(stl, dreg-iwae) need q's parameters detachable") from e
+
+
+def _stopped_log_weights(model, guide, call, k: int, particles):
+    """``log p(x, z_k) - log q_detached(z_k)``, (k, n), and the guide's samples."""
+    t = particle_terms(model, guide, call, k, particles, guide_fn=_site_detached)
+    return t["log_w"], t["latents"]
 
 
 class STL_ELBO(ParticleELBO):
     """The ELBO ``-sum_i mean_k log w_ik`` (``num_particles`` samples averaged, as
     ``Trace_ELBO``) with the guide's score term removed: "sticking the landing"."""
 
+    tool = "the STL objective"
+
     def differentiable_loss(self, model, guide, *args, **kwargs):
-        if kwargs:
-            raise ValueError("STL_ELBO passes data positionally")
-        log_w, _ = _stopped_log_weights(model, guide, args, self.num_particles,
-                                        self.max_plate_nesting)
+        call, particles = self.particles(model, guide, args, kwargs)
+        log_w, _ = _stopped_log_weights(model, guide, call, self.num_particles, particles)
         return -log_w.mean(0).sum()
 
 
 class DReG_IWAE_ELBO(ParticleELBO):
     """The IWAE bound ``-sum_i log (1/K) sum_k w_ik`` (K = ``num_particles``) with the
-    doubly reparameterised guide gradient and IWAE's model gradient."""
+    doubly reparameterised guide gradient and IWAE's model gradient.
+
+    The weights' hook goes on each guide sample whose value is drawn by ``rsample`` (for an
+    auto-guide, the auxiliary unconstrained sample, not the Delta site computed from it).
+    Guides whose later latents are drawn *given* earlier ones (hierarchical guides) would
+    have the weight applied twice along that path; the objective is meant for guides whose
+    latents are each drawn from the data."""
+
+    tool = "the DReG objective"
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
-        if kwargs:
-            raise ValueError("DReG_IWAE_ELBO passes data positionally")
-        k = self.num_particles
-        log_w, latents = _stopped_log_weights(model, guide, args, k, self.max_plate_nesting)
+        call, particles = self.particles(model, guide, args, kwargs)
+        k, s = self.num_particles, particles.structure
+        log_w, latents = _stopped_log_weights(model, guide, call, k, particles)
         with torch.no_grad():
             w = torch.softmax(log_w, 0)  # normalised weights w~, (K, n)
         if torch.is_grad_enabled():
-            for z in latents:
-                if z.requires_grad:
-                    if tuple(z.shape[:w.dim()]) != tuple(w.shape):
-                        raise ValueError(f"a latent of shape {tuple(z.shape)} does not start with "
-                                         f"(particles, data points) = {tuple(w.shape)}")
-                    scale = w.reshape(w.shape + (1,) * (z.dim() - w.dim()))
-                    z.register_hook(lambda g, scale=scale: g * scale)
+            skip_delta = bool(s.guide_only)
+            for site, kk, j in latents:
+                z = site["value"]
+                if not z.requires_grad or (skip_delta and isinstance(site["fn"], dist.Delta)):
+                    continue
+                view = weight_view(w if kk is not None else w[j], site, s, particles=kk is not None)
+                z.register_hook(lambda g, scale=view: g * scale)
         surrogate = (w * log_w).sum(0)
         value = torch.logsumexp(log_w.detach(), 0) - math.log(k)
         # value of the IWAE bound, gradient of the surrogate
         return -(value + surrogate - surrogate.detach()).sum()
+

@@ -31,13 +31,12 @@ import pyro.poutine as poutine
 import torch
 from tqdm.auto import tqdm
 
-from probnn.models.settings import adopt
-
 from .batching import TensorBatches, as_tuple, fingerprint
 from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, load_checkpoint,
                          of_type, optional, read_checkpoint, record, require, rng_state,
                          save_checkpoint, sequence, set_rng_state)
 from .elbos import make_elbo
+from .structure import parameters
 from .precision import autocast, check_precision
 
 
@@ -125,7 +124,6 @@ class LossModule(torch.nn.Module):
 
     def __init__(self, elbo: pyro.infer.ELBO, model, guide, record: Sequence[str] = ()):
         super().__init__()
-        adopt(model, guide)  # the modules' own parameters are what a torch optimiser trains
         self.model, self.guide, self.elbo, self.record = model, guide, elbo, tuple(record)
         self._traced_model = poutine.trace(model) if self.record else model
 
@@ -350,7 +348,10 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     elbo_name = elbo if isinstance(elbo, str) else type(elbo).__name__
     elbo_obj = make_elbo(elbo, num_particles, max_plate_nesting) if isinstance(elbo, str) else elbo
     eager_loss = LossModule(elbo_obj, model, guide, record)
-    params = [p for p in eager_loss.parameters() if p.requires_grad]
+    params = _parameters(eager_loss, model, guide, loader)
+    if not params:
+        raise ValueError("the model and guide have no trainable parameters (none in their "
+                         "modules, none reached by pyro.param/pyro.module in a traced pass)")
     # fused Adam: the same update as Adam's default, in one kernel instead of one per tensor
     opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr, fused=True)
     fast_loss = TracedLoss(eager_loss) if jit else eager_loss
@@ -419,7 +420,9 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     bar = tqdm(total=total, initial=done, desc=desc, disable=not progress, dynamic_ncols=True,
                unit="step" if (n_batches or 0) > 1 else "epoch", mininterval=0.5)
     last_post, validated = 0.0, False
-    model.train(), guide.train()
+    for m in (model, guide):
+        if isinstance(m, torch.nn.Module):
+            m.train()
     asked = getattr(_requests, "poll", None) or (lambda: False)  # see stop_requests
     with _SigintFlag() as sigint, warnings.catch_warnings():
         # a NaN loss stops training with its own error below (where and what to do); Pyro's
@@ -507,9 +510,25 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
                     snapshot(epoch + 1, 0)
         finally:
             bar.close()
-            model.eval(), guide.eval()
+            for m in (model, guide):
+                if isinstance(m, torch.nn.Module):
+                    m.eval()
     return FitResult(pd.DataFrame(rows), {s: v[:len(rows)] for s, v in records.items()}, ckpt,
                      resumed_from)
+
+
+def _parameters(loss: torch.nn.Module, model, guide, loader) -> list:
+    """The modules' trainable parameters, then any others a traced pass on the first batch
+    reaches (``pyro.module``/``pyro.param`` in plain functions or bound methods), as
+    Pyro's SVI finds them."""
+    own = [p for p in loss.parameters() if p.requires_grad]
+    first = (loader[0] if isinstance(loader, list) and loader else
+             tuple(t[:loader.batch_size] for t in loader.tensors)  # no shuffle drawn
+             if isinstance(loader, TensorBatches) else None)
+    if first is None:
+        return own
+    seen = {id(p) for p in own}
+    return own + [p for p in parameters(model, guide, as_tuple(first)) if id(p) not in seen]
 
 
 def _data_fingerprint(loader) -> dict:

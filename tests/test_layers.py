@@ -1,5 +1,5 @@
-"""The project's structure: no import cycles, the Pyro setting set where models are built,
-and the shared batching helpers."""
+"""The project's structure: no import cycles, Pyro's ``module_local_params`` scoped to the
+project's own modules (never left changed for the process), and the shared batching helpers."""
 from __future__ import annotations
 
 import re
@@ -28,9 +28,10 @@ def test_no_import_cycles():
     assert cycles == [] and int(summary[2]) == 0, "\n".join(cycles)
 
 
-def test_building_a_model_turns_module_local_params_on(tmp_path):
-    """A fresh process with the setting off: importing probnn leaves it alone, building a VAE
-    turns it on, and the parameters are the modules' own (state_dict, not the param store)."""
+def test_building_a_model_leaves_module_local_params_alone(tmp_path):
+    """A fresh process with the setting off: importing probnn and building and running a VAE
+    leave it off, and the VAE's parameters are still the modules' own (state_dict, not the
+    param store)."""
     import probnn.inference.vae as vae_module
     script = textwrap.dedent(f"""
         import pyro, torch
@@ -39,13 +40,14 @@ def test_building_a_model_turns_module_local_params_on(tmp_path):
         assert vae_module.__file__ == {vae_module.__file__!r}, vae_module.__file__
         assert not pyro.settings.get("module_local_params"), "set as an import side effect"
         model, guide = vae_module.build_vae(2, architecture="mlp")
-        assert pyro.settings.get("module_local_params")
+        assert not pyro.settings.get("module_local_params"), "set by building a model"
         for module in (model, guide):
             names = [n for n, _ in module.named_parameters()]
             assert names and set(names) <= set(module.state_dict()), names
         x = torch.rand(3, 1, 28, 28)
         pyro.poutine.trace(pyro.poutine.replay(model, trace=pyro.poutine.trace(guide).get_trace(x))).get_trace(x)
         assert len(pyro.get_param_store()) == 0, list(pyro.get_param_store().keys())
+        assert not pyro.settings.get("module_local_params"), "set by running a model"
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
@@ -53,10 +55,10 @@ def test_building_a_model_turns_module_local_params_on(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
-def test_fit_trains_a_users_own_modules_built_before_the_setting(tmp_path):
-    """A notebook's own PyroModule pair, defined while the setting is still off (nothing of
-    probnn built yet): fit() turns the setting on and still trains it (Pyro fixes a module's
-    parameter scope when it is built, so this used to fail inside Pyro)."""
+def test_fit_trains_a_users_own_modules_and_leaves_the_setting_off(tmp_path):
+    """A notebook's own PyroModule pair, built with the setting off (Pyro's default): fit()
+    trains it with every objective, leaves the setting off, and plain Pyro SVI still trains
+    the same modules afterwards (their parameters in Pyro's param store, as Pyro keeps them)."""
     script = textwrap.dedent("""
         import pyro, torch, pyro.distributions as dist
         from pyro.nn import PyroModule, PyroParam
@@ -87,8 +89,12 @@ def test_fit_trains_a_users_own_modules_built_before_the_setting(tmp_path):
             res = fit(model, guide, (x,), epochs=60, elbo=elbo, num_particles=3, lr=0.05,
                       progress=False, seed=0)
             assert res.history["loss"].iloc[-1] < res.history["loss"].iloc[0], elbo
-        assert pyro.settings.get("module_local_params")
-        assert len(pyro.get_param_store()) == 0
+        assert not pyro.settings.get("module_local_params")
+        before = model.w.detach().clone()
+        svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), pyro.infer.Trace_ELBO())
+        for _ in range(3):
+            svi.step(x)
+        assert not torch.equal(before, model.w.detach())
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
@@ -97,10 +103,11 @@ def test_fit_trains_a_users_own_modules_built_before_the_setting(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae", "regression", "bayes"])
-def test_loading_a_pickled_model_turns_module_local_params_on(tmp_path, kind):
+def test_loading_a_pickled_model_keeps_its_parameters_module_local(tmp_path, kind):
     """Unpickling counts as loading: a saved fit read back in a fresh process (the report's
-    results) sets the setting before its modules are used. Without it, two Bayesian fits read
-    back together would share their guides' parameters through the param store."""
+    results) keeps its parameters module-local (else two Bayesian fits read back together
+    would share their guides' parameters through the param store) and leaves the process's
+    setting off."""
     from probnn.guides.regression import MaximumLikelihoodGuide
     from probnn.inference.vae import build_vae
     from probnn.models.bayes_regression import BayesianHomoscedasticRegression
@@ -114,11 +121,10 @@ def test_loading_a_pickled_model_turns_module_local_params_on(tmp_path, kind):
     script = textwrap.dedent(f"""
         import pyro, torch
         pyro.settings.set(module_local_params=False)
-        torch.load({str(tmp_path / "0.pt")!r}, weights_only=False)
-        assert pyro.settings.get("module_local_params"), "model"
-        pyro.settings.set(module_local_params=False)
-        torch.load({str(tmp_path / "1.pt")!r}, weights_only=False)
-        assert pyro.settings.get("module_local_params"), "guide"
+        for i in range(2):
+            m = torch.load({str(tmp_path)!r} + f"/{{i}}.pt", weights_only=False)
+            assert not pyro.settings.get("module_local_params"), i
+            assert hasattr(m._pyro_context, "param_state"), i  # built module-local
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
