@@ -3,6 +3,7 @@ runs, and reports stopped by signals."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from probnn.cli import main
@@ -112,7 +113,12 @@ def test_an_unreadable_artifact_is_set_aside_and_computed_again(data_dir, tmp_pa
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 2  # kept, not deleted
     again = {n: load(j, jobs, data_dir) for n, j in jobs.items()}
     assert np.array_equal(again["homo"].loglik(), good["homo"].loglik())
-    assert again["bayes"].compare.table["elpd_loo"].equals(good["bayes"].compare.table["elpd_loo"])
+    # the variational fits of these 20-epoch settings may be marked failed (then there is no
+    # LOO comparison): the recomputed table says the same as the first, fit for fit
+    timing = ["seconds"]
+    pd.testing.assert_frame_equal(again["bayes"].vi_vs_nuts.drop(columns=timing),
+                                  good["bayes"].vi_vs_nuts.drop(columns=timing))
+    assert (again["bayes"].compare is None) == (good["bayes"].compare is None)
 
 
 # ----------------------------------------------------------------------------- signals
