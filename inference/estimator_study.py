@@ -55,7 +55,7 @@ from .elbos import ELBO_NAMES, make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
 from .batching import as_tuple
 from .serialization import serializable
-from .structure import parameters
+from .structure import ModelError, parameters
 from .train import LossModule
 from .vae import train_vae
 
@@ -315,7 +315,8 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
                          if id(p) not in seen]}
     sides = {s: ps for s, ps in sides.items() if ps}
     if not sides:
-        raise ValueError("neither the model nor the guide has trainable parameters")
+        raise ModelError("gradient_snr needs trainable parameters: neither the model nor the "
+                         "guide has any")
     flat = [p for ps in sides.values() for p in ps]
     pick = torch.Generator().manual_seed(_seed_for(seed, 2))
     # drawn on the CPU (the generator's device), then moved to the gradients' device once

@@ -36,7 +36,7 @@ from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, 
                          of_type, optional, read_checkpoint, record, require, rng_state,
                          save_checkpoint, sequence, set_rng_state)
 from .elbos import make_elbo
-from .structure import parameters
+from .structure import ModelError, parameters
 from .precision import autocast, check_precision
 
 
@@ -350,7 +350,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
     eager_loss = LossModule(elbo_obj, model, guide, record)
     params = _parameters(eager_loss, model, guide, loader)
     if not params:
-        raise ValueError("the model and guide have no trainable parameters (none in their "
+        raise ModelError("the model and guide have no trainable parameters (none in their "
                          "modules, none reached by pyro.param/pyro.module in a traced pass)")
     # fused Adam: the same update as Adam's default, in one kernel instead of one per tensor
     opt = optimizer(params) if optimizer else torch.optim.Adam(params, lr=lr, fused=True)

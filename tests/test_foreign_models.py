@@ -405,6 +405,14 @@ def test_clear_refusals():
     with pytest.raises(ModelError, match="plate named 'particles'"):
         iwae_bound(particles_model, lambda x: None, (x,), 10)
 
+    # nothing to train: a model and guide without parameters
+    model, guide = two_latent_pair()
+    with pytest.raises(ModelError, match="no trainable parameters"):
+        fit(model, guide, (torch.randn(4),), epochs=1, progress=False)
+    from probnn.inference.estimator_study import gradient_snr
+    with pytest.raises(ModelError, match="gradient_snr needs trainable parameters"):
+        gradient_snr(model, guide, torch.randn(4), samples=2)
+
 
 def test_no_process_wide_setting_changes_and_checkpoints_stay_trainable(tmp_path):
     from probnn.inference.checkpoint import load_checkpoint
