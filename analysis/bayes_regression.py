@@ -210,7 +210,7 @@ def bayes_section(fits: list[BayesianRegressionFit], compare: LooComparison,
     return s
 
 
-# ----------------------------------------------------------------------------- NUTS (issue 13)
+# ----------------------------------------------------------------------------- NUTS
 NUTS_QUESTION = (
     "Sample both Bayesian Wiggle models with NUTS as the reference posterior (R-hat and ESS "
     "checked), compare them by leave-one-out with exact refits wherever PSIS-LOO is unreliable, "

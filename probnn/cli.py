@@ -115,8 +115,8 @@ def _device(name: str):
     return dev
 
 
-# The defaults follow the measured check of benchmarks/precision_check.py (the rule of issue 14;
-# numbers in benchmarks/issue14-results.md): training in bf16 (holdout ELBO/IWAE within the fp32
+# The defaults follow the measured check of benchmarks/precision_check.py (its numbers
+# in benchmarks/issue14-results.md): training in bf16 (holdout ELBO/IWAE within the fp32
 # seed spread), evaluation in fp32 (bf16 moved per-image bounds by up to 0.087 > 0.05 nats)
 TRAIN_PRECISION = "bf16"
 EVAL_PRECISION = "fp32"

@@ -36,7 +36,7 @@ except ImportError:  # Windows: no cross-process locks
 CACHE_VERSION = 3
 """Bump when a change to the code changes what a job computes from the same settings, or
 how its artifact is stored.
-2: configs are the tasks' dataclasses (issue 9): same numbers, new digests.
+2: configs are the tasks' dataclasses: same numbers, new digests.
 3: artifacts are written without pickle (:mod:`probnn.inference.serialization`; checkpoint
 format 2): the older, pickled ones are never read."""
 

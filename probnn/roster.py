@@ -2,7 +2,7 @@
 how long it takes. The one place where the report's settings live.
 
 Full mode is the coursework's settings, with evaluation sizes chosen to keep the whole report
-under 20 minutes on a 2-core laptop (18 minutes measured on 2026-11-24; ``probnn vae
+under 20 minutes on a 2-core laptop (measured: benchmarks/report_speed.py; ``probnn vae
 compare``, ``probnn cvae figures`` and ``probnn estimators`` run the same tasks at any size);
 quick mode is a first look.
 """
@@ -24,8 +24,7 @@ class Entry:
     """One job of the report: ``task`` (a module of :mod:`probnn.tasks`) run with ``full`` or
     ``quick``, reading the checkpoints of ``needs``. ``estimate``: seconds (full, quick) in
     one worker (one torch thread) on an idle 2-core machine with the other worker busy, for
-    ordering the jobs and the ETA (full: measured on the full run of 2026-11-24, VAEs trained
-    in bf16, 1,087 s in all on the Dask LocalCluster; quick: 2026-11-22)."""
+    ordering the jobs and the ETA (measured on full and quick reports; CHANGELOG.md)."""
     name: str
     task: Any
     full: Any
@@ -83,12 +82,12 @@ def _within(config: holdout.Config) -> tuple[int, int]:
 
 ROSTER: tuple[Entry, ...] = (
     # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks:
-    # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x); in the full run
-    # of 2026-11-24 the batch took 124 s and the 8-seed homoscedastic ensemble 63 s.
+    # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x); measured in a full
+    # run: the batch 124 s, the 8-seed homoscedastic ensemble 63 s.
     _regression("homoscedastic", (65, 7)),
     _regression("heteroscedastic", (125, 14),
                 cures=("sigma_floor=0.05", "beta=0.5", "faithful", "natural")),
-    # NUTS (issue 13): ~1 ms per leapfrog step idle, 2 x 600 iterations x 81-97 steps per model
+    # NUTS: ~1 ms per leapfrog step idle, 2 x 600 iterations x 81-97 steps per model
     # ~200 s, exact refits ~30 s, four SVI fits ~60 s (benchmarks/bayes_speed.py)
     Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
           bayes_regression.Config.preset("quick"), (280, 20)),
