@@ -150,15 +150,12 @@ def _check_raw(root: Path, cache: bool) -> bool:
     return True
 
 
-def load_mnist(data_dir=None, train: bool = True, download: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load MNIST as ``(images, labels)``: float32 (N, 1, 28, 28) in [0, 1] and int64 (N,).
+def find_mnist(data_dir=None, download: bool = True) -> Path:
+    """The data folder whose ``MNIST/raw/`` holds the four files, checked.
 
-    ``train=True`` gives the 60,000 training images (indices are MNIST's own: image 59289 is
-    a "1"), ``train=False`` the 10,000 official test images. The folder searched is
-    ``data_dir``, then ``$PROBNN_DATA``, then the user cache; each must hold ``MNIST/raw/``
-    as torchvision lays it out. The first that holds any of the four files is used, after
-    checking their headers, sizes and labels (:class:`DataFormatError` or
+    The folder searched is ``data_dir``, then ``$PROBNN_DATA``, then the user cache; each must
+    hold ``MNIST/raw/`` as torchvision lays it out. The first that holds any of the four files
+    is used, after checking their headers, sizes and labels (:class:`DataFormatError` or
     :class:`DataNotFoundError` say which file is wrong or missing). When none has any and
     ``download`` is allowed, torchvision downloads them into the cache.
     """
@@ -166,30 +163,44 @@ def load_mnist(data_dir=None, train: bool = True, download: bool = True
 
     searched = candidate_dirs(data_dir)
     cache = cache_dir()
-    root = None
     for d in searched:
         # torchvision completes its own download into the cache; elsewhere a partial folder is
         # reported, not silently replaced by another copy
         try:
             if _check_raw(d, cache=d == cache):
-                root = d
-                break
+                return d
         except DataNotFoundError:
             if not (download and d == cache):
                 raise
             break
     error = None
-    if root is None and download:
-        root = cache
+    if download:
         try:
-            MNIST(root=str(root), train=train, download=True)
+            MNIST(root=str(cache), train=True, download=True)  # fetches all four files
         except (OSError, RuntimeError, EOFError) as e:  # offline; a .gz cut short: EOFError
-            error, root = e, None
+            error = e
         else:
-            _check_raw(root, cache=True)
-    if root is None:
-        raise DataNotFoundError(not_found_message(
-            "MNIST (" + ", ".join(_RAW_FILES) + ")", MNIST_RAW, searched, _MNIST_URL, error))
+            _check_raw(cache, cache=True)
+            return cache
+    raise DataNotFoundError(not_found_message(
+        "MNIST (" + ", ".join(_RAW_FILES) + ")", MNIST_RAW, searched, _MNIST_URL, error))
+
+
+def mnist_files(data_dir=None) -> tuple[Path, ...]:
+    """The four raw MNIST files :func:`load_mnist` reads (for keying cached results by them)."""
+    raw = find_mnist(data_dir) / MNIST_RAW
+    return tuple(raw / n for n in _RAW_FILES)
+
+
+def load_mnist(data_dir=None, train: bool = True, download: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load MNIST as ``(images, labels)``: float32 (N, 1, 28, 28) in [0, 1] and int64 (N,).
+
+    ``train=True`` gives the 60,000 training images (indices are MNIST's own: image 59289 is
+    a "1"), ``train=False`` the 10,000 official test images, from the folder
+    :func:`find_mnist` finds (or downloads into).
+    """
+    root = find_mnist(data_dir, download)
     # The raw files just checked, read with torchvision's own readers: MNIST(root) would
     # prefer a MNIST/processed/*.pt left by an old torchvision, which nothing here checks
     # (float images, 60,000 images with 100 labels and labels of 200 went through it).

@@ -4,7 +4,8 @@ A :class:`Job` is one run of a task (:mod:`probnn.tasks`) with a config: a *trai
 artifact is its training checkpoint, an *evaluate* task's artifact is its result, saved with
 :func:`probnn.inference.serialization.save` (read back without unpickling). In a cache folder
 every artifact is named by a digest of everything that determines it: the task, its config,
-the digests of the jobs it reads, the xkcd data file (for the tasks that read it),
+the digests of the jobs it reads, the data files the task reads (``xkcd.csv``, or the four
+raw MNIST files),
 :data:`CACHE_VERSION` and the task module's ``VERSION`` where it sets one (bumped when that
 task alone computes something new, so the other tasks' artifacts stay valid). So an artifact that exists is reused, a changed setting makes a new
 file (the old one stays), and an interrupted training leaves a checkpoint that the next run
@@ -88,22 +89,29 @@ def file_digest(path: Path, length: int = 12) -> str:
     return h.hexdigest()[:length]
 
 
+def data_digest(kind: str, data_dir=None) -> str:
+    """A digest of the bytes of the data files a task of ``DATA = kind`` reads: ``xkcd.csv``,
+    or the four raw MNIST files, so a changed copy of the data makes new artifacts."""
+    from probnn.datasets import find_xkcd, mnist_files
+    files = (find_xkcd(data_dir),) if kind == "xkcd" else mnist_files(data_dir)
+    return digest({f.name: file_digest(f) for f in files})
+
+
 def place(jobs: dict[str, Job], cache: Path, data_dir=None) -> None:
     """Give every job its digest and artifact path in ``cache`` (parents before children)."""
-    from probnn.datasets import find_xkcd
-    xkcd = None
+    data: dict[str, str] = {}
 
     def visit(job: Job) -> str:
-        nonlocal xkcd
         if not job.digest:
             parents = [visit(jobs[n]) for n in job.needs]
             payload = {"version": CACHE_VERSION, "name": job.name, "task": job.task,
                        "config": job.settings(), "parents": parents}
             if getattr(job.module, "VERSION", 0):  # a task's own version, where it has one
                 payload["task_version"] = job.module.VERSION
-            if job.module.DATA == "xkcd":
-                xkcd = xkcd or file_digest(find_xkcd(data_dir))
-                payload["data"] = xkcd
+            kind = job.module.DATA
+            if kind not in data:
+                data[kind] = data_digest(kind, data_dir)
+            payload["data"] = data[kind]
             job.digest = digest(payload)
             job.artifact = cache / f"{job.name}-{job.digest}{job.suffix}"
         return job.digest

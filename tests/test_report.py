@@ -181,6 +181,34 @@ def test_changed_settings_get_new_artifacts_and_parents_propagate(data, tmp_path
     assert names["compare-vae-d20"] == quick["compare-vae-d20"]
 
 
+def test_a_changed_copy_of_the_data_gets_new_artifacts(data, tmp_path):
+    """The cache key reads the data files' bytes: one changed MNIST pixel renames every job
+    that reads MNIST and none that reads xkcd.csv (and a changed xkcd.csv the reverse)."""
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+
+    def placed():
+        jobs = rp.build_jobs(quick=True)
+        jb.place(jobs, tmp_path / "cache", copy)
+        return {n: (j.module.DATA, j.artifact.name) for n, j in jobs.items()}
+
+    before = placed()
+    images = copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    raw = bytearray(images.read_bytes())
+    raw[-1] ^= 1  # the last pixel of the last test image
+    images.write_bytes(bytes(raw))
+    after = placed()
+    assert {n for n in before if before[n] != after[n]} == {
+        n for n, (kind, _) in before.items() if kind == "mnist"}
+    with open(copy / "xkcd.csv", "a") as f:
+        f.write("\n")
+    again = placed()
+    assert {n for n in after if after[n] != again[n]} == {
+        n for n, (kind, _) in after.items() if kind == "xkcd"}
+
+
 def test_an_interrupted_training_is_resumed(data, tmp_path, one_thread):
     """Bit for bit, with one torch thread throughout (the job trains with one)."""
     from dataclasses import replace
