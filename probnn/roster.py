@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from probnn.inference.estimator_study import TRAIN_OBJECTIVES
 from probnn.tasks import (bayes_regression, bounds, cvae, estimators, holdout, objectives,
                           regression,
                           vae_figures, vae_training)
@@ -62,11 +61,7 @@ def _vae(name: str, estimate, **model) -> Entry:
 
 def _estimator_sizes(quick: bool) -> estimators.Config:
     """The study's bias/spread and gradient-SNR sizes; no training (a job of its own)."""
-    config = estimators.Config.preset("quick" if quick else "full", train_objectives=())
-    if quick:
-        return config
-    # one worker does FULL's sizes in ~25 s a model: afford steadier numbers
-    return replace(config, holdout_images=12, repeats=5, snr_samples=30, snr_images=16)
+    return estimators.Config.preset("quick" if quick else "standard", train_objectives=())
 
 
 COMPARE = (holdout.Config(holdout_images=2000, k=100, large_k=1000, large_k_images=200,
@@ -115,13 +110,6 @@ ROSTER: tuple[Entry, ...] = (
                              ("cvae-d4", (85, 4)))),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
             (60, 8), (name,)) for name in ("vae-d4", "vae-d20")),
-    # Every objective trains the PyTorch example's MLP VAE, three seeds each: IWAE with K=50
-    # costs about 50 decoder passes a step, which the conv VAE cannot afford in the budget.
-    Entry("objectives-vae-mlp-d20", objectives,
-          objectives.Config(objectives=TRAIN_OBJECTIVES, latent_dim=20, architecture="mlp",
-                            train_images=20_000, epochs=1, batch_size=100, eval_k=1000,
-                            eval_images=100, seeds=3),
-          objectives.Config(objectives=("trace", "stl", "iwae-5", "dreg-iwae-5"), latent_dim=20,
-                            architecture="mlp", train_images=1000, epochs=1, batch_size=100,
-                            eval_k=50, eval_images=50, seeds=2), (295, 10)),
+    Entry("objectives-vae-mlp-d20", objectives, objectives.Config.preset("standard"),
+          objectives.Config.preset("quick"), (295, 10)),
 )

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference import bayes_nuts as bn
 from probnn.inference import bayes_regression as br
 from probnn.inference.fit_checks import elpd_failure, svi_failure
@@ -27,8 +26,9 @@ from probnn.inference.serialization import serializable
 from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 
 from .inputs import Inputs
-from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT, SAMPLES, SAMPLES0, SEED,
-                         STEPS, STEPS0, TREE_DEPTH, check, check_each, choice)
+from .settings import seed_setting, setting, validate, with_preset
+from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT, SAMPLES,
+                         SAMPLES0, STEPS, STEPS0, TREE_DEPTH, choice)
 
 KIND, DATA = "evaluate", "xkcd"
 VERSION = 1
@@ -49,6 +49,7 @@ def _preset(svi: dict, nuts: dict) -> dict:
 
 FULL = _preset(br.FULL, bn.NUTS_FULL)
 QUICK = _preset(br.QUICK, bn.NUTS_QUICK)
+PRESETS = {"quick": QUICK, "full": FULL}
 
 
 @serializable
@@ -59,41 +60,41 @@ class Config:
     ``loo_max_refits`` flagged points per model, each ``loo_warmup`` + ``loo_draws``. SVI
     (each guide of ``vi_guides`` under NUTS, AutoNormal alone under ``vi``): ``epochs`` after
     ``map_steps`` MAP steps, ``draws`` guide draws for PSIS-LOO (defaults: the FULL preset)."""
-    epochs: int = FULL["epochs"]
-    draws: int = FULL["draws"]
-    map_steps: int = FULL["map_steps"]
-    lr: float = br.DEFAULT_LR
-    num_particles: int = br.DEFAULT_PARTICLES
-    prior_scale: float = DEFAULT_PRIOR_SCALE
-    seed: int = COURSEWORK_SEED
-    sampler: str = "nuts"
-    chains: int = FULL["chains"]
-    warmup: int = FULL["warmup"]
-    nuts_draws: int = FULL["nuts_draws"]
-    max_tree_depth: int = FULL["max_tree_depth"]
-    loo_warmup: int = FULL["loo_warmup"]
-    loo_draws: int = FULL["loo_draws"]
-    loo_max_refits: int = FULL["loo_max_refits"]
-    vi_guides: tuple = FULL["vi_guides"]
-    parallel_chains: bool = False
+    epochs: int = setting(FULL["epochs"], EPOCHS, "SVI steps per model")
+    draws: int = setting(FULL["draws"], DRAWS, "guide draws for PSIS-LOO and ribbons, 2 at least")
+    map_steps: int = setting(FULL["map_steps"], STEPS0, "MAP steps before SVI, whose weights "
+                             "start the guide; 0: none")
+    lr: float = setting(br.DEFAULT_LR, POSITIVE_FLOAT, "SVI learning rate")
+    num_particles: int = setting(br.DEFAULT_PARTICLES, SAMPLES,
+                                 "vectorised ELBO particles per SVI step", flag="--particles")
+    prior_scale: float = setting(DEFAULT_PRIOR_SCALE, POSITIVE_FLOAT, "prior sd of the biases, "
+                                 "and of the weights times sqrt(fan-in)")
+    seed: int = seed_setting()
+    sampler: str = setting("nuts", choice(*SAMPLERS), "nuts: NUTS reference posterior, exact "
+                           "LOO refits and the guides measured against it; vi: the AutoNormal "
+                           "fits and PSIS-LOO only")
+    chains: int = setting(FULL["chains"], MCMC_CHAINS, "NUTS chains per model")
+    warmup: int = setting(FULL["warmup"], STEPS, "NUTS warmup iterations per chain")
+    nuts_draws: int = setting(FULL["nuts_draws"], MCMC_DRAWS, "NUTS draws kept per chain")
+    max_tree_depth: int = setting(FULL["max_tree_depth"], TREE_DEPTH, "NUTS tree depth limit")
+    loo_warmup: int = setting(FULL["loo_warmup"], STEPS, "warmup of each exact-LOO refit")
+    loo_draws: int = setting(FULL["loo_draws"], MCMC_DRAWS, "draws of each exact-LOO refit")
+    loo_max_refits: int = setting(FULL["loo_max_refits"], SAMPLES0, "refit at most this many "
+                                  "flagged points per model, worst k first; 0: PSIS only")
+    vi_guides: tuple = setting(FULL["vi_guides"], None, "guides fitted by SVI and compared "
+                               "with NUTS", each=GUIDE, empty=True)
+    parallel_chains: bool = setting(False, None, "run the chains in spawned processes (same "
+                                    "draws)")
 
     def __post_init__(self):
-        # PSIS-LOO needs two draws at least; 0 MAP steps: SVI starts from the guide's init
-        check(self, epochs=EPOCHS, draws=DRAWS, map_steps=STEPS0,
-              lr=POSITIVE_FLOAT, num_particles=SAMPLES, prior_scale=POSITIVE_FLOAT,
-              seed=SEED, sampler=choice(*SAMPLERS), chains=MCMC_CHAINS, warmup=STEPS,
-              nuts_draws=MCMC_DRAWS, max_tree_depth=TREE_DEPTH, loo_warmup=STEPS,
-              loo_draws=MCMC_DRAWS, loo_max_refits=SAMPLES0)
-        check_each(self, "vi_guides", GUIDE, empty=True)
-        object.__setattr__(self, "vi_guides", tuple(self.vi_guides))
-        object.__setattr__(self, "parallel_chains", bool(self.parallel_chains))
+        validate(self)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Config":
         """``quick`` or ``full``: the SVI settings of
         :data:`~probnn.inference.bayes_regression.QUICK`/``FULL`` and the NUTS settings of
         :data:`~probnn.inference.bayes_nuts.NUTS_QUICK`/``NUTS_FULL``."""
-        return cls(**{**{"quick": QUICK, "full": FULL}[name], **overrides})
+        return with_preset(cls, PRESETS, name, **overrides)
 
 
 @serializable

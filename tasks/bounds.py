@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pyro
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.ais import ais_log_likelihood, bdmc
 from probnn.inference.batching import random_subset
 from probnn.inference.cvae import LOG_PRIOR
@@ -22,8 +21,8 @@ from probnn.inference.vae import comparison_subset, load_vae, vae_name
 from probnn.models.cvae import ConditionalVAE
 
 from .inputs import Inputs
-from .validation import (CHAINS, CHAINS0, FRACTION, POSITIVE_INT, SAMPLES, SEED, STEPS, check,
-                         check_each, require)
+from .settings import holdout_split_setting, seed_setting, setting, validate
+from .validation import CHAINS, CHAINS0, POSITIVE_INT, SAMPLES, STEPS, require
 
 KIND, DATA = "evaluate", "mnist"
 VERSION = 1
@@ -40,30 +39,30 @@ class Config:
     of ``bdmc_steps`` (0 images: skip). ``within``: ``(holdout_images, large_k_images)`` of
     question (e)'s comparison (:mod:`.holdout`): the images are then drawn from its large-K
     subset, so the two sections' estimates of the same images pair up."""
-    images: int = 16
-    iwae_ks: tuple[int, ...] = (1, 10, 100, 1000, 5000)
-    pareto_k_at: int = 1000
-    ais_steps: int = 100
-    ais_chains: int = 8
-    local_steps: int = 300
-    elbo_samples: int = 500
-    bdmc_images: int = 8
-    bdmc_steps: tuple[int, ...] = (10, 30, 100)
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
-    within: tuple | None = None
+    images: int = setting(16, POSITIVE_INT, "random holdout images")
+    iwae_ks: tuple[int, ...] = setting((1, 10, 100, 1000, 5000), None, "IWAE sample sizes",
+                                       each=SAMPLES)
+    pareto_k_at: int = setting(1000, SAMPLES,
+                               "the K whose weights give Pareto k, one of the IWAE sample sizes")
+    ais_steps: int = setting(100, STEPS, "AIS intermediate distributions")
+    ais_chains: int = setting(8, CHAINS, "AIS chains per image")
+    local_steps: int = setting(300, STEPS, "SVI steps fitting the per-image Gaussian q*")
+    elbo_samples: int = setting(500, SAMPLES, "samples of each ELBO estimate")
+    bdmc_images: int = setting(8, CHAINS0, "images simulated from the model for BDMC, 0 to skip")
+    bdmc_steps: tuple[int, ...] = setting((10, 30, 100), None, "BDMC schedule lengths",
+                                          each=STEPS)
+    holdout_split: float | None = holdout_split_setting()
+    seed: int = seed_setting()
+    within: tuple | None = setting(None, None, "(holdout_images, large_k_images) of question "
+                                   "(e)'s comparison, to draw the images from", cli=False)
 
     def __post_init__(self):
+        validate(self)
         if self.within is not None:
             object.__setattr__(self, "within", tuple(self.within))
             require(len(self.within) == 2 and self.images <= min(self.within),
                     f"within = {self.within} must be (holdout_images, large_k_images), both at "
                     f"least images = {self.images}")
-        check(self, images=POSITIVE_INT, pareto_k_at=SAMPLES, ais_steps=STEPS,
-              ais_chains=CHAINS, local_steps=STEPS, elbo_samples=SAMPLES,
-              bdmc_images=CHAINS0, holdout_split=FRACTION.optional(), seed=SEED)
-        check_each(self, "iwae_ks", SAMPLES)
-        check_each(self, "bdmc_steps", STEPS)
         # the answer compares AIS with the IWAE column whose weights gave Pareto k
         require(self.pareto_k_at in tuple(self.iwae_ks),
                 f"pareto_k_at = {self.pareto_k_at} must be one of the IWAE sample sizes "

@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.batching import random_subset
 from probnn.inference.cvae import CVAEResults, cvae_results
-from probnn.inference.precision import PRECISIONS
 from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_name
 
 from .inputs import Inputs
-from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
+from .settings import HoldoutSizes, setting, validate
+from .validation import POSITIVE_INT
 
 KIND, DATA = "evaluate", "mnist"
 VERSION = 1
@@ -22,26 +21,16 @@ VERSION = 1
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HoldoutSizes):
     """Bounds of log p(x | y) on ``holdout_images`` random holdout images (all by default):
     ELBO, ELBO-MC and IWAE-``k``, IWAE-``large_k`` on ``large_k_images`` of them (0 or None:
     skip); log p(x) and the classifier on ``classify_images`` (ten bounds each)."""
-    k: int = 100
-    large_k: int | None = 1000
-    large_k_images: int | None = 1000
-    classify_images: int | None = 1000
-    holdout_images: int | None = None
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
-    precision: str = "fp32"
-    """The networks' precision in every estimator: ``fp32`` or ``bf16``."""
+    classify_images: int | None = setting(1000, POSITIVE_INT.optional(),
+                                          "holdout images for log p(x) and the classifier (10 "
+                                          "bounds each)")
 
     def __post_init__(self):
-        check(self, precision=choice(*PRECISIONS))
-        check(self, k=SAMPLES, large_k=SAMPLES0.optional(),
-              large_k_images=POSITIVE_INT.optional(), classify_images=POSITIVE_INT.optional(),
-              holdout_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
-              seed=SEED)
+        validate(self)
 
 
 @serializable

@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from probnn.datasets.coursework import COURSEWORK_SEED
-from probnn.inference.precision import PRECISIONS
 from probnn.inference.serialization import serializable
 from probnn.inference.vae import comparison_estimates, vae_name
 
 from .inputs import Inputs
-from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SAMPLES0, SEED, check, choice)
+from .settings import HoldoutSizes, setting, validate
+from .validation import POSITIVE_INT
 
 KIND, DATA = "evaluate", "mnist"
 VERSION = 1
@@ -20,26 +19,16 @@ VERSION = 1
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HoldoutSizes):
     """ELBO, ELBO-MC and IWAE-``k`` on ``holdout_images`` random holdout images (all by
     default), IWAE-``large_k`` on ``large_k_images`` of them (0 or None: skip), and the
     one-sample ELBO on ``train_images`` training images."""
-    k: int = 100
-    large_k: int | None = 1000
-    large_k_images: int | None = 1000
-    holdout_images: int | None = None
-    train_images: int | None = 10_000
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
-    precision: str = "fp32"
-    """The networks' precision in every estimator: ``fp32`` or ``bf16``."""
+    train_images: int | None = setting(10_000, POSITIVE_INT.optional(),
+                                       "random training images for the one-sample ELBO on "
+                                       "training data")
 
     def __post_init__(self):
-        check(self, precision=choice(*PRECISIONS))
-        check(self, k=SAMPLES, large_k=SAMPLES0.optional(),
-              large_k_images=POSITIVE_INT.optional(), holdout_images=POSITIVE_INT.optional(),
-              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(),
-              seed=SEED)
+        validate(self)
 
 
 @serializable

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.estimator_study import TRAIN_OBJECTIVES, objective_comparison
 from probnn.inference.serialization import serializable
 from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
-from .validation import (EPOCHS, FRACTION, LATENT, OBJECTIVE, POSITIVE_INT, SAMPLES, SEED, SEEDS,
-                         check, check_each, choice)
+from .settings import holdout_split_setting, seed_setting, setting, validate, with_preset
+from .validation import EPOCHS, LATENT, OBJECTIVE, POSITIVE_INT, SAMPLES, SEEDS, choice
 from .vae_training import ARCHITECTURES, LIKELIHOODS
 
 KIND, DATA = "evaluate", "mnist"
@@ -24,28 +23,50 @@ class Config:
     """The objectives (``trace``, ``meanfield``, ``stl``, ``iwae-K``, ``dreg-iwae-K``), the
     model trained with each, the training (first ``train_images``, ``epochs``, ``batch_size``),
     the yardstick (IWAE-``eval_k`` on the first ``eval_images`` holdout images) and the number
-    of ``seeds`` (``seed``, ``seed + 1``, ...; every objective trained once per seed)."""
-    objectives: tuple[str, ...] = TRAIN_OBJECTIVES
-    latent_dim: int = 4
-    architecture: str = "conv"
-    likelihood: str = "bernoulli"
-    binarize: bool = False
-    train_images: int | None = None
-    epochs: int = 1
-    batch_size: int = 100
-    eval_k: int = 5000
-    eval_images: int | None = None
-    seeds: int = 3
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
+    of ``seeds`` (``seed``, ``seed + 1``, ...; every objective trained once per seed).
+    Defaults: the ``standard`` preset of :data:`PRESETS`, the PyTorch example's MLP VAE
+    (IWAE-50 costs about 50 decoder passes a step, which the conv VAE cannot afford in
+    minutes)."""
+    objectives: tuple[str, ...] = setting(TRAIN_OBJECTIVES, None,
+                                          "trace, meanfield, stl, iwae-K, dreg-iwae-K",
+                                          each=OBJECTIVE)
+    latent_dim: int = setting(20, LATENT, "dimension of the latent z")
+    architecture: str = setting("mlp", choice(*ARCHITECTURES),
+                                "conv: the coursework's networks; mlp: the PyTorch example "
+                                "VAE's")
+    likelihood: str = setting("bernoulli", choice(*LIKELIHOODS), "the pixels' likelihood")
+    binarize: bool = setting(False, None, "train on dynamically binarised images")
+    train_images: int | None = setting(20_000, POSITIVE_INT.optional(),
+                                       "first N training images to train on; none: all")
+    epochs: int = setting(1, EPOCHS, "training epochs")
+    batch_size: int = setting(100, POSITIVE_INT, "batch size")
+    eval_k: int = setting(1000, SAMPLES, "IWAE K of the yardstick")
+    eval_images: int | None = setting(100, POSITIVE_INT.optional(),
+                                      "first N holdout images to score on; none: all")
+    seeds: int = setting(3, SEEDS, "train every objective from this many seeds")
+    holdout_split: float | None = holdout_split_setting()
+    seed: int = seed_setting()
 
     def __post_init__(self):
-        check(self, latent_dim=LATENT, architecture=choice(*ARCHITECTURES),
-              likelihood=choice(*LIKELIHOODS), train_images=POSITIVE_INT.optional(),
-              epochs=EPOCHS, batch_size=POSITIVE_INT, eval_k=SAMPLES,
-              eval_images=POSITIVE_INT.optional(), seeds=SEEDS,
-              holdout_split=FRACTION.optional(), seed=SEED)
-        check_each(self, "objectives", OBJECTIVE)
+        validate(self)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "Config":
+        """The sizes of ``PRESETS[name]`` with ``overrides``."""
+        return with_preset(cls, PRESETS, name, **overrides)
+
+
+PRESETS = {
+    "quick": dict(objectives=("trace", "stl", "iwae-5", "dreg-iwae-5"), train_images=1000,
+                  eval_k=50, eval_images=50, seeds=2),
+    "standard": {},
+    "thorough": dict(latent_dim=4, architecture="conv", train_images=None, eval_k=5000,
+                     eval_images=None),
+}
+"""The sizes by name, as changes to the defaults: ``quick`` a first look (seconds);
+``standard`` (the defaults) the report's objectives job, minutes on a laptop; ``thorough``
+the coursework's conv VAE on all 60,000 training images scored by IWAE-5000 on every holdout
+image (hours on a laptop)."""
 
 
 @serializable

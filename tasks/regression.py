@@ -13,7 +13,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.train import one_thread
 from probnn.inference.regression import (COURSEWORK_EPOCHS, EnsembleFit, ModelSpec, builder,
                                          ensemble_seeds, fit_ensemble, fit_family, load_ensemble,
@@ -21,9 +20,9 @@ from probnn.inference.regression import (COURSEWORK_EPOCHS, EnsembleFit, ModelSp
 from probnn.models.regression import HeteroscedasticRegression
 
 from .inputs import Inputs
+from .settings import seed_setting, setting, validate
 from .validation import (ENSEMBLE_SEEDS, EPOCHS, MAX_SEED, NONNEG_FLOAT, POSITIVE_FLOAT,
-                         POSITIVE_INT, SEED, UNIT_INTERVAL, Rule, check, check_each, choice,
-                         require)
+                         POSITIVE_INT, UNIT_INTERVAL, Rule, choice, require)
 
 MAX_SEED_EPOCHS = 4_000_000
 """Seeds x epochs x runs at most: every member's mean log-likelihood is kept at every epoch
@@ -57,29 +56,34 @@ class Config:
     heteroscedastic model's dip cures; ``cures`` (see :func:`parse_cure`) are further cures
     trained in the same batch (:func:`~probnn.inference.regression.fit_family`: the result's
     ``others``); ``jit`` compiles the loss (same numbers, faster)."""
-    model: str = "heteroscedastic"
-    epochs: int = COURSEWORK_EPOCHS
-    lr: float = 1e-3
-    checkpoint_every: int = 5000
-    sigma_floor: float = 0.0
-    beta: float = 0.0
-    jit: bool = True
-    seed: int = COURSEWORK_SEED
-    seeds: int = 8
-    cure: str = "none"
-    cures: tuple[str, ...] = ()
+    model: str = setting("heteroscedastic", choice("homoscedastic", "heteroscedastic"),
+                         "the regression model")
+    epochs: int = setting(COURSEWORK_EPOCHS, EPOCHS, "training epochs (full-batch Adam steps)")
+    lr: float = setting(1e-3, POSITIVE_FLOAT, "Adam learning rate")
+    checkpoint_every: int = setting(5000, POSITIVE_INT, "epochs between checkpoints")
+    sigma_floor: float = setting(0.0, NONNEG_FLOAT, "heteroscedastic: sigma(x) = floor + "
+                                 "softplus(g(x)), a cure for the dips")
+    beta: float = setting(0.0, UNIT_INTERVAL, "heteroscedastic: train with the beta-NLL loss "
+                          "(Seitzer et al. 2022), beta from 0 (the plain likelihood) to 1",
+                          flag="--beta-nll")
+    jit: bool = setting(True, None, "do not compile the loss", flag="--no-jit")
+    seed: int = seed_setting()
+    seeds: int = setting(8, ENSEMBLE_SEEDS, "train from this many seeds at once (seed, seed + "
+                         "1, ...: one batched ensemble); the tables give the spread over them")
+    cure: str = setting("none", choice(*HeteroscedasticRegression.CURES),
+                        "heteroscedastic: train with the faithful loss (Stirn et al. 2023: f by "
+                        "squared error, sigma by the likelihood with f's gradient stopped) or "
+                        "the natural-parameter likelihood (Immer et al. 2023)")
+    cures: tuple[str, ...] = setting((), None, "further cures trained in the same batch",
+                                     each=CURE, empty=True, cli=False)
 
     def __post_init__(self):
-        check(self, model=choice("homoscedastic", "heteroscedastic"), epochs=EPOCHS,
-              lr=POSITIVE_FLOAT, checkpoint_every=POSITIVE_INT, sigma_floor=NONNEG_FLOAT,
-              beta=UNIT_INTERVAL, seed=SEED, seeds=ENSEMBLE_SEEDS,
-              cure=choice(*HeteroscedasticRegression.CURES))
+        validate(self)
         require(self.model == "heteroscedastic"
                 or not (self.sigma_floor or self.beta or self.cure != "none"),
                 "sigma_floor, beta and the cures apply to the heteroscedastic model only")
         require(self.cure == "none" or not (self.sigma_floor or self.beta),
                 f"the {self.cure} cure does not combine with sigma_floor or beta")
-        check_each(self, "cures", CURE, empty=True)
         require(len(self.cures) <= 8, f"at most 8 further cures, got {len(self.cures)}")
         require(self.model == "heteroscedastic" or not self.cures,
                 "cures apply to the heteroscedastic model only")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.vae import VAEResults, compute_results, vae_name
 
 from .inputs import Inputs
-from .validation import (FRACTION, POSITIVE_INT, SAMPLES, SEED, check)
+from .settings import holdout_split_setting, seed_setting, setting, validate
+from .validation import POSITIVE_INT, SAMPLES
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -16,14 +16,15 @@ KIND, DATA = "evaluate", "mnist"
 @dataclass(frozen=True)
 class Config:
     """``rank_k``-sample IWAE bound of every training image (or a random ``rank_subset``)."""
-    rank_subset: int | None = None
-    rank_k: int = 100
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
+    rank_subset: int | None = setting(None, POSITIVE_INT.optional(),
+                                      "score a random subset of this many training images; "
+                                      "none: all of them")
+    rank_k: int = setting(100, SAMPLES, "samples per image for the bound")
+    holdout_split: float | None = holdout_split_setting()
+    seed: int = seed_setting()
 
     def __post_init__(self):
-        check(self, rank_subset=POSITIVE_INT.optional(), rank_k=SAMPLES,
-              holdout_split=FRACTION.optional(), seed=SEED)
+        validate(self)
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> VAEResults:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
-from probnn.datasets.coursework import COURSEWORK_SEED
-from probnn.inference.precision import PRECISIONS
+from probnn.inference.elbos import ELBO_NAMES
 from probnn.inference.vae import VAEFit, history_from_checkpoint, load_vae, train_vae, vae_stem
 
 from .inputs import Inputs
-from .validation import (EPOCHS, FRACTION, LATENT, POSITIVE_FLOAT, POSITIVE_INT,
-                         SAMPLES, SEED, check, choice)
+from .settings import precision_setting, seed_setting, setting, validate
+from .validation import EPOCHS, FRACTION, LATENT, POSITIVE_FLOAT, POSITIVE_INT, SAMPLES, choice
 
 ARCHITECTURES = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
@@ -31,33 +30,37 @@ class Config:
     ``likelihood``, ``binarize``), the training (the coursework's: Adam lr 1e-3, batch 100,
     5 epochs, Trace_ELBO) and the data (the first ``train_images`` of the training set;
     ``holdout_split``: train on the coursework's random 1 - fraction of it)."""
-    latent_dim: int = 4
-    architecture: str = "conv"
-    conditional: bool = False
-    likelihood: str = "bernoulli"
-    binarize: bool = False
-    epochs: int = 5
-    batch_size: int = 100
-    lr: float = 1e-3
-    elbo: str = "trace"
-    num_particles: int = 1
-    train_images: int | None = None
-    holdout_split: float | None = None
-    seed: int = COURSEWORK_SEED
-    precision: str = "bf16"
-    """The networks' precision in training: ``bf16`` (bfloat16 autocast; sums, KL, output
-    layers, parameters and Adam state in fp32; :mod:`probnn.inference.precision`) or
-    ``fp32``. bf16 by default: its holdout ELBO and IWAE sat within the fp32 seed spread for
-    d=4 and d=20 (``benchmarks/precision_check.py``; ``benchmarks/issue14-results.md``), at
-    about 0.57x the time of a step."""
+    latent_dim: int = setting(4, LATENT, "dimension of the latent z")
+    architecture: str = setting("conv", choice(*ARCHITECTURES),
+                                "conv: the coursework's networks; mlp: the PyTorch example "
+                                "VAE's")
+    conditional: bool = setting(False, None, "condition on the label (question f)", cli=False)
+    likelihood: str = setting("bernoulli", choice(*LIKELIHOODS), "the pixels' likelihood")
+    binarize: bool = setting(False, None, "train on dynamically binarised images")
+    epochs: int = setting(5, EPOCHS, "training epochs")
+    batch_size: int = setting(100, POSITIVE_INT, "batch size")
+    lr: float = setting(1e-3, POSITIVE_FLOAT, "Adam learning rate")
+    elbo: str = setting("trace", choice(*ELBO_NAMES),
+                        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); stl: "
+                        "the ELBO without the guide's score term (sticking the landing); iwae: "
+                        "importance-weighted bound with --particles samples; dreg-iwae: the "
+                        "same bound with doubly reparameterised guide gradients")
+    num_particles: int = setting(1, SAMPLES, "samples per image of the objective",
+                                 flag="--particles")
+    train_images: int | None = setting(None, POSITIVE_INT.optional(),
+                                       "train on the first N training images only; none: all")
+    holdout_split: float | None = setting(None, FRACTION.optional(),
+                                          "hold out this random fraction of the training set "
+                                          "(coursework: 0.1) instead of using the official test "
+                                          "set")
+    seed: int = seed_setting()
+    precision: str = precision_setting("bf16", "training")
+    """bf16 by default: its holdout ELBO and IWAE sat within the fp32 seed spread for d=4 and
+    d=20 (``benchmarks/precision_check.py``), at a lower cost per step on a CPU with bf16
+    arithmetic."""
 
     def __post_init__(self):
-        from probnn.inference.elbos import ELBO_NAMES
-        check(self, latent_dim=LATENT, architecture=choice(*ARCHITECTURES),
-              likelihood=choice(*LIKELIHOODS), epochs=EPOCHS, batch_size=POSITIVE_INT,
-              lr=POSITIVE_FLOAT, elbo=choice(*ELBO_NAMES), num_particles=SAMPLES,
-              train_images=POSITIVE_INT.optional(), holdout_split=FRACTION.optional(), seed=SEED,
-              precision=choice(*PRECISIONS))
+        validate(self)
 
     def name(self) -> str:
         """The model's file-name stem (``vae-d4``, ``vae-mlp-d20``, ``cvae-d4``, ...)."""

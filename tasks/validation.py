@@ -34,6 +34,11 @@ class Rule:
     """One allowed range: ``rule(value)`` returns the value (parsed, when a string from the
     command line) or raises :class:`ValueError` with ``must be <what>, got <value>``."""
 
+    options: tuple | None = None
+    """The allowed values, where they are a short list (:func:`choice`)."""
+    base: "Rule | None" = None
+    """For :meth:`optional`'s rule: the rule of its values."""
+
     def __init__(self, what: str, parse: Callable[[Any], Any], ok: Callable[[Any], bool]):
         self.what, self._parse, self._ok = what, parse, ok
 
@@ -60,8 +65,10 @@ class Rule:
 
     def optional(self) -> "Rule":
         """The same rule that also allows None (a setting's "default" or "all")."""
-        return Rule(f"{self.what} (or None)", lambda v: v if v is None else self._parse(v),
+        rule = Rule(f"{self.what} (or None)", lambda v: v if v is None else self._parse(v),
                     lambda v: v is None or self._ok(v))
+        rule.base = self  # the command line takes values only; None is the option left out
+        return rule
 
 
 def _int(value) -> int:
@@ -141,7 +148,10 @@ OBJECTIVE = Rule("an objective: trace, meanfield, stl, iwae or dreg-iwae, each w
 
 
 def choice(*options: str) -> Rule:
-    return Rule("one of " + ", ".join(options), lambda v: v, lambda v: v in options)
+    """One of ``options`` (the command line offers them as argparse choices)."""
+    rule = Rule("one of " + ", ".join(options), lambda v: v, lambda v: v in options)
+    rule.options = tuple(options)
+    return rule
 
 
 def check(config, **rules: Rule) -> None:
