@@ -19,20 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probnn.analysis import bayes_regression as ba
-from probnn.analysis import bounds as bo
-from probnn.analysis import comparison as co
-from probnn.analysis import cvae as ca
-from probnn.analysis import estimator_study as ea
-from probnn.analysis import regression as ra
-from probnn.analysis import vae as va
 from probnn.analysis.html import render_html
 from probnn.analysis.invariants import check_report
-from probnn.analysis.outputs import Section, combine
+from probnn.analysis.outputs import Section
 from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.inference.serialization import write_atomically
 
 from .jobs import Job, load, place, read_record
+from .questions import QUESTIONS, Found
 from .roster import ROSTER
 from .runner import default_workers, run_jobs
 
@@ -50,47 +44,19 @@ def build_jobs(quick: bool = False, seed: int = COURSEWORK_SEED) -> dict[str, Jo
 
 def sections(jobs: dict[str, Job], results: dict[str, Any], train_x
              ) -> list[tuple[str, list[Section]]]:
-    """Every section of the report, built from the jobs' results (job name -> result) and
-    grouped by the task that made them, as ``(folder, sections)`` pairs; ``train_x``: the
-    training images figure (d) indexes."""
-    def of(task: str, keep=lambda config: True) -> list:
-        return [results[n] for n, j in jobs.items() if j.task == task and keep(j.config)]
-
-    # each regression job trains an ensemble over seeds; its first member is the report's seed
-    ml_runs = of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
-    ml = [e.member(e.seeds[0]) for e in ml_runs]
-    # with the cures trained in the same batch (``others``) or in jobs of their own
-    cures = {ra.cure_label(e): e for run in of("regression", lambda c: c.model == "heteroscedastic")
-             for e in (run, *run.others)}
-    (bayes,), (figures,), (cv,), (objectives,) = (of(t) for t in ("bayes_regression",
-                                                                 "vae_figures", "cvae",
-                                                                 "objectives"))
-    compared = of("holdout")  # question (e), one result per model
-    rows = {r.name: r.row for r in compared}
-    return [
-        ("regression", ra.regression_sections(ml) + [ra.seeds_section({e.name: e for e in ml_runs}),
-                                                     ra.cures_section(cures)]),
-        ("bayes", [ba.result_section(bayes, {f.name: float(f.history["loglik"].iloc[-1])
-                                             for f in ml})]),
-        ("vae", va.vae_sections(figures, train_x)),
-        ("compare", [co.results_section(compared)]),
-        ("cvae", [ca.cvae_section(cv.name, cv.results, rows, cv.history,
-                                  {r.name: r.per_image for r in compared})]),
-        ("bounds", [bo.bounds_section(of("bounds"), {
-            **{r.name: r.per_image for r in compared},
-            cv.name: getattr(cv.results.evaluation, "per_image", {})})]),
-        ("estimators", [combine("estimators", "ELBO estimators compared", ea.QUESTION,
-                                [ea.estimator_section(s) for s in of("estimators")]
-                                + [ea.objectives_section(objectives.table, name=objectives.name)])]),
-    ]
+    """Every section of the report, built from the jobs' results (job name -> result) by
+    each question of :data:`~probnn.questions.QUESTIONS`, as ``(folder, sections)`` pairs;
+    ``train_x``: the training images figure (d) indexes."""
+    found = Found(jobs, results, train_x)
+    return [(q.folder, q.build(found)) for q in QUESTIONS]
 
 
 def invariant_failures(jobs: dict[str, Job], results: dict[str, Any], groups) -> list[str]:
     """:func:`~probnn.analysis.invariants.check_report` on the report's sections and the
     results of its question (e) and bounds jobs: one line per violated invariant."""
-    def of(task: str) -> list:
-        return [results[n] for n, j in jobs.items() if j.task == task]
-    return check_report([s for _, ss in groups for s in ss], of("holdout"), of("bounds"))
+    found = Found(jobs, results)
+    return check_report([s for _, ss in groups for s in ss], found.of("holdout"),
+                        found.of("bounds"))
 
 
 @dataclass

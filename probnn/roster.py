@@ -1,10 +1,11 @@
 """The report's roster: every job, with its task, its full and quick configs, its parents and
-how long it takes. The one place where the report's settings live.
+how long it takes. The one place where the report's settings live; the questions that read
+the jobs' results are :data:`probnn.questions.QUESTIONS`.
 
 Full mode is the coursework's settings, with evaluation sizes chosen to keep the whole report
-under 20 minutes on a 2-core laptop (measured: benchmarks/report_speed.py; ``probnn vae
-compare``, ``probnn cvae figures`` and ``probnn estimators`` run the same tasks at any size);
-quick mode is a first look.
+within a laptop's lunch break (``benchmarks/report_speed.py`` times it; ``probnn vae compare``,
+``probnn cvae figures`` and ``probnn estimators`` run the same tasks at any size); quick mode
+is a first look.
 """
 from __future__ import annotations
 
@@ -76,14 +77,12 @@ def _within(config: holdout.Config) -> tuple[int, int]:
 
 
 ROSTER: tuple[Entry, ...] = (
-    # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks:
-    # 1.6-2.1x one network's time per epoch (five separate 8-seed jobs: 5-7x); measured in a full
-    # run: the batch 124 s, the 8-seed homoscedastic ensemble 63 s.
+    # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks
+    # (cheaper than five separate 8-seed jobs: CHANGELOG.md)
     _regression("homoscedastic", (65, 7)),
     _regression("heteroscedastic", (125, 14),
                 cures=("sigma_floor=0.05", "beta=0.5", "faithful", "natural")),
-    # NUTS: ~1 ms per leapfrog step idle, 2 x 600 iterations x 81-97 steps per model
-    # ~200 s, exact refits ~30 s, four SVI fits ~60 s (benchmarks/bayes_speed.py)
+    # NUTS, exact refits and four SVI fits (benchmarks/bayes_speed.py)
     Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
           bayes_regression.Config.preset("quick"), (280, 20)),
     _vae("vae-d4", (270, 14), latent_dim=4),

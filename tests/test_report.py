@@ -181,6 +181,14 @@ def test_changed_settings_get_new_artifacts_and_parents_propagate(data, tmp_path
     assert names["compare-vae-d20"] == quick["compare-vae-d20"]
 
 
+def test_every_question_reads_tasks_the_roster_runs_and_every_task_is_read():
+    from probnn.questions import QUESTIONS
+    ran = {e.task.__name__.rsplit(".", 1)[-1] for e in rp.ROSTER}
+    read = {t for q in QUESTIONS for t in q.tasks}
+    assert read == ran - {"vae_training"}  # the trained models are read through their jobs
+    assert len({q.folder for q in QUESTIONS}) == len(QUESTIONS)
+
+
 def test_a_changed_copy_of_the_data_gets_new_artifacts(data, tmp_path):
     """The cache key reads the data files' bytes: one changed MNIST pixel renames every job
     that reads MNIST and none that reads xkcd.csv (and a changed xkcd.csv the reverse)."""
