@@ -38,6 +38,7 @@ from .checkpoint import (COUNT, NUMBER, RNG, CheckpointError, dict_of, list_of, 
 from .elbos import make_elbo
 from .structure import ModelError, parameters
 from .precision import autocast, check_precision
+from .signals import STOP_SIGNALS
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -233,7 +234,7 @@ class _SigintFlag:
     after the first aborts at once; one sooner is the same request arriving twice (e.g. sent to
     the process group and forwarded by a parent)."""
 
-    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self):
         self.hit = False

@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, n))
+from probnn.inference.signals import STOP_SIGNALS
+
 # Run as the program (not imported by a notebook or the tests): a stop signal during the
 # seconds of imports before a command starts (torch, pyro) ends it quietly, as it would a
 # shell command, instead of a KeyboardInterrupt traceback from inside some import (SIGINT)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from probnn.inference.signals import STOP_SIGNALS
 from probnn.inference.train import handling, stop_requests
 
 from .jobs import ArtifactLock, Job, artifact_state, execute, set_aside
@@ -162,7 +163,6 @@ SCHEDULER_ENV = "PROBNN_SCHEDULER"
 report's jobs on, as ``probnn report --scheduler`` does."""
 
 OK = ("cached", "trained", "resumed", "evaluated")
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def _take(job: Job, reuse: bool) -> tuple[str, ArtifactLock | None, str | None]:
