@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from probnn.datasets.coursework import COURSEWORK_SEED
+from probnn.tasks.settings import SEED_HELP
 from probnn.tasks.validation import SEED
 
 
@@ -27,7 +28,7 @@ class Parser(argparse.ArgumentParser):
 
 def common_options(p: argparse.ArgumentParser, seed: int = COURSEWORK_SEED) -> None:
     p.add_argument("--seed", type=SEED.arg(), default=seed,
-                   help=f"random seed, 0 to 2**32 - 1 (default {seed})")
+                   help=f"{SEED_HELP} (default {seed})")
     p.add_argument("--data-dir", type=nonempty("--data-dir"), default=None,
                    help="data folder (default: $PROBNN_DATA, then ~/.cache/probnn/data)")
     p.add_argument("--out", type=nonempty("--out"), default=None, help="output folder")

@@ -81,8 +81,11 @@ def with_preset(config_type, presets: dict, name: str, **overrides):
 
 
 # ----------------------------------------------------------------------------- shared settings
+SEED_HELP = "random seed, 0 to 2**32 - 1"
+
+
 def seed_setting():
-    return setting(COURSEWORK_SEED, SEED, "random seed, 0 to 2**32 - 1")
+    return setting(COURSEWORK_SEED, SEED, SEED_HELP)
 
 
 def holdout_split_setting():
