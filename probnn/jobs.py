@@ -283,3 +283,40 @@ def load(job: Job, jobs: dict[str, Job], data_dir=None):
         parents = tuple(jobs[n].artifact for n in job.needs)
         return job.module.load(job.config, Inputs(data_dir, parents), job.artifact)
     return job.result if job.result is not None else load_result(job.artifact)
+
+
+class JobBusy(RuntimeError):
+    """Another run holds the lock of an artifact this run must recompute (not reuse)."""
+
+
+OK = ("cached", "trained", "resumed", "evaluated")
+"""The statuses of a job whose artifact is there for its dependants."""
+
+
+def take(job: Job, reuse: bool) -> tuple[str, ArtifactLock | None, str | None]:
+    """Lock ``job``'s artifact for this run: ``("busy", None, None)`` if another run holds it
+    (:class:`JobBusy` without ``reuse``); ``("cached", None, None)`` if, under the lock, it
+    finds the artifact finished by another run meanwhile; else ``("claimed", lock, note)``,
+    where an unreadable or foreign artifact was set aside and ``note`` says so."""
+    lock = ArtifactLock(job.artifact)
+    if not lock.acquire():
+        if not reuse:
+            raise JobBusy(f"another probnn run is writing {job.artifact}; wait for it to "
+                          "finish, or use another output folder")
+        return "busy", None, None
+    state = artifact_state(job) if reuse else "missing"
+    if state == "complete":
+        lock.release()
+        return "cached", None, None
+    note = None
+    if state in ("unreadable", "foreign"):
+        aside = set_aside(job)
+        why = ("could not be read" if state == "unreadable" else
+               "is not the file this job wrote (its digest differs from the job's record)")
+        note = (f"  {job.name}: {job.artifact.name} {why}; kept it as {aside.name} and "
+                "computing it again")
+    return "claimed", lock, note
+
+
+def waiting_note(job: Job) -> str:
+    return f"  {job.name}: another run is computing it; waiting to reuse it"

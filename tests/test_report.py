@@ -13,7 +13,7 @@ import golden_tables
 from conftest import _resolve_data_dir
 from probnn import jobs as jb
 from probnn import report as rp
-from probnn import runner
+from probnn import dask_engine, runner
 from probnn.cli import main
 
 GOLDEN, TIMING = golden_tables.GOLDEN, golden_tables.TIMING
@@ -35,7 +35,7 @@ def quick(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     out, cache = root / "out", root / "cache"
     capture = pytest.MonkeyPatch()
-    capture.setattr(runner, "worker_threads", lambda workers: 1)
+    capture.setattr(dask_engine, "worker_threads", lambda workers: 1)
     import io
     import sys
     err, std = io.StringIO(), io.StringIO()
