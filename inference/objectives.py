@@ -45,6 +45,7 @@ import math
 
 import pyro.distributions as dist
 import torch
+from pyro.distributions.util import scale_and_mask
 from torch.distributions import Distribution, Transform
 
 from .estimators import ParticleELBO, particle_terms
@@ -115,6 +116,21 @@ class STL_ELBO(ParticleELBO):
         return -log_w.mean(0).sum()
 
 
+def dreg_factor(w: torch.Tensor, site) -> torch.Tensor:
+    """The factor DReG's hook puts on the gradient reaching a guide sample from the path
+    term ``w~ d log w/dz dz/dphi``: ``1 - c + c w~`` with ``c`` the site's scale times mask
+    (``w~`` where the site counts once). Removing a score term ``c d log q/dphi`` (whose
+    weighted expectation the reparameterisation turns into ``c (w~ - w~^2) d log w/dz
+    dz/dphi``) leaves ``w~ (1 - c + c w~)`` there: a subsample plate's N/B or a
+    ``poutine.scale`` enters the estimator, and a masked-out site keeps its path term."""
+    c = scale_and_mask(torch.ones((), dtype=w.dtype, device=w.device), site["scale"], site["mask"])
+    if isinstance(c, torch.Tensor) and c.dim():
+        c = c.reshape(c.shape + (1,) * len(site["fn"].event_shape))
+    elif float(c) == 1.0:
+        return w
+    return 1 - c + c * w
+
+
 class DReG_IWAE_ELBO(ParticleELBO):
     """The IWAE bound ``-sum_i log (1/K) sum_k w_ik`` (K = ``num_particles``) with the
     doubly reparameterised guide gradient and IWAE's model gradient.
@@ -140,7 +156,7 @@ class DReG_IWAE_ELBO(ParticleELBO):
                 if not z.requires_grad or (skip_delta and isinstance(site["fn"], dist.Delta)):
                     continue
                 view = weight_view(w if kk is not None else w[j], site, s, particles=kk is not None)
-                z.register_hook(lambda g, scale=view: g * scale)
+                z.register_hook(lambda g, scale=dreg_factor(view, site): g * scale)
         surrogate = (w * log_w).sum(0)
         value = torch.logsumexp(log_w.detach(), 0) - math.log(k)
         # value of the IWAE bound, gradient of the surrogate
