@@ -147,6 +147,23 @@ def beta_pair():
     return GradPair(model, guide, [{"x": xb[i:i + 1]} for i in range(2)], [{"x": xb}])
 
 
+def hierarchical_pair():
+    """A hierarchical guide: q(z1 | x) q(z2 | z1), the second drawn given the first."""
+    def model(x):
+        mu, w = model_params()
+        with pyro.plate("data", len(x)):
+            z1 = pyro.sample("z1", dist.Normal(mu, 1.0))
+            z2 = pyro.sample("z2", dist.Normal(z1, 0.5))
+            pyro.sample("x", dist.Normal(w * (z1 + z2), 0.5), obs=x)
+
+    def guide(x):
+        g = pyro.param("g", torch.tensor(0.4))
+        with pyro.plate("data", len(x)):
+            z1 = pyro.sample("z1", q(x))
+            pyro.sample("z2", dist.Normal(g * z1 + 0.2 * x, 0.4))
+    return GradPair(model, guide, [{"x": X[i:i + 1]} for i in range(2)], [{"x": X[:2]}])
+
+
 GRADIENT_PAIRS = {"scaled": scaled_pair, "subsample": subsample_pair,
                   "sequential": sequential_pair, "masked-nested": masked_pair,
                   "auto-normal": auto_normal_pair, "beta": beta_pair}

@@ -16,7 +16,9 @@ import pytest
 from pyro.infer import RenyiELBO, Trace_ELBO
 
 from probnn.inference.elbos import make_elbo
-from gradient_pairs import GRADIENT_PAIRS, mean_gradient, store_parameters, z_scores
+from probnn.inference.structure import ModelError
+from gradient_pairs import (GRADIENT_PAIRS, hierarchical_pair, mean_gradient, store_parameters,
+                            z_scores)
 
 K, REPEATS, Z_MAX = 4, 200, 4.5
 
@@ -44,3 +46,20 @@ def test_mean_gradients_agree_with_pyros_elbos(name, one_thread):
         off = grad(RenyiELBO(alpha=0, **pyro_kw), pair.calls(broken=True), 30_000)
         assert float(z_scores(ours["iwae"], off).max()) > 3 * Z_MAX, (name, off, ours["iwae"])
 
+
+def test_a_hierarchical_guide_stl_and_iwae_agree_with_pyro_and_dreg_refuses(one_thread):
+    """q(z2 | z1): STL (its cut path has zero mean for K = 1) and IWAE follow Pyro; DReG is a
+    ModelError naming both sites, raised before any computation (no gradient is left)."""
+    pair = hierarchical_pair()
+    params = store_parameters(pair)
+    kw = dict(num_particles=K, vectorize_particles=True, max_plate_nesting=1)
+    for ours, ref, calls in (("stl", Trace_ELBO(**kw), pair.calls(whole=True)),
+                             ("iwae", RenyiELBO(alpha=0, **kw), pair.calls())):
+        got = mean_gradient(make_elbo(ours, K), pair, pair.calls(whole=True), params, REPEATS, 0)
+        want = mean_gradient(ref, pair, calls, params, REPEATS, 10_000)
+        assert float(z_scores(got, want).max()) < Z_MAX, (ours, got, want)
+    for p in params:
+        p.grad = None
+    with pytest.raises(ModelError, match="guide site 'z2' is drawn given guide site 'z1'"):
+        make_elbo("dreg-iwae", K).loss_and_grads(pair.model, pair.guide, **pair.rows[0])
+    assert all(p.grad is None for p in params)
