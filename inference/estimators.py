@@ -362,13 +362,8 @@ class ParticleELBO(pyro.infer.ELBO):
         if p is None:
             s = discover_quietly(model, guide, call, self.max_plate_nesting)
             s.require_reparameterised(self.tool)
-            self.require(model, guide, call, s)
             p = self._structures[key] = Particles(s)
         return call, p
-
-    def require(self, model, guide, call: Call, s: Structure) -> None:
-        """Further requirements of an objective on the pair, checked once with the discovery
-        (a :class:`ModelError` before any computation); none here."""
 
     def _get_trace(self, model, guide, args, kwargs):
         raise NotImplementedError(f"{type(self).__name__} draws its particles inside "

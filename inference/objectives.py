@@ -174,13 +174,23 @@ class DReG_IWAE_ELBO(ParticleELBO):
 
     tool = "the DReG objective"
 
-    def require(self, model, guide, call, s):
-        found = guide_dependence(guide, call)
-        if found:
-            raise ModelError(f"guide site {found[0]!r} is drawn given guide site {found[1]!r} "
-                             "(a hierarchical guide): the DReG objective needs every guide site "
-                             "drawn from the data and parameters alone; use 'iwae' (the same "
-                             "bound and gradient expectation) or 'stl'")
+    def __init__(self, num_particles: int = 1, max_plate_nesting: int = 1):
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self._checked: set = set()  # ids of the Particles whose guide passed the check
+
+    def particles(self, model, guide, args, kwargs):
+        """The base class's particles, and once per pair and argument shapes (before any
+        computation) the refusal of a hierarchical guide."""
+        call, p = super().particles(model, guide, args, kwargs)
+        if id(p) not in self._checked:
+            found = guide_dependence(guide, call)
+            if found:
+                raise ModelError(f"guide site {found[0]!r} is drawn given guide site {found[1]!r} "
+                                 "(a hierarchical guide): the DReG objective needs every guide "
+                                 "site drawn from the data and parameters alone; use 'iwae' (the "
+                                 "same bound and gradient expectation) or 'stl'")
+            self._checked.add(id(p))
+        return call, p
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         call, particles = self.particles(model, guide, args, kwargs)
