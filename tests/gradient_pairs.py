@@ -116,6 +116,25 @@ def masked_pair():
                     broken={"use_mask": False}, nesting=2)
 
 
+def masked_latent_pair():
+    """``poutine.mask`` on the latent site of model and guide (its log p and log q dropped for
+    the second point, whose observation still counts): DReG's factor for a masked guide site."""
+    keep = torch.tensor([True, False])
+
+    def model(x, keep, use_mask=True):
+        mu, w = model_params()
+        with pyro.plate("data", len(x)):
+            with poutine.mask(mask=keep if use_mask else torch.ones_like(keep)):
+                z = pyro.sample("z", dist.Normal(mu, 1.0))
+            pyro.sample("x", dist.Normal(w * z, 0.5), obs=x)
+
+    def guide(x, keep, use_mask=True):
+        with pyro.plate("data", len(x)), poutine.mask(mask=keep if use_mask else torch.ones_like(keep)):
+            pyro.sample("z", q(x))
+    return GradPair(model, guide, [{"x": X[i:i + 1], "keep": keep[i:i + 1]} for i in range(2)],
+                    [{"x": X[:2], "keep": keep}], broken={"use_mask": False})
+
+
 def plain_model(x):
     mu, w = model_params()
     with pyro.plate("data", len(x)):
@@ -166,6 +185,7 @@ def hierarchical_pair():
 
 GRADIENT_PAIRS = {"scaled": scaled_pair, "subsample": subsample_pair,
                   "sequential": sequential_pair, "masked-nested": masked_pair,
+                  "masked-latent": masked_latent_pair,
                   "auto-normal": auto_normal_pair, "beta": beta_pair}
 
 
