@@ -43,12 +43,15 @@ from __future__ import annotations
 import copy
 import math
 
+import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
+from pyro.distributions.util import scale_and_mask
 from torch.distributions import Distribution, Transform
 
 from .estimators import ParticleELBO, particle_terms
-from .structure import ModelError, weight_view
+from .structure import ModelError, sample_sites, weight_view
 
 
 def _detach(obj):
@@ -97,6 +100,34 @@ def _site_detached(site):
                          "(stl, dreg-iwae) need q's parameters detachable") from e
 
 
+def guide_dependence(guide, call) -> tuple[str, str] | None:
+    """``(site, parent)`` for the first guide sample site whose distribution depends on an
+    earlier guide sample (a hierarchical guide), else None. Found from one traced pass in
+    which every sample is a fresh leaf tensor; an auto-guide's Delta (a function of its own
+    auxiliary sample) is not a draw and does not count. The random number streams are left
+    as they were."""
+    state = pyro.util.get_rng_state()
+    try:
+        with torch.enable_grad(), pyro.validation_enabled(False):
+            tr = poutine.trace(guide).get_trace(*call.args, **call.kwargs)
+            for _, site in sample_sites(tr):
+                site["value"] = site["value"].detach().requires_grad_(site["fn"].has_rsample)
+            tr = poutine.trace(poutine.replay(guide, trace=tr)).get_trace(*call.args, **call.kwargs)
+            earlier = []
+            for name, site in sample_sites(tr):
+                lp = site["fn"].log_prob(site["value"].detach()).sum()
+                if earlier and lp.requires_grad and not isinstance(site["fn"], dist.Delta):
+                    grads = torch.autograd.grad(lp, [v for _, v in earlier], allow_unused=True)
+                    parent = next((n for (n, _), g in zip(earlier, grads) if g is not None), None)
+                    if parent is not None:
+                        return name, parent
+                if site["value"].requires_grad:
+                    earlier.append((name, site["value"]))
+    finally:
+        pyro.util.set_rng_state(state)
+    return None
+
+
 def _stopped_log_weights(model, guide, call, k: int, particles):
     """``log p(x, z_k) - log q_detached(z_k)``, (k, n), and the guide's samples."""
     t = particle_terms(model, guide, call, k, particles, guide_fn=_site_detached)
@@ -115,17 +146,51 @@ class STL_ELBO(ParticleELBO):
         return -log_w.mean(0).sum()
 
 
+def dreg_factor(w: torch.Tensor, site) -> torch.Tensor:
+    """The factor DReG's hook puts on the gradient reaching a guide sample from the path
+    term ``w~ d log w/dz dz/dphi``: ``1 - c + c w~`` with ``c`` the site's scale times mask
+    (``w~`` where the site counts once). Removing a score term ``c d log q/dphi`` (whose
+    weighted expectation the reparameterisation turns into ``c (w~ - w~^2) d log w/dz
+    dz/dphi``) leaves ``w~ (1 - c + c w~)`` there: a subsample plate's N/B or a
+    ``poutine.scale`` enters the estimator, and a masked-out site keeps its path term."""
+    c = scale_and_mask(torch.ones((), dtype=w.dtype, device=w.device), site["scale"], site["mask"])
+    if isinstance(c, torch.Tensor) and c.dim():
+        c = c.reshape(c.shape + (1,) * len(site["fn"].event_shape))
+    elif float(c) == 1.0:
+        return w
+    return 1 - c + c * w
+
+
 class DReG_IWAE_ELBO(ParticleELBO):
     """The IWAE bound ``-sum_i log (1/K) sum_k w_ik`` (K = ``num_particles``) with the
     doubly reparameterised guide gradient and IWAE's model gradient.
 
     The weights' hook goes on each guide sample whose value is drawn by ``rsample`` (for an
     auto-guide, the auxiliary unconstrained sample, not the Delta site computed from it).
-    Guides whose later latents are drawn *given* earlier ones (hierarchical guides) would
-    have the weight applied twice along that path; the objective is meant for guides whose
-    latents are each drawn from the data."""
+    A guide whose later latents are drawn *given* earlier ones (a hierarchical guide) is
+    refused with a :class:`ModelError` naming the two sites, before any computation: the
+    weight would be applied twice along that path and the detached parameters would cut a
+    path whose weighted expectation is not zero (STL, K = 1, and IWAE handle such guides)."""
 
     tool = "the DReG objective"
+
+    def __init__(self, num_particles: int = 1, max_plate_nesting: int = 1):
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self._checked: set = set()  # ids of the Particles whose guide passed the check
+
+    def particles(self, model, guide, args, kwargs):
+        """The base class's particles, and once per pair and argument shapes (before any
+        computation) the refusal of a hierarchical guide."""
+        call, p = super().particles(model, guide, args, kwargs)
+        if id(p) not in self._checked:
+            found = guide_dependence(guide, call)
+            if found:
+                raise ModelError(f"guide site {found[0]!r} is drawn given guide site {found[1]!r} "
+                                 "(a hierarchical guide): the DReG objective needs every guide "
+                                 "site drawn from the data and parameters alone; use 'iwae' (the "
+                                 "same bound and gradient expectation) or 'stl'")
+            self._checked.add(id(p))
+        return call, p
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         call, particles = self.particles(model, guide, args, kwargs)
@@ -140,7 +205,7 @@ class DReG_IWAE_ELBO(ParticleELBO):
                 if not z.requires_grad or (skip_delta and isinstance(site["fn"], dist.Delta)):
                     continue
                 view = weight_view(w if kk is not None else w[j], site, s, particles=kk is not None)
-                z.register_hook(lambda g, scale=view: g * scale)
+                z.register_hook(lambda g, scale=dreg_factor(view, site): g * scale)
         surrogate = (w * log_w).sum(0)
         value = torch.logsumexp(log_w.detach(), 0) - math.log(k)
         # value of the IWAE bound, gradient of the surrogate

@@ -1,6 +1,6 @@
 """Known answers and side effects for model/guide pairs probnn did not write: the inference
 gaps with their defaults against exact gaps (a plain-Pyro linear-Gaussian with non-orthogonal
-loadings, the two-latent model of ``test_foreign_models``), and plain Pyro SVI on a user's
+loadings, the two-latent model of ``foreign_pairs``), and plain Pyro SVI on a user's
 PyroModule after every public call."""
 import math
 import warnings
@@ -17,7 +17,7 @@ from probnn.inference.elbos import make_elbo
 from probnn.inference.estimators import elbo_mc, iwae_bound
 from probnn.inference.gaps import inference_gaps
 from probnn.inference.train import fit
-from test_foreign_models import two_latent_pair
+from foreign_pairs import two_latent_pair
 
 
 # ----------------------------------------------------------------------------- a plain-Pyro linear-Gaussian
