@@ -132,6 +132,15 @@ def aside(ckpt: Path) -> Path:
     return ckpt.with_name(ckpt.name + ".new")
 
 
+def put_in_place(new: Path, old: Path) -> None:
+    """A finished --force training replaces the old checkpoint: its record (``.json``, where
+    it has one) first, then the checkpoint."""
+    record = new.with_name(new.name + ".json")
+    if record.exists():
+        os.replace(record, old.with_name(old.name + ".json"))
+    os.replace(new, old)
+
+
 def discard(path: Path) -> None:
     for p in (path, path.with_name(path.name + ".json")):
         p.unlink(missing_ok=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 from probnn.tasks import regression, vae_training
 
 from .commandline import (UsageError, aside, aside_hint, check_overwrite, common_options,
-                          device_option, discard, exclusive, folder, publish, task_inputs,
-                          torch_device)
+                          device_option, discard, exclusive, folder, publish, put_in_place,
+                          task_inputs, torch_device)
 from .options import add_settings, given
 
 CURES = ("sigma_floor", "beta", "cure")
@@ -79,9 +79,7 @@ def cmd_regression(args) -> int:
         raise
     for n in configs:  # every new training finished: replace the old checkpoints
         if ckpts[n] in moved:
-            new, old = moved[ckpts[n]], ckpts[n]
-            os.replace(new.with_name(new.name + ".json"), old.with_name(old.name + ".json"))
-            os.replace(new, old)
+            put_in_place(moved[ckpts[n]], ckpts[n])
             jobs[n].artifact = ckpts[n]
     runs = {n: load(j, jobs, args.data_dir) for n, j in jobs.items()}
     fits = [r.member(args.seed) for r in runs.values()]
@@ -137,7 +135,7 @@ def _train_vae(args, config, inputs, dev, ckpt: Path, history: Path) -> int:
     new_history = history.with_name(history.name + ".new")
     result.history.to_csv(new_history, index=False)
     if target != ckpt:  # the new training has finished: now it replaces the old one
-        os.replace(target, ckpt)
+        put_in_place(target, ckpt)
     os.replace(new_history, history)
     last = result.history.iloc[-1]
     print(f"{config.name()}: {int(last.epoch)} epochs, last-epoch mean train ELBO "
