@@ -12,8 +12,8 @@ from probnn.inference.vae import vae_stem
 
 from .inputs import Inputs
 from .settings import holdout_split_setting, seed_setting, setting, validate, with_preset
-from .validation import EPOCHS, LATENT, OBJECTIVE, POSITIVE_INT, SAMPLES, SEEDS, choice
-from .vae_training import ARCHITECTURES, LIKELIHOODS
+from .validation import EPOCHS, OBJECTIVE, POSITIVE_INT, SAMPLES, SEEDS
+from .vae_training import architecture_setting, binarize_setting, latent_setting, likelihood_setting
 
 KIND, DATA = "evaluate", "mnist"
 
@@ -30,12 +30,10 @@ class Config:
     objectives: tuple[str, ...] = setting(TRAIN_OBJECTIVES, None,
                                           "trace, meanfield, stl, iwae-K, dreg-iwae-K",
                                           each=OBJECTIVE)
-    latent_dim: int = setting(20, LATENT, "dimension of the latent z")
-    architecture: str = setting("mlp", choice(*ARCHITECTURES),
-                                "conv: the coursework's networks; mlp: the PyTorch example "
-                                "VAE's")
-    likelihood: str = setting("bernoulli", choice(*LIKELIHOODS), "the pixels' likelihood")
-    binarize: bool = setting(False, None, "train on dynamically binarised images")
+    latent_dim: int = latent_setting(20)
+    architecture: str = architecture_setting("mlp")
+    likelihood: str = likelihood_setting()
+    binarize: bool = binarize_setting()
     train_images: int | None = setting(20_000, POSITIVE_INT.optional(),
                                        "first N training images to train on; none: all")
     epochs: int = setting(1, EPOCHS, "training epochs")

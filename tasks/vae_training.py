@@ -24,19 +24,34 @@ LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 KIND, DATA = "train", "mnist"
 
 
+def latent_setting(default: int):
+    return setting(default, LATENT, "dimension of the latent z")
+
+
+def architecture_setting(default: str):
+    return setting(default, choice(*ARCHITECTURES),
+                   "conv: the coursework's networks; mlp: the PyTorch example VAE's")
+
+
+def likelihood_setting():
+    return setting("bernoulli", choice(*LIKELIHOODS), "the pixels' likelihood")
+
+
+def binarize_setting():
+    return setting(False, None, "train on dynamically binarised images")
+
+
 @dataclass(frozen=True)
 class Config:
     """The model (``latent_dim``, ``architecture`` ``conv``/``mlp``, ``conditional``,
     ``likelihood``, ``binarize``), the training (the coursework's: Adam lr 1e-3, batch 100,
     5 epochs, Trace_ELBO) and the data (the first ``train_images`` of the training set;
     ``holdout_split``: train on the coursework's random 1 - fraction of it)."""
-    latent_dim: int = setting(4, LATENT, "dimension of the latent z")
-    architecture: str = setting("conv", choice(*ARCHITECTURES),
-                                "conv: the coursework's networks; mlp: the PyTorch example "
-                                "VAE's")
+    latent_dim: int = latent_setting(4)
+    architecture: str = architecture_setting("conv")
     conditional: bool = setting(False, None, "condition on the label (question f)", cli=False)
-    likelihood: str = setting("bernoulli", choice(*LIKELIHOODS), "the pixels' likelihood")
-    binarize: bool = setting(False, None, "train on dynamically binarised images")
+    likelihood: str = likelihood_setting()
+    binarize: bool = binarize_setting()
     epochs: int = setting(5, EPOCHS, "training epochs")
     batch_size: int = setting(100, POSITIVE_INT, "batch size")
     lr: float = setting(1e-3, POSITIVE_FLOAT, "Adam learning rate")
