@@ -14,7 +14,7 @@ from probnn.inference.paired import PerImage, common, paired_difference
 
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
-from .vae import k_columns
+from .holdout_table import k_columns
 
 QUESTION = ("How far below log p(x) do the ELBO and the importance-weighted bounds sit? "
             "Estimate log p(x) by annealed importance sampling (AIS), check AIS by "

@@ -20,9 +20,12 @@ import pandas as pd
 from probnn.inference.estimators import PARETO_K_UNRELIABLE
 from probnn.inference.paired import Paired, PerImage, paired_difference
 
+from .curves import history_figure
+from .holdout_table import comparison_table, k_columns
 from .outputs import Plot, Section, Table
-from .vae import QUESTION_E, comparison_table, history_figure, k_columns
 
+QUESTION_E = ("Compare the latent dimensions (and the PyTorch example's MLP VAE) on a holdout "
+              "set: which is the better model, and what is the right measure?")
 Z = 2.0
 """A difference counts when it is more than Z standard errors from zero (about 95%)."""
 
@@ -182,7 +185,7 @@ def _rise(table, ks, per_image) -> list[str]:
 
 def comparison_answer(table: pd.DataFrame, per_image: Mapping | None = None) -> str:
     """Which model is best and why that comparison is the right one, written from ``table``
-    (as from :func:`~probnn.analysis.vae.comparison_table`) and, where given, each model's
+    (as from :func:`~probnn.analysis.holdout_table.comparison_table`) and, where given, each model's
     per-image estimates (name -> ``{"all": PerImage, "subset": PerImage}``).
 
     Ranks the models by the IWAE bound with the largest K, gives each model's paired gap

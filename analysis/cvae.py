@@ -14,10 +14,11 @@ from matplotlib.figure import Figure
 from probnn.inference.paired import paired_difference
 
 from .comparison import Z
+from .curves import history_figure
+from .holdout_table import comparison_table
+from .images import flat_images, image_grid
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
-from .images import flat_images, image_grid
-from .vae import comparison_table, history_figure
 
 DIGITS = [str(d) for d in range(10)]
 
