@@ -15,7 +15,7 @@ from probnn.inference.paired import paired_difference
 
 from .comparison import Z
 from .curves import history_figure
-from .holdout_table import comparison_table
+from .holdout_table import comparison_table, k_columns
 from .images import flat_images, image_grid
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
@@ -88,7 +88,7 @@ def cvae_answer(row: Mapping, unconditional: Mapping[str, Mapping] | None = None
     a paired difference with its standard error from the per-image estimates (``per_image``:
     the evaluation's, ``unconditional_images``: name -> the holdout result's ``per_image``).
     Without them, no difference is stated: the means cover different images."""
-    k_cols = sorted(int(c.split("_")[-1]) for c in row if c.startswith("marginal_iwae_"))
+    k_cols = [k for k, _ in k_columns(row, "marginal_iwae")]
     k = k_cols[-1] if k_cols else 100
     lines = [PERFECT_SAMPLER_ANSWER, ""]
     lines.append(
