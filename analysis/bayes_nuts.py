@@ -72,13 +72,14 @@ def loo_verdict(loos) -> str:
         verdict = ("the difference is within two standard errors, so these 31 points do not "
                    "tell which model predicts new points better")
     return (f"Leave-one-out elpd with exact refits for every point PSIS flagged (k > 0.7): "
-            f"{a.name} {fmt_value(sa['elpd'])} ± {fmt_value(sa['se'])} ({sa['k_over_0.7']} of {n} "
-            f"points flagged, {sa['refitted']} refitted; PSIS alone {fmt_value(sa['psis_elpd'])}), "
-            f"{b.name} {fmt_value(sb['elpd'])} ± {fmt_value(sb['se'])} ({sb['k_over_0.7']} flagged, "
-            f"{sb['refitted']} refitted; PSIS alone {fmt_value(sb['psis_elpd'])}). The difference "
-            f"{a.name} − {b.name} is {fmt_value(d)} ± {fmt_value(se)} nats (standard error of the "
-            f"pointwise differences): {verdict}.{trust} The exact terms carry a Monte Carlo "
-            f"error of {fmt_value(sa['exact_mc_se'], 2)} and {fmt_value(sb['exact_mc_se'], 2)} nats in "
+            f"{a.name} {fmt_value(sa['elpd'])} ± {fmt_value(sa['se'])} ({sa['k_over_0.7']} of "
+            f"{n} points flagged, {sa['refitted']} refitted; PSIS alone "
+            f"{fmt_value(sa['psis_elpd'])}), {b.name} {fmt_value(sb['elpd'])} ± "
+            f"{fmt_value(sb['se'])} ({sb['k_over_0.7']} flagged, {sb['refitted']} refitted; PSIS "
+            f"alone {fmt_value(sb['psis_elpd'])}). The difference {a.name} − {b.name} is "
+            f"{fmt_value(d)} ± {fmt_value(se)} nats (standard error of the pointwise "
+            f"differences): {verdict}.{trust} The exact terms carry a Monte Carlo error of "
+            f"{fmt_value(sa['exact_mc_se'], 2)} and {fmt_value(sb['exact_mc_se'], 2)} nats in "
             "total, small against those standard errors.")
 
 

@@ -14,6 +14,7 @@ from probnn.inference.paired import PerImage, common, paired_difference
 
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
+from .significance import fmt_paired
 from .holdout_table import k_columns
 
 QUESTION = ("How far below log p(x) do the ELBO and the importance-weighted bounds sit? "
@@ -212,18 +213,15 @@ def record_answer(results: Sequence, holdouts: Mapping) -> str:
         record = paired_difference(sub, col, sub, "elbo_mc")
         same = paired_difference(sub.at(common(sub, here)[0]), col, None, "elbo_mc")
         ais = paired_difference(here, "ais", here, "elbo")
-        out.append(f"{r.name}: gap of record (question e) {_pm(record)} nats, {col} minus "
+        out.append(f"{r.name}: gap of record (question e) {fmt_paired(record)} nats, {col} minus "
                    f"ELBO-MC over its {record.n} images; on the {same.n} of them scored here "
-                   f"it is {_pm(same)}, and AIS minus ELBO {_pm(ais)} (AIS, with a long enough schedule, sits above {col}).")
+                   f"it is {fmt_paired(same)}, and AIS minus ELBO {fmt_paired(ais)} (AIS, with a long enough schedule, sits above {col}).")
     if not out:
         return ""
     return ("Each model's ELBO gap is stated once, in question (e); the numbers here differ from "
             "it because they are over fewer images and against AIS rather than the IWAE bound. "
             + " ".join(out))
 
-
-def _pm(p) -> str:
-    return f"{p.mean:.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:.2f}"
 
 
 def bounds_section(results: Sequence, holdouts: Mapping | None = None) -> Section:

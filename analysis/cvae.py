@@ -19,6 +19,7 @@ from .holdout_table import comparison_table, k_columns
 from .images import flat_images, image_grid
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
+from .significance import fmt_diff
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -126,18 +127,14 @@ def _against(name: str, k: int, mine: Mapping, theirs: Mapping) -> list[str]:
     out = []
     if marg and marg.n:
         out.append(f"On the {marg.n} classified images, the marginal log p(x) minus {name}'s "
-                   f"K={k} bound of the same images is {_pm(marg)} nats: "
+                   f"K={k} bound of the same images is {fmt_diff(marg.mean, marg.se)} nats: "
                    + _verdict(marg, "the conditional model's marginal is higher",
                               "the conditional model's marginal is lower"))
     if elbo and elbo.n:
         out.append(f"Conditional ELBO-MC log p(x | y) minus {name}'s ELBO-MC log p(x) on the same "
-                   f"{elbo.n} images: {_pm(elbo)} nats: "
+                   f"{elbo.n} images: {fmt_diff(elbo.mean, elbo.se)} nats: "
                    + _verdict(elbo, "the label pays", "the label does not pay"))
     return out
-
-
-def _pm(p) -> str:
-    return f"{p.mean:+.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:+.2f}"
 
 
 def _verdict(p, up: str, down: str) -> str:

@@ -86,8 +86,9 @@ def loo_answer(compare: LooComparison, ml_loglik: Mapping[str, float] | None = N
         lines += _against_ml(t, ml_loglik)
     lines.append("p_loo (in-sample lppd minus elpd_loo) is the effective number of parameters "
                  "the LOO estimate charges: "
-                 + ", ".join(f"{m} {fmt_value(t.loc[m, 'lppd'])} - {fmt_value(t.loc[m, 'elpd_loo'])} = "
-                             f"{fmt_value(t.loc[m, 'p_loo'])}" for m in t.index) + ".")
+                 + ", ".join(f"{m} {fmt_value(t.loc[m, 'lppd'])} - "
+                             f"{fmt_value(t.loc[m, 'elpd_loo'])} = {fmt_value(t.loc[m, 'p_loo'])}"
+                             for m in t.index) + ".")
     return "\n\n".join(lines)
 
 

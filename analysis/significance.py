@@ -1,8 +1,9 @@
-"""When the estimator study calls a difference real: outside the 95% t-interval of its noise.
+"""How the written answers print an estimate with its standard error, and when the estimator
+study calls a difference real: outside the 95% t-interval of its noise.
 
-Shared by the study's three answers (:mod:`probnn.analysis.estimator_bias`,
+The rule is shared by the study's three answers (:mod:`probnn.analysis.estimator_bias`,
 :mod:`probnn.analysis.estimator_snr`, :mod:`probnn.analysis.objectives`), so that each says
-"beyond noise" by the same rule and prints a difference the same way.
+"beyond noise" the same way; the formats by every answer that prints a paired difference.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def fmt_diff(d: float, se: float) -> str:
     """A signed difference with its standard error, ``+1.23 ± 0.45`` (the bare difference
     when the error is unknown)."""
     return f"{d:+.2f} ± {se:.2f}" if np.isfinite(se) else f"{d:+.2f}"
+
+
+def fmt_paired(p) -> str:
+    """A paired difference (a :class:`~probnn.inference.paired.Paired`) as ``1.23 ± 0.45``
+    (the bare mean when its standard error is unknown)."""
+    return f"{p.mean:.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:.2f}"
 
 
 def t_critical(df: float) -> float:
