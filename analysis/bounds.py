@@ -223,7 +223,6 @@ def record_answer(results: Sequence, holdouts: Mapping) -> str:
             + " ".join(out))
 
 
-
 def bounds_section(results: Sequence, holdouts: Mapping | None = None) -> Section:
     """The section: the table of means, the per-image and BDMC tables, three figures; with
     ``holdouts`` (name -> question (e)'s per-image estimates) the pointer to (e)'s gaps."""

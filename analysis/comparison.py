@@ -30,7 +30,6 @@ Z = 2.0
 """A difference counts when it is more than Z standard errors from zero (about 95%)."""
 
 
-
 def _values(per_image: Mapping | None, model: str, part: str, col: str) -> PerImage | None:
     """The per-image estimates ``col`` of ``model`` in ``part`` ("all" or "subset"), if any."""
     pi = (per_image or {}).get(model, {}).get(part)
@@ -182,8 +181,8 @@ def _rise(table, ks, per_image) -> list[str]:
 
 def comparison_answer(table: pd.DataFrame, per_image: Mapping | None = None) -> str:
     """Which model is best and why that comparison is the right one, written from ``table``
-    (as from :func:`~probnn.analysis.holdout_table.comparison_table`) and, where given, each model's
-    per-image estimates (name -> ``{"all": PerImage, "subset": PerImage}``).
+    (as from :func:`~probnn.analysis.holdout_table.comparison_table`) and, where given, each
+    model's per-image estimates (name -> ``{"all": PerImage, "subset": PerImage}``).
 
     Ranks the models by the IWAE bound with the largest K, gives each model's paired gap
     between that bound and ELBO-MC on the same images (a lower bound on the guide's KL from the

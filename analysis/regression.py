@@ -53,7 +53,6 @@ MAX_LOGLIK_ANSWER = (
 )
 
 
-
 def _evaluate(fit: RegressionFit, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """f(x) and sigma(x) at the model's current parameters, as 1-d arrays."""
     with torch.no_grad():
