@@ -3,12 +3,18 @@
 The rows (question (e)'s :func:`~probnn.inference.vae.comparison_estimates`, the conditional
 VAE's :func:`~probnn.inference.cvae.evaluate_cvae`, or a ``comparison.csv`` read back by the
 CLI) name each bound by its number of importance samples: ``iwae_<K>``, ``unreliable_<K>``,
-``marginal_iwae_<K>``. None of those producers gives its K values as data, so
-:func:`k_columns` reads them back from the column names, here and nowhere else in the
-analysis. What would let it go: each holdout result (and the conditional VAE's evaluation)
-carrying the K of every bound it computed, e.g. ``ks: tuple[int, ...]`` and the subset's
-``large_k: int | None``, with the per-K means and Pareto-k shares keyed by that int; a CSV
-read back at the CLI would be turned into that form at the boundary.
+``marginal_iwae_<K>``, and so do their per-image estimates. None of those producers gives its
+K values as data, so :func:`k_columns` reads them back from the names: here, and nowhere else
+in the analysis (:mod:`probnn.analysis.bounds` reads its own from the task's ``iwae_ks``).
+
+The analysis reads: the largest K of a row (the bound that ranks the models, its gap and its
+Pareto-k share) and the smallest (how much the bound rises), the K of the conditional VAE's
+marginal, the large K of a holdout result's subset, and every K of a per-image part (the
+invariants order them). What would let this adapter go: the holdout result and the
+conditional VAE's evaluation carrying those as fields, e.g. ``ks: tuple[int, ...]`` (every
+K of the ``all`` part, ascending) and ``large_k: int | None`` (the ``subset`` part's), with
+the means and Pareto-k shares keyed by the int; a CSV read back by the CLI turned into that
+form where it is read.
 """
 from __future__ import annotations
 
