@@ -2,8 +2,8 @@
 
 Takes the table of :func:`probnn.inference.estimator_study.estimator_bias_spread` (one row
 per estimator: ``kind``, ``k``, ``mean``, ``stderr``, the spreads, the cost) and returns
-figures and text; every difference it states is beyond noise by
-:func:`~probnn.analysis.significance.beyond_noise`.
+figures and text; a difference is called real only beyond noise
+(:func:`~probnn.analysis.significance.beyond_noise`).
 """
 from __future__ import annotations
 
