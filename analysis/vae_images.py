@@ -1,7 +1,8 @@
 """Question (c)'s image grids: reconstructions, a noisy image, prior samples, interpolation.
 
-Each takes image arrays or tensors (as :mod:`probnn.inference.vae` returns them) and returns a
-:class:`matplotlib.figure.Figure`; callers save and close the figures. Images are drawn with
+Each figure takes image arrays or tensors (as :mod:`probnn.inference.vae` returns them) and
+returns a :class:`matplotlib.figure.Figure`; callers save and close the figures.
+:func:`noise_answer` says what the noise did to the image's bound. Images are drawn with
 ``gray_r``: ink (pixel value 1) is dark on a light background, as digits are written.
 """
 from __future__ import annotations
