@@ -14,7 +14,8 @@ from probnn.inference.paired import PerImage, common, paired_difference
 
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
-from .vae import k_columns
+from .significance import fmt_paired
+from .holdout_table import k_columns
 
 QUESTION = ("How far below log p(x) do the ELBO and the importance-weighted bounds sit? "
             "Estimate log p(x) by annealed importance sampling (AIS), check AIS by "
@@ -40,7 +41,7 @@ def ladder_figure(results: Sequence) -> Figure:
     ax = axes[0, 0]
     for i, r in enumerate(results):
         p = r.per_image
-        ks = sorted(int(c.split("_")[1]) for c in p if c.startswith("iwae_"))
+        ks = _iwae_ks(r)
         labels = ["ELBO", "ELBO(q*)"] + [f"IWAE-{k}" for k in ks]
         gaps = [(p[c] - p["ais"]).mean() for c in ["elbo", "elbo_local"] + [f"iwae_{k}" for k in ks]]
         ax.plot(range(len(labels)), gaps, marker="o", label=r.name, color=f"C{i}")
@@ -90,52 +91,81 @@ def _k_column(r) -> str:
     return f"iwae_{r.config.pareto_k_at}"
 
 
+def _iwae_ks(r) -> list[int]:
+    """The K of each IWAE bound the result holds, ascending: the task's ``iwae_ks``."""
+    return [k for k in sorted(set(r.config.iwae_ks)) if f"iwae_{k}" in r.per_image]
+
+
 def bounds_answer(results: Sequence) -> str:
     """The answer, from the numbers: the ranking under AIS against IWAE (paired over the
     shared images), each model's ELBO gap split, and whether Pareto k flagged the
     estimates that are far off."""
     t = bounds_table(results)
-    n = int(t["images"].iloc[0])
-    out = []
     iw = _k_column(results[0])
-    iw_name = iw.replace("_", "-").upper()
     cond = {r.name for r in results if r.conditional}
     ranked = t.drop(index=list(cond))  # log p(x | y) is not comparable with log p(x)
     by_ais = ranked.sort_values("ais", ascending=False)
-    if len(by_ais):
-        out.append(f"On the same {n} holdout images, AIS estimates log p(x) as "
-                   + ", ".join(f"{m} {r['ais']:.2f} ± {r['ais_se']:.2f}"
-                               for m, r in by_ais.iterrows())
-                   + " (± the AIS estimate's own Monte Carlo error)"
-                   + ("; and log p(x | y) as " + ", ".join(f"{m} {t.loc[m, 'ais']:.2f}" for m in cond)
-                      if cond else "") + ".")
-        same = list(by_ais.index) == list(ranked.sort_values(iw, ascending=False).index)
-        out.append(f"The ranking by {iw_name} is "
-                   + ("the same." if same else ", ".join(ranked.sort_values(iw, ascending=False).index)
-                      + ": a different order."))
     per = {r.name: r.per_image for r in results}
-    for a, b in zip(by_ais.index[:-1], by_ais.index[1:]):
-        d = per[a]["ais"].to_numpy() - per[b]["ais"].to_numpy()
-        di = per[a][iw].to_numpy() - per[b][iw].to_numpy()
-        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
-        e = di - d  # how far IWAE's margin is from AIS's, image by image
-        se_e = e.std(ddof=1) / math.sqrt(len(e)) if len(e) > 1 else math.nan
-        out.append(f"{a} beats {b} by {d.mean():.2f} ± {se:.2f} nats under AIS (paired over "
-                   f"images), where {iw_name} says {di.mean():.2f}"
-                   + (f", off by {e.mean():+.2f} ± {se_e:.2f}"
-                      if abs(e.mean()) > max(2 * np.nan_to_num(se_e), FAR_OFF) else "")
-                   + ("." if abs(d.mean()) > 2 * se
-                      else "; within the images' spread, so these images do not separate them."))
-    for m, r in t.iterrows():
-        gap = r["ais"] - r["elbo"]
-        share = r["amortisation_gap"] / gap if gap > 0 else math.nan
-        g = per[m]["ais"] - per[m]["elbo"]
-        se = g.std(ddof=1) / math.sqrt(len(g)) if len(g) > 1 else math.nan
-        out.append(f"{m}: the ELBO sits {gap:.2f} ± {se:.2f} nats below AIS, of which "
-                   f"{r['amortisation_gap']:.2f} "
-                   f"is amortisation (a per-image Gaussian q* closes it) and "
-                   f"{r['approximation_gap']:.2f} approximation (no Gaussian can): "
-                   f"{share:.0%} amortisation.")
+    out = _ranking(t, ranked, cond, iw) if len(by_ais) else []
+    out += [_margin(per[a], per[b], a, b, iw) for a, b in zip(by_ais.index[:-1], by_ais.index[1:])]
+    out += [_gap_split(m, r, per[m]) for m, r in t.iterrows()]
+    out += _pareto_k_text(results)
+    widths = [(r.name, r.row["bdmc_width"], r.row["bdmc_steps"]) for r in results
+              if "bdmc_width" in r.row]
+    if widths:
+        out.append("BDMC on data simulated from each model (the sandwich of forward and reverse "
+                   "AIS bounds the forward estimate's error there): width "
+                   + ", ".join(f"{m} {w:.2f} nats at T={s}" for m, w, s in widths) + ".")
+    return " ".join(out)
+
+
+def _ranking(t: pd.DataFrame, ranked: pd.DataFrame, cond: set, iw: str) -> list[str]:
+    """AIS's estimates of each model, and whether the IWAE column ranks them the same."""
+    n = int(t["images"].iloc[0])
+    iw_name = iw.replace("_", "-").upper()
+    by_ais = ranked.sort_values("ais", ascending=False)
+    by_iw = ranked.sort_values(iw, ascending=False)
+    same = list(by_ais.index) == list(by_iw.index)
+    return [f"On the same {n} holdout images, AIS estimates log p(x) as "
+            + ", ".join(f"{m} {r['ais']:.2f} ± {r['ais_se']:.2f}" for m, r in by_ais.iterrows())
+            + " (± the AIS estimate's own Monte Carlo error)"
+            + ("; and log p(x | y) as " + ", ".join(f"{m} {t.loc[m, 'ais']:.2f}" for m in cond)
+               if cond else "") + ".",
+            f"The ranking by {iw_name} is "
+            + ("the same." if same else ", ".join(by_iw.index) + ": a different order.")]
+
+
+def _margin(pa: pd.DataFrame, pb: pd.DataFrame, a: str, b: str, iw: str) -> str:
+    """Model ``a``'s margin over ``b`` under AIS and under IWAE, paired over the images."""
+    iw_name = iw.replace("_", "-").upper()
+    d = pa["ais"].to_numpy() - pb["ais"].to_numpy()
+    di = pa[iw].to_numpy() - pb[iw].to_numpy()
+    se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    e = di - d  # how far IWAE's margin is from AIS's, image by image
+    se_e = e.std(ddof=1) / math.sqrt(len(e)) if len(e) > 1 else math.nan
+    return (f"{a} beats {b} by {d.mean():.2f} ± {se:.2f} nats under AIS (paired over "
+            f"images), where {iw_name} says {di.mean():.2f}"
+            + (f", off by {e.mean():+.2f} ± {se_e:.2f}"
+               if abs(e.mean()) > max(2 * np.nan_to_num(se_e), FAR_OFF) else "")
+            + ("." if abs(d.mean()) > 2 * se
+               else "; within the images' spread, so these images do not separate them."))
+
+
+def _gap_split(m: str, r: pd.Series, per_image: pd.DataFrame) -> str:
+    """Model ``m``'s ELBO gap to AIS, split into its amortisation and approximation parts."""
+    gap = r["ais"] - r["elbo"]
+    share = r["amortisation_gap"] / gap if gap > 0 else math.nan
+    g = per_image["ais"] - per_image["elbo"]
+    se = g.std(ddof=1) / math.sqrt(len(g)) if len(g) > 1 else math.nan
+    return (f"{m}: the ELBO sits {gap:.2f} ± {se:.2f} nats below AIS, of which "
+            f"{r['amortisation_gap']:.2f} "
+            f"is amortisation (a per-image Gaussian q* closes it) and "
+            f"{r['approximation_gap']:.2f} approximation (no Gaussian can): "
+            f"{share:.0%} amortisation.")
+
+
+def _pareto_k_text(results: Sequence) -> list[str]:
+    """Whether a high Pareto k flagged the IWAE estimates that sit far below AIS."""
     flagged, ok = [], []
     for r in results:
         p = r.per_image
@@ -145,30 +175,24 @@ def bounds_answer(results: Sequence) -> str:
         bad = p["pareto_k"] > PARETO_K_UNRELIABLE
         flagged.append(off[bad].to_numpy())
         ok.append(off[~bad].to_numpy())
-    if flagged:
-        f, o = np.concatenate(flagged), np.concatenate(ok)
-        text = (f"Pareto k > {PARETO_K_UNRELIABLE} flagged {len(f)} of {len(f) + len(o)} "
-                "estimates.")
-        if len(f):
-            text += (f" Flagged ones sit on average {f.mean():.2f} nats below AIS "
-                     f"({(f > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
-        if len(o):
-            text += (f"; unflagged ones {o.mean():.2f} nats "
-                     f"({(o > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
-        all_off = np.concatenate([f, o])
-        all_k = np.concatenate([r.per_image["pareto_k"].to_numpy() for r in results
-                                if "pareto_k" in r.per_image])
-        if len(all_off) > 2 and np.std(all_off) > 0 and np.std(all_k) > 0:  # else undefined
-            rho = pd.Series(all_k).corr(pd.Series(all_off), method="spearman")
-            text += f". Spearman correlation of k with the shortfall: {rho:+.2f}"
-        out.append(text + ".")
-    widths = [(r.name, r.row["bdmc_width"], r.row["bdmc_steps"]) for r in results
-              if "bdmc_width" in r.row]
-    if widths:
-        out.append("BDMC on data simulated from each model (the sandwich of forward and reverse "
-                   "AIS bounds the forward estimate's error there): width "
-                   + ", ".join(f"{m} {w:.2f} nats at T={s}" for m, w, s in widths) + ".")
-    return " ".join(out)
+    if not flagged:
+        return []
+    f, o = np.concatenate(flagged), np.concatenate(ok)
+    text = (f"Pareto k > {PARETO_K_UNRELIABLE} flagged {len(f)} of {len(f) + len(o)} "
+            "estimates.")
+    if len(f):
+        text += (f" Flagged ones sit on average {f.mean():.2f} nats below AIS "
+                 f"({(f > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
+    if len(o):
+        text += (f"; unflagged ones {o.mean():.2f} nats "
+                 f"({(o > FAR_OFF).mean():.0%} more than {FAR_OFF:g} nat off)")
+    all_off = np.concatenate([f, o])
+    all_k = np.concatenate([r.per_image["pareto_k"].to_numpy() for r in results
+                            if "pareto_k" in r.per_image])
+    if len(all_off) > 2 and np.std(all_off) > 0 and np.std(all_k) > 0:  # else undefined
+        rho = pd.Series(all_k).corr(pd.Series(all_off), method="spearman")
+        text += f". Spearman correlation of k with the shortfall: {rho:+.2f}"
+    return [text + "."]
 
 
 def record_answer(results: Sequence, holdouts: Mapping) -> str:
@@ -189,18 +213,14 @@ def record_answer(results: Sequence, holdouts: Mapping) -> str:
         record = paired_difference(sub, col, sub, "elbo_mc")
         same = paired_difference(sub.at(common(sub, here)[0]), col, None, "elbo_mc")
         ais = paired_difference(here, "ais", here, "elbo")
-        out.append(f"{r.name}: gap of record (question e) {_pm(record)} nats, {col} minus "
+        out.append(f"{r.name}: gap of record (question e) {fmt_paired(record)} nats, {col} minus "
                    f"ELBO-MC over its {record.n} images; on the {same.n} of them scored here "
-                   f"it is {_pm(same)}, and AIS minus ELBO {_pm(ais)} (AIS, with a long enough schedule, sits above {col}).")
+                   f"it is {fmt_paired(same)}, and AIS minus ELBO {fmt_paired(ais)} (AIS, with a long enough schedule, sits above {col}).")
     if not out:
         return ""
     return ("Each model's ELBO gap is stated once, in question (e); the numbers here differ from "
             "it because they are over fewer images and against AIS rather than the IWAE bound. "
             + " ".join(out))
-
-
-def _pm(p) -> str:
-    return f"{p.mean:.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:.2f}"
 
 
 def bounds_section(results: Sequence, holdouts: Mapping | None = None) -> Section:

@@ -14,21 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
 from probnn.inference.estimators import PARETO_K_UNRELIABLE
 from probnn.inference.paired import Paired, PerImage, paired_difference
 
+from .curves import history_figure
+from .holdout_table import comparison_table, k_columns
 from .outputs import Plot, Section, Table
-from .vae import QUESTION_E, comparison_table, history_figure, k_columns
+from .significance import fmt_paired
 
+QUESTION_E = ("Compare the latent dimensions (and the PyTorch example's MLP VAE) on a holdout "
+              "set: which is the better model, and what is the right measure?")
 Z = 2.0
 """A difference counts when it is more than Z standard errors from zero (about 95%)."""
-
-
-def _pm(p: Paired) -> str:
-    return f"{p.mean:.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:.2f}"
 
 
 def _values(per_image: Mapping | None, model: str, part: str, col: str) -> PerImage | None:
@@ -89,10 +88,10 @@ def _ranking(table, col: str, k: int, per_image, part: str) -> list[str]:
                 f"{second}; without per-image estimates the uncertainty of that difference is "
                 "unknown, so no model is named better."]
     if d.beyond(Z):
-        return [f"{head}, the best model is {best}: {_pm(d)} nats above {second} (paired over "
-                f"{d.n} common images)."]
+        return [f"{head}, the best model is {best}: {fmt_paired(d)} nats above {second} "
+                f"(paired over {d.n} common images)."]
     return [f"{head}, {best} and {second} are not distinguishable: their difference is "
-            f"{_pm(d)} nats over {d.n} common images, within {Z:g} standard errors."]
+            f"{fmt_paired(d)} nats over {d.n} common images, within {Z:g} standard errors."]
 
 
 def _gap_sentences(table, k: int, per_image) -> list[str]:
@@ -102,7 +101,7 @@ def _gap_sentences(table, k: int, per_image) -> list[str]:
                 "given."]
     parts = []
     for m, g in gaps.items():
-        bits = [f"gap {_pm(g)}"]
+        bits = [f"gap {fmt_paired(g)}"]
         if pd.notna(table.at[m, "elbo_mc_subset"] if "elbo_mc_subset" in table else math.nan):
             bits.append(f"ELBO {table.at[m, 'elbo_mc_subset']:.2f} on those {g.n} images")
         else:
@@ -120,10 +119,10 @@ def _gap_sentences(table, k: int, per_image) -> list[str]:
     below = [m for m, g in gaps.items() if g.mean < 0]
     for m in below:
         g = gaps[m]
-        out.append(f"{m}'s gap is below zero beyond its Monte Carlo error ({_pm(g)}): the bound "
-                   "is never below the ELBO in expectation, so an estimate is wrong."
+        out.append(f"{m}'s gap is below zero beyond its Monte Carlo error ({fmt_paired(g)}): "
+                   "the bound is never below the ELBO in expectation, so an estimate is wrong."
                    if g.beyond(Z) else
-                   f"{m}'s negative gap ({_pm(g)}) is within its Monte Carlo error.")
+                   f"{m}'s negative gap ({fmt_paired(g)}) is within its Monte Carlo error.")
     return out
 
 
@@ -135,9 +134,9 @@ def _largest_gap(gaps: Mapping[str, Paired], k: int, per_image) -> list[str]:
     a, b = _gap_images(per_image, hi, f"iwae_{k}"), _gap_images(per_image, lo, f"iwae_{k}")
     d = paired_difference(a, "gap", b, "gap") if a is not None and b is not None else None
     if d is not None and d.beyond(Z):
-        return [f"The gap is largest for {hi} and smallest for {lo}: {_pm(d)} nats apart over "
-                f"{d.n} common images."]
-    why = (f"{_pm(d)} nats over {d.n} common images" if d is not None
+        return [f"The gap is largest for {hi} and smallest for {lo}: {fmt_paired(d)} nats apart "
+                f"over {d.n} common images."]
+    why = (f"{fmt_paired(d)} nats over {d.n} common images" if d is not None
            else "no per-image estimates to pair")
     return [f"The gap is largest for {hi} ({gaps[hi].mean:.2f}) and smallest for {lo} "
             f"({gaps[lo].mean:.2f}), a difference not beyond its uncertainty ({why})."]
@@ -152,7 +151,7 @@ def _elbo_ranking(table, best: str, per_image) -> list[str]:
         return [f"The ELBO also ranks {best} highest, but the gaps show how much of each ELBO "
                 "is the guide's misfit rather than the model."]
     d = _between(per_image, top, best, "all", "elbo_mc")
-    unc = (f"{_pm(d)} nats over {d.n} common images" if d is not None
+    unc = (f"{fmt_paired(d)} nats over {d.n} common images" if d is not None
            else "uncertainty unknown without per-image estimates")
     verdict = ("the ELBO ranking is distorted by the guides' different gaps"
                if d is not None and d.beyond(Z) else "a difference within its uncertainty")
@@ -182,8 +181,8 @@ def _rise(table, ks, per_image) -> list[str]:
 
 def comparison_answer(table: pd.DataFrame, per_image: Mapping | None = None) -> str:
     """Which model is best and why that comparison is the right one, written from ``table``
-    (as from :func:`~probnn.analysis.vae.comparison_table`) and, where given, each model's
-    per-image estimates (name -> ``{"all": PerImage, "subset": PerImage}``).
+    (as from :func:`~probnn.analysis.holdout_table.comparison_table`) and, where given, each
+    model's per-image estimates (name -> ``{"all": PerImage, "subset": PerImage}``).
 
     Ranks the models by the IWAE bound with the largest K, gives each model's paired gap
     between that bound and ELBO-MC on the same images (a lower bound on the guide's KL from the

@@ -14,10 +14,12 @@ from matplotlib.figure import Figure
 from probnn.inference.paired import paired_difference
 
 from .comparison import Z
+from .curves import history_figure
+from .holdout_table import comparison_table, k_columns
+from .images import flat_images, image_grid
 from .outputs import Plot, Section, Table
 from .plotting import new_figure
-from .images import flat_images, image_grid
-from .vae import comparison_table, history_figure
+from .significance import fmt_diff
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -87,7 +89,7 @@ def cvae_answer(row: Mapping, unconditional: Mapping[str, Mapping] | None = None
     a paired difference with its standard error from the per-image estimates (``per_image``:
     the evaluation's, ``unconditional_images``: name -> the holdout result's ``per_image``).
     Without them, no difference is stated: the means cover different images."""
-    k_cols = sorted(int(c.split("_")[-1]) for c in row if c.startswith("marginal_iwae_"))
+    k_cols = [k for k, _ in k_columns(row, "marginal_iwae")]
     k = k_cols[-1] if k_cols else 100
     lines = [PERFECT_SAMPLER_ANSWER, ""]
     lines.append(
@@ -125,18 +127,14 @@ def _against(name: str, k: int, mine: Mapping, theirs: Mapping) -> list[str]:
     out = []
     if marg and marg.n:
         out.append(f"On the {marg.n} classified images, the marginal log p(x) minus {name}'s "
-                   f"K={k} bound of the same images is {_pm(marg)} nats: "
+                   f"K={k} bound of the same images is {fmt_diff(marg.mean, marg.se)} nats: "
                    + _verdict(marg, "the conditional model's marginal is higher",
                               "the conditional model's marginal is lower"))
     if elbo and elbo.n:
         out.append(f"Conditional ELBO-MC log p(x | y) minus {name}'s ELBO-MC log p(x) on the same "
-                   f"{elbo.n} images: {_pm(elbo)} nats: "
+                   f"{elbo.n} images: {fmt_diff(elbo.mean, elbo.se)} nats: "
                    + _verdict(elbo, "the label pays", "the label does not pay"))
     return out
-
-
-def _pm(p) -> str:
-    return f"{p.mean:+.2f} ± {p.se:.2f}" if np.isfinite(p.se) else f"{p.mean:+.2f}"
 
 
 def _verdict(p, up: str, down: str) -> str:

@@ -38,14 +38,6 @@ nav ul { columns: 2; } .meta { font-size: 0.85em; color: #555; }
 """
 
 
-def _table_html(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else f"{v:.4g}"
-        return str(v)
-    return df.to_html(formatters={c: fmt for c in df.columns}, border=0, escape=True)
-
-
 def table_html(df: pd.DataFrame, index: bool = True) -> str:
     """A table as HTML (numbers to 4 significant digits, NaN empty) in a wrapper that scrolls
     sideways when the table is wider than the page."""

@@ -29,6 +29,7 @@ import pandas as pd
 from probnn.inference.paired import Paired, PerImage, paired_difference
 
 from .comparison import Z
+from .holdout_table import k_columns
 from .outputs import Section
 
 Z_CHECK = 3.0
@@ -93,8 +94,7 @@ def ordered(per_image: PerImage, columns: Sequence[str], where: str, z: float = 
 
 def _k_sorted(columns) -> list[str]:
     """The IWAE-K columns by K, K >= 2 (IWAE-1 is a one-sample ELBO, not above it)."""
-    ks = sorted(int(m.group(1)) for c in columns if (m := re.fullmatch(r"iwae_(\d+)", str(c))))
-    return [f"iwae_{k}" for k in ks if k > 1]
+    return [c for k, c in k_columns(columns, "iwae") if k > 1]
 
 
 def holdout_orders(name: str, per_image: Mapping, z: float = Z_CHECK) -> list[str]:
