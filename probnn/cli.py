@@ -32,6 +32,7 @@ import argparse  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from probnn import __version__  # noqa: E402
 from probnn.datasets.coursework import COURSEWORK_SEED  # noqa: E402
 from probnn.tasks.validation import (AT_LEAST_TWO, CHAINS, CHAINS0, DRAWS,  # noqa: E402
                                      ENSEMBLE_SEEDS, EPOCHS, FRACTION, LATENT, MCMC_CHAINS,
@@ -521,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="probnn", description=__doc__)
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback")
+    parser.add_argument("--version", action="version", version=f"probnn {__version__}",
+                        help="print the installed probnn version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("regression", help="fit the xkcd regression models (questions a-b)")

@@ -1,0 +1,172 @@
+"""The ArviZ functions probnn uses, on either ArviZ API: arviz 0.2x or ArviZ 1.x.
+
+ArviZ 1.x split arviz into ``arviz-base`` (data: :func:`arviz_base.from_dict` returns an
+``xarray.DataTree``), ``arviz-stats`` (``loo``, ``compare``, ``rhat``, ``ess``, PSIS) and
+``arviz-plots``, and changed the results: ``loo`` returns a dataclass with ``elpd``, ``p`` and
+``elpd_i`` where arviz 0.2x returned a ``pandas.Series`` with ``elpd_loo``, ``p_loo`` and
+``loo_i``, and ``compare``'s columns are renamed the same way. This module hides the
+difference: :data:`BACKEND` is ``"arviz-stats"`` when ``arviz_stats`` and ``arviz_base`` can
+be imported (arviz 1.x installs both; they also install beside arviz 0.2x), else ``"arviz"``
+(0.2x). Every function takes ``backend=`` to choose explicitly, and returns the same types
+from either: :class:`PsisLoo` for a LOO, a ``pandas.DataFrame`` with arviz 0.2x's column names
+for a comparison, ``xarray.Dataset``\\ s and NumPy arrays for diagnostics. Both compute PSIS
+the same way (Vehtari et al. 2024, "Pareto smoothed importance sampling"), so they agree to
+float rounding. Each backend's announcements and its small-sample Pareto-k warnings are
+silenced here: the callers count unreliable k themselves.
+"""
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .serialization import serializable
+
+BACKENDS = ("arviz", "arviz-stats")
+
+
+def _default_backend() -> str:
+    new = all(importlib.util.find_spec(m) is not None for m in ("arviz_stats", "arviz_base"))
+    return "arviz-stats" if new else "arviz"
+
+
+BACKEND = _default_backend()
+"""The backend used when none is given: ``"arviz-stats"`` (the ArviZ 1.x API) or ``"arviz"``."""
+
+
+@contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # refactor notices; Pareto-k warnings of small samples
+        yield
+
+
+def _module(backend: str | None, name: str = "stats"):
+    backend = BACKEND if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown ArviZ backend {backend!r} (one of {', '.join(BACKENDS)})")
+    with _quiet():
+        if backend == "arviz":
+            import arviz
+            return arviz
+        if name == "base":
+            import arviz_base
+            return arviz_base
+        import arviz_stats
+        return arviz_stats
+
+
+def _backend(backend: str | None) -> str:
+    _module(backend)
+    return BACKEND if backend is None else backend
+
+
+@serializable
+@dataclass
+class PsisLoo:
+    """PSIS-LOO of one model: ``elpd_loo`` = sum_i log p(y_i | y_-i) estimated by Pareto
+    smoothed importance sampling, its standard error ``se`` = sqrt(n var(loo_i)), the
+    effective number of parameters ``p_loo`` (in-sample lppd minus elpd_loo), the pointwise
+    terms ``loo_i`` and Pareto k per point ``pareto_k`` (n,), and ``warning`` (ArviZ's flag:
+    some k is above its threshold)."""
+    elpd_loo: float
+    se: float
+    p_loo: float
+    n_samples: int
+    n_data_points: int
+    warning: bool
+    loo_i: np.ndarray
+    pareto_k: np.ndarray
+
+
+def from_dict(posterior: dict, log_likelihood: dict, observed_data: dict, dims: dict,
+              coords: dict, backend: str | None = None):
+    """The backend's data object (arviz 0.2x ``InferenceData``, ArviZ 1.x ``DataTree``) with
+    groups posterior, log_likelihood and observed_data; arrays are (chain, draw, ...)."""
+    b = _backend(backend)
+    with _quiet():
+        if b == "arviz":
+            return _module(b).from_dict(posterior=posterior, log_likelihood=log_likelihood,
+                                        observed_data=observed_data, dims=dims, coords=coords)
+        return _module(b, "base").from_dict(
+            {"posterior": posterior, "log_likelihood": log_likelihood,
+             "observed_data": observed_data}, dims=dims, coords=coords)
+
+
+def group(data, name: str, variables: list[str] | None = None):
+    """Group ``name`` of :func:`from_dict`'s object as an ``xarray.Dataset`` (only
+    ``variables``, if given)."""
+    ds = data[name]
+    ds = ds.to_dataset() if hasattr(ds, "to_dataset") else ds
+    return ds if variables is None else ds[variables]
+
+
+def rhat(dataset, backend: str | None = None):
+    """Rank-normalised split R-hat of every variable (and element) of a Dataset."""
+    with _quiet():
+        return _module(backend).rhat(dataset)
+
+
+def ess(dataset, method: str = "bulk", backend: str | None = None):
+    """Effective sample size (``bulk`` or ``tail``) of every variable of a Dataset."""
+    with _quiet():
+        return _module(backend).ess(dataset, method=method)
+
+
+def ess_of_draws(values: np.ndarray, backend: str | None = None) -> float:
+    """Bulk effective sample size of one chain of draws (S,)."""
+    values = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    with _quiet():
+        if _backend(backend) == "arviz":
+            return float(_module(backend).ess(values))
+        from arviz_stats.base import array_stats
+        return float(array_stats.ess(values, chain_axis=0, draw_axis=1, method="bulk"))
+
+
+def loo(data, backend: str | None = None) -> PsisLoo:
+    """PSIS-LOO with pointwise terms and Pareto k of :func:`from_dict`'s object."""
+    b = _backend(backend)
+    with _quiet():
+        r = _module(b).loo(data, pointwise=True)
+    if b == "arviz":
+        return PsisLoo(float(r.elpd_loo), float(r.se), float(r.p_loo), int(r.n_samples),
+                       int(r.n_data_points), bool(r.warning),
+                       np.asarray(r.loo_i, dtype=float), np.asarray(r.pareto_k, dtype=float))
+    return PsisLoo(float(r.elpd), float(r.se), float(r.p), int(r.n_samples),
+                   int(r.n_data_points), bool(r.warning),
+                   np.asarray(r.elpd_i, dtype=float), np.asarray(r.pareto_k, dtype=float))
+
+
+COMPARE_COLUMNS = ["rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se", "dse", "warning",
+                   "scale"]
+
+
+def compare(data: dict, backend: str | None = None) -> pd.DataFrame:
+    """ArviZ's comparison of models by PSIS-LOO (stacking weights), best first, with arviz
+    0.2x's columns :data:`COMPARE_COLUMNS`; ``data``: model name -> :func:`from_dict`'s
+    object."""
+    b = _backend(backend)
+    with _quiet():
+        if b == "arviz":
+            table = _module(b).compare(data, ic="loo")
+        else:
+            table = _module(b).compare(data).rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+    if "scale" not in table:
+        table["scale"] = "log"
+    return table[COMPARE_COLUMNS + [c for c in table.columns if c not in COMPARE_COLUMNS]]
+
+
+def pareto_k(log_weights: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """PSIS Pareto k of each row of ``log_weights`` (N, K) (relative efficiency 1)."""
+    lw = np.asarray(log_weights, dtype=np.float64)
+    with _quiet():
+        if _backend(backend) == "arviz":
+            _, k = _module(backend).psislw(lw, reff=1.0)
+        else:
+            from arviz_stats.base import array_stats
+            _, k = array_stats.psislw(lw, r_eff=1.0, axis=-1)
+    return np.asarray(k, dtype=float)
