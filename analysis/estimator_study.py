@@ -105,7 +105,7 @@ def estimator_spread_figure(table: pd.DataFrame, name: str = "") -> Figure:
 
 
 def estimator_answer(table: pd.DataFrame) -> str:
-    """Bias and spread of the estimators, written from :func:`estimator_bias_spread`'s table."""
+    """Bias and spread of the estimators, written from :func:`~probnn.inference.estimator_study.estimator_bias_spread`'s table."""
     iw = _iwae(table)
     n, reps = int(table["images"].iloc[0]), int(table["repeats"].iloc[0])
     df = reps - 1  # every standard error here comes from the spread of `reps` repeat means
@@ -235,7 +235,7 @@ def _snr(table: pd.DataFrame, objective: str, side: str, col: str = "snr_median"
 
 
 def snr_answer(table: pd.DataFrame) -> str:
-    """What the gradient SNRs show, against Rainforth et al. (2018), from :func:`gradient_snr`'s
+    """What the gradient SNRs show, against Rainforth et al. (2018), from :func:`~probnn.inference.estimator_study.gradient_snr`'s
     table. Compares medians over parameters (the mean is dominated by a few parameters)."""
     samples, images = int(table["samples"].iloc[0]), int(table["images"].iloc[0])
     out = [f"Gradient SNR |E[Δ]|/sd[Δ] per parameter, from {samples} gradient draws on a fixed "
@@ -430,7 +430,7 @@ def objectives_figure(table: pd.DataFrame, reference: dict | None = None, name: 
 
 
 def objectives_answer(table: pd.DataFrame, reference: dict | None = None) -> str:
-    """Which objective trained the best model, from :func:`objective_comparison`'s table:
+    """Which objective trained the best model, from :func:`~probnn.inference.estimator_study.objective_comparison`'s table:
     over several seeds, :func:`objectives_seed_answer`; from one seed, ranked by the common
     holdout IWAE bound with standard errors paired over images, the ELBO ranking, the cost,
     and (with ``reference``) how far from the studied checkpoint the models stop."""

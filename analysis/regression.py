@@ -265,7 +265,7 @@ def _dip_text(fit: RegressionFit, dip: DipAnalysis, first: int, lo_row: int) -> 
 
 def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = DIP_FOLLOW) -> Figure:
     """Three panels: the log-likelihood curve around the dip (baseline shaded), the driving
-    point's sigma and |y - f| over the same epochs, and every point's log-likelihood at the dip
+    point's sigma and ``|y - f|`` over the same epochs, and every point's log-likelihood at the dip
     against its baseline mean, with the driver marked. Without a dip: the curve and the reason.
     """
     if not dip.found:
@@ -311,7 +311,7 @@ def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = DIP_FOL
 # ----------------------------------------------------------------------------- tables
 def max_loglik_supremum(x, y) -> dict[str, float]:
     """Supremum of the mean training log-likelihood per model when f and sigma(x) can be any
-    function of x (see :data:`MAX_LOGLIK_ANSWER`), computed for these data."""
+    function of x (see ``MAX_LOGLIK_ANSWER``), computed for these data."""
     df = pd.DataFrame({"x": np.asarray(x, np.float64).ravel(),
                        "y": np.asarray(y, np.float64).ravel()})
     n = len(df)
@@ -547,7 +547,7 @@ def regression_sections(fits: list[RegressionFit]) -> list[Section]:
 
 def seeds_section(runs: Mapping[str, EnsembleFit]) -> Section:
     """The maximum-likelihood fits across seeds (label -> ensemble; the heteroscedastic one
-    named :data:`HETEROSCEDASTIC`): the seed table, each run's coursework-seed curve in its
+    named ``HETEROSCEDASTIC``): the seed table, each run's coursework-seed curve in its
     seed band, and the dip explanation for the seed with the deepest dip."""
     table = seed_table(runs)
     answers, plots, tables = [], [Plot("seeds-loglik", seed_band_plot(runs),

@@ -68,7 +68,7 @@ def _backend(backend: str | None) -> str:
 @serializable
 @dataclass
 class PsisLoo:
-    """PSIS-LOO of one model: ``elpd_loo`` = sum_i log p(y_i | y_-i) estimated by Pareto
+    """PSIS-LOO of one model: ``elpd_loo`` = ``sum_i log p(y_i | y_-i)`` estimated by Pareto
     smoothed importance sampling, its standard error ``se`` = sqrt(n var(loo_i)), the
     effective number of parameters ``p_loo`` (in-sample lppd minus elpd_loo), the pointwise
     terms ``loo_i`` and Pareto k per point ``pareto_k`` (n,), and ``warning`` (ArviZ's flag:
@@ -147,7 +147,7 @@ COMPARE_COLUMNS = ["rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se", "ds
 
 def compare(data: dict, backend: str | None = None) -> pd.DataFrame:
     """ArviZ's comparison of models by PSIS-LOO (stacking weights), best first, with arviz
-    0.2x's columns :data:`COMPARE_COLUMNS`; ``data``: model name -> :func:`from_dict`'s
+    0.2x's columns (``COMPARE_COLUMNS``); ``data``: model name -> :func:`from_dict`'s
     object."""
     b = _backend(backend)
     with _quiet():

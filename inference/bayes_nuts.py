@@ -142,7 +142,7 @@ def run_chain(model, x: torch.Tensor, y: torch.Tensor, *, warmup: int, draws: in
     Starts from a prior draw (``init_to_sample``: with fan-in scaled priors a well-scaled
     network; Pyro's default ``init_to_uniform(-2, 2)`` gives every weight a magnitude the prior
     finds unlikely) unless ``init`` (unconstrained values; all sites here are unconstrained)
-    is given. Returns plain data: ``draws`` (site -> array (draws, *shape)), ``divergences``,
+    is given. Returns plain data: ``draws`` (site -> array (draws, \\*shape)), ``divergences``,
     ``step_size``, ``leapfrogs``, ``seconds`` and the adapted
     ``inverse_mass`` (Pyro's dict: tuple of site names -> tensor).
     """
@@ -184,7 +184,7 @@ def _can_fork_workers() -> bool:
 class NutsFit:
     """NUTS draws of one Bayesian regression model and how the chains went.
 
-    ``draws``: latent site -> array (chains, draws, *site_shape); ``chains``: one row per chain
+    ``draws``: latent site -> array (chains, draws, \\*site_shape); ``chains``: one row per chain
     (seed, divergences, step_size, leapfrogs, seconds, ms_per_leapfrog);
     ``mass_sites``/``inverse_mass``: chain 0's adapted diagonal inverse mass matrix (for
     warm-started refits). Plain data only, so it is saved field by field."""
@@ -203,7 +203,7 @@ class NutsFit:
         return build_model(self.name, self.model_config, self.x, self.y)
 
     def flat(self) -> dict[str, torch.Tensor]:
-        """Every draw of every chain, site -> tensor (chains * draws, *site_shape)."""
+        """Every draw of every chain, site -> tensor (chains * draws, \\*site_shape)."""
         return {k: torch.as_tensor(v).reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
 
     @property
@@ -448,7 +448,7 @@ def elpd_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- VI against NUTS
 def band_overlap(lo_a, hi_a, lo_b, hi_b) -> float:
-    """Mean over the grid of |A ∩ B| / |A ∪ B| for intervals A = [lo_a, hi_a], B = [lo_b, hi_b]
+    """Mean over the grid of ``|A ∩ B| / |A ∪ B|`` for intervals A = [lo_a, hi_a], B = [lo_b, hi_b]
     (1: the same band; 0: disjoint bands)."""
     inter = np.clip(np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b), 0, None)
     union = np.maximum(hi_a, hi_b) - np.minimum(lo_a, lo_b)

@@ -216,7 +216,7 @@ def fit_bayesian_regression(name: str, x: torch.Tensor, y: torch.Tensor, *,
                             resume: bool = False, jit: bool = True) -> BayesianRegressionFit:
     """Fit the Bayesian ``homoscedastic`` or ``heteroscedastic`` model by SVI.
 
-    1. The model is standardised to the data (:meth:`standardise_to`: mean and sd of x and y).
+    1. The model is standardised to the data (the model's ``standardise_to``: mean and sd of x and y).
     2. ``map_steps`` steps of MAP (:func:`map_fit`, Adam at ``map_lr``) give the start.
     3. SVI maximises the ELBO ``E_q[log p(y | x, w)] - KL(q(w) || p(w))`` (``Trace_ELBO``, both
        terms by Monte Carlo with ``num_particles`` vectorised draws per step) with Adam at
@@ -261,7 +261,7 @@ def _fit(name, x, y, *, epochs, seed, lr, prior_scale, init_scale, guide, elbo, 
 @dataclass
 class PosteriorDraws:
     """Draws of the weights from the guide, and the model evaluated at the data under each."""
-    latents: dict[str, np.ndarray]  # site -> (draws, *site_shape)
+    latents: dict[str, np.ndarray]  # site -> (draws, \\*site_shape)
     f: np.ndarray                   # (draws, n) f(x_i)
     sigma: np.ndarray               # (draws, n) sigma(x_i)
     loglik: np.ndarray              # (draws, n) log N(y_i | f(x_i), sigma(x_i)^2), float64
@@ -275,7 +275,7 @@ def pointwise_loglik(fit: BayesianRegressionFit, draws: int, seed: int = 0) -> P
     """Draw ``draws`` weight sets w^s ~ q and score each data point under each, in one pass.
 
     The guide is traced inside a plate ``"draws"`` of size ``draws`` at dim -2 (outside the
-    model's data plate at dim -1), so every latent comes as (draws, 1, *site_shape); the model
+    model's data plate at dim -1), so every latent comes as (draws, 1, \\*site_shape); the model
     is replayed on those values (``poutine.replay``) inside the same plate with the observed y,
     and the observation site's unscaled pointwise log-probability
     (``Trace.compute_log_prob``) is the (draws, n) matrix log p(y_i | x_i, w^s). Seeded, so the
@@ -395,7 +395,7 @@ def run_bayes_regression(x: torch.Tensor, y: torch.Tensor, *, epochs: int = FULL
 
     ``run_bayes_regression(x, y, **FULL)`` or ``**QUICK``; ``fit_kw`` go to
     :func:`fit_bayesian_regression` (``lr``, ``prior_scale``, ``init_scale``, ...).
-    Returns ``(fits, compare)`` for :func:`probnn.analysis.bayes_regression.write_bayes_outputs`.
+    Returns ``(fits, compare)`` for :func:`probnn.analysis.bayes_regression.bayes_section`.
     """
     fits = [fit_bayesian_regression(n, x, y, epochs=epochs, seed=seed, progress=progress, **fit_kw)
             for n in NAMES]

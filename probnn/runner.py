@@ -6,7 +6,7 @@ checkpoint.
 The one runner of the project: ``probnn report`` runs its job graph with it, and
 ``probnn regression`` its two fits.
 
-On Dask, every job is one task (:func:`_job_on_worker`) whose arguments include its parents'
+On Dask, every job is one task (``_job_on_worker``) whose arguments include its parents'
 futures, so the scheduler starts it once they are done; its priority is the length of the
 chain of work it starts (:func:`chains`), so trainings that gate evaluations go first. A
 worker runs :func:`~probnn.jobs.execute` under the artifact's lock and writes the artifact to
@@ -388,7 +388,7 @@ def local_cluster(workers: int):
 
     Its worker processes are started with SIGINT and SIGHUP blocked (the mask is inherited
     through fork and exec, and Python then never sees them): a terminal's Ctrl-C or hang-up
-    reaches every process of its group, but only this one must act on it (see :class:`_Stop`).
+    reaches every process of its group, but only this one must act on it (see ``_Stop``).
     """
     import dask
     from distributed import LocalCluster
