@@ -9,9 +9,9 @@ difference: :data:`BACKEND` is ``"arviz-stats"`` when ``arviz_stats`` and ``arvi
 be imported (arviz 1.x installs both; they also install beside arviz 0.2x), else ``"arviz"``
 (0.2x). Every function takes ``backend=`` to choose explicitly, and returns the same types
 from either: :class:`PsisLoo` for a LOO, a ``pandas.DataFrame`` with arviz 0.2x's column names
-for a comparison, ``xarray.Dataset``\\ s and NumPy arrays for diagnostics. Both compute PSIS
-the same way (Vehtari et al. 2024, "Pareto smoothed importance sampling"), so they agree to
-float rounding. Each backend's announcements and its small-sample Pareto-k warnings are
+for a comparison, ``xarray.Dataset``\\ s and NumPy arrays for diagnostics. Both implement PSIS
+(Vehtari et al. 2024, "Pareto smoothed importance sampling") and the same R-hat and ESS; their
+LOO terms differ slightly through each one's estimate of the draws' relative efficiency. Each backend's announcements and its small-sample Pareto-k warnings are
 silenced here: the callers count unreliable k themselves.
 """
 from __future__ import annotations
