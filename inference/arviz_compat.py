@@ -10,9 +10,11 @@ be imported (arviz 1.x installs both; they also install beside arviz 0.2x), else
 (0.2x). Every function takes ``backend=`` to choose explicitly, and returns the same types
 from either: :class:`PsisLoo` for a LOO, a ``pandas.DataFrame`` with arviz 0.2x's column names
 for a comparison, ``xarray.Dataset``\\ s and NumPy arrays for diagnostics. Both implement PSIS
-(Vehtari et al. 2024, "Pareto smoothed importance sampling") and the same R-hat and ESS; their
-LOO terms differ slightly through each one's estimate of the draws' relative efficiency. Each backend's announcements and its small-sample Pareto-k warnings are
-silenced here: the callers count unreliable k themselves.
+(Vehtari et al. 2024, "Pareto smoothed importance sampling") with the same fit and the same
+R-hat and ESS, but round PSIS's tail length differently (:mod:`probnn.inference.psis`);
+:func:`loo` makes arviz-stats use arviz 0.2x's tail, so the LOO terms and Pareto k agree to
+rounding. Each backend's announcements and its small-sample Pareto-k warnings are silenced
+here: the callers count unreliable k themselves.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import psis
 from .serialization import serializable
 
 BACKENDS = ("arviz", "arviz-stats")
@@ -127,11 +130,49 @@ def ess_of_draws(values: np.ndarray, backend: str | None = None) -> float:
         return float(array_stats.ess(values, chain_axis=0, draw_axis=1, method="bulk"))
 
 
-def loo(data, backend: str | None = None) -> PsisLoo:
-    """PSIS-LOO with pointwise terms and Pareto k of :func:`from_dict`'s object."""
-    b = _backend(backend)
+def _relative_efficiency(data, backend: str) -> tuple[int, float]:
+    """``(S, r_eff)``: the number of draws and the relative efficiency both backends' ``loo``
+    estimate (the mean over the posterior's variables of ESS(mean) / S; 1 for one chain)."""
+    posterior = group(data, "posterior")
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    if chains == 1:
+        return chains * draws, 1.0
+    ess_mean = ess(posterior, method="mean", backend=backend)
+    values = np.hstack([np.asarray(ess_mean[v].values, dtype=float).ravel()
+                        for v in ess_mean.data_vars])
+    return chains * draws, float(values.mean() / (chains * draws))
+
+
+def tail_matching_r_eff(n_draws: int, r_eff: float) -> float:
+    """The ``r_eff`` to give arviz-stats 0.8 so that its PSIS fits the tail length of
+    arviz 0.2x and R's ``loo`` (:func:`probnn.inference.psis.tail_length`). arviz-stats uses
+    ``r_eff`` only for the tail length, ``floor(3 sqrt(S / r_eff))`` if ``S r_eff > 225``
+    else ``floor(S / 5)``: a tail of ``M`` draws is ``r_eff = 9 S / (M + 0.5)^2`` where that
+    stays above 225 / S. Where no ``r_eff`` gives ``M`` (``M = ceil(S / 5)`` with ``S`` not a
+    multiple of 5, or ``M`` within a draw of ``S / 5``), ``r_eff`` is returned unchanged and
+    the two backends' tails differ by one draw."""
+    m = psis.tail_length(n_draws, r_eff)
+    if n_draws * r_eff <= 225 and m == n_draws // 5:
+        return r_eff
+    matched = 9.0 * n_draws / (m + 0.5) ** 2
+    return matched if n_draws * matched > 225 else r_eff
+
+
+def _backend_loo(data, b: str):
+    """The backend's own LOO result of ``data`` (pointwise, arviz-stats on arviz 0.2x's tail)."""
     with _quiet():
-        r = _module(b).loo(data, pointwise=True)
+        if b == "arviz":
+            return _module(b).loo(data, pointwise=True)
+        n_draws, r_eff = _relative_efficiency(data, b)
+        return _module(b).loo(data, pointwise=True, reff=tail_matching_r_eff(n_draws, r_eff))
+
+
+def loo(data, backend: str | None = None) -> PsisLoo:
+    """PSIS-LOO with pointwise terms and Pareto k of :func:`from_dict`'s object. Both
+    backends estimate the same relative efficiency; arviz-stats is given the one that makes
+    its tail length arviz 0.2x's (:func:`tail_matching_r_eff`), so the two agree to rounding."""
+    b = _backend(backend)
+    r = _backend_loo(data, b)
     if b == "arviz":
         return PsisLoo(float(r.elpd_loo), float(r.se), float(r.p_loo), int(r.n_samples),
                        int(r.n_data_points), bool(r.warning),
@@ -154,19 +195,25 @@ def compare(data: dict, backend: str | None = None) -> pd.DataFrame:
         if b == "arviz":
             table = _module(b).compare(data, ic="loo")
         else:
-            table = _module(b).compare(data).rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+            loos = {name: _backend_loo(d, b) for name, d in data.items()}
+            table = _module(b).compare(loos).rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
     if "scale" not in table:
         table["scale"] = "log"
     return table[COMPARE_COLUMNS + [c for c in table.columns if c not in COMPARE_COLUMNS]]
 
 
 def pareto_k(log_weights: np.ndarray, backend: str | None = None) -> np.ndarray:
-    """PSIS Pareto k of each row of ``log_weights`` (N, K) (relative efficiency 1)."""
+    """The backend's own PSIS Pareto k of each row of ``log_weights`` (N, K) (relative
+    efficiency 1). arviz 0.2x's ``psislw`` takes log importance weights; arviz-stats'
+    ``array_stats.psislw`` takes log-likelihood values and smooths their negation (LOO's raw
+    weights ``1 / p(y_i | theta)``), so it is given ``-log_weights``. The two round the tail
+    length differently (:mod:`probnn.inference.psis`); probnn's estimators use
+    :func:`probnn.inference.psis.pareto_k`, which is the same under both."""
     lw = np.asarray(log_weights, dtype=np.float64)
     with _quiet():
         if _backend(backend) == "arviz":
             _, k = _module(backend).psislw(lw, reff=1.0)
         else:
             from arviz_stats.base import array_stats
-            _, k = array_stats.psislw(lw, r_eff=1.0, axis=-1)
+            _, k = array_stats.psislw(-lw, r_eff=1.0, axis=-1)
     return np.asarray(k, dtype=float)
