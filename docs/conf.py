@@ -46,6 +46,9 @@ nitpick_ignore_regex = [(r"py:.*", rf"{p}(\..*)?") for p in _external] + [
     (r"py:class", r"(int|float|str|bool|bytes|dict|list|tuple|set|type|object|None|complex|"
                   r"slice|range|BaseException|Exception|ValueError|TypeError|OSError|"
                   r"RuntimeError|KeyboardInterrupt|SystemExit)"),
+    # a dataclass's generated __init__ under `from __future__ import annotations` shows its
+    # fields' annotations as strings, which Sphinx splits at the comma ('dict[str, ...]')
+    (r"py:class", r"'(dict|list|tuple)\[.*"),
 ]
 
 html_theme = "furo"
