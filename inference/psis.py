@@ -14,7 +14,7 @@ worth 10 observations), but they round the tail length differently:
 
 So they give the same k whenever both rules give the same ``M`` (``S <= 225`` with ``S`` a
 multiple of 5, as every K of the quick report) and differ by one tail draw otherwise (S = 1000:
-M = 95 against 94, k moving by up to 0.04 on Student-t weights). arviz-stats offers no way to
+M = 95 against 94, k moving by up to 0.04 on Student-t weights; S = 101: 21 against 20, up to 0.08). arviz-stats offers no way to
 set ``M``, so probnn computes k here with the reference rule (``ceil``): the same number under
 either ArviZ, equal to ``arviz.psislw``'s to rounding (``tests/test_arviz_compat.py``).
 """
