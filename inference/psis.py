@@ -12,11 +12,14 @@ worth 10 observations), but they round the tail length differently:
 - arviz-stats 0.8 (ArviZ 1.x): ``M = floor(3 sqrt(S / r_eff))`` if ``S r_eff > 225`` else
   ``floor(S / 5)``.
 
-So they give the same k whenever both rules give the same ``M`` (``S <= 225`` with ``S`` a
-multiple of 5, as every K of the quick report) and differ by one tail draw otherwise (S = 1000:
-M = 95 against 94, k moving by up to 0.04 on Student-t weights; S = 101: 21 against 20, up to 0.08). arviz-stats offers no way to
-set ``M``, so probnn computes k here with the reference rule (``ceil``): the same number under
-either ArviZ, equal to ``arviz.psislw``'s to rounding (``tests/test_arviz_compat.py``).
+So they give the same k whenever both rules give the same ``M`` (``S <= 225`` a multiple of 5,
+as every K of the quick report, or ``3 sqrt(S / r_eff)`` a whole number) and differ by one
+tail draw otherwise (S = 1000: M = 95 against 94, k moving by up to 0.04 on Student-t weights;
+S = 101: 21 against 20, up to 0.08). arviz-stats offers no way to set ``M`` for importance
+weights, so probnn computes k here with the reference rule (``ceil``): the same number under
+either ArviZ, equal to ``arviz.psislw``'s to rounding (``tests/test_arviz_compat.py``). For
+LOO, :func:`probnn.inference.arviz_compat.loo` passes arviz-stats the ``r_eff`` that gives it
+the reference tail.
 """
 from __future__ import annotations
 
