@@ -12,8 +12,8 @@ from either: :class:`PsisLoo` for a LOO, a ``pandas.DataFrame`` with arviz 0.2x'
 for a comparison, ``xarray.Dataset``\\ s and NumPy arrays for diagnostics. Both implement PSIS
 (Vehtari et al. 2024, "Pareto smoothed importance sampling") with the same fit and the same
 R-hat and ESS, but round PSIS's tail length differently (:mod:`probnn.inference.psis`);
-:func:`loo` makes arviz-stats use arviz 0.2x's tail, so the LOO terms and Pareto k agree to
-rounding. Each backend's announcements and its small-sample Pareto-k warnings are silenced
+:func:`loo` gives arviz-stats arviz 0.2x's PSIS weights, so the LOO terms and Pareto k agree
+to rounding. Each backend's announcements and its small-sample Pareto-k warnings are silenced
 here: the callers count unreliable k themselves.
 """
 from __future__ import annotations
@@ -143,34 +143,32 @@ def _relative_efficiency(data, backend: str) -> tuple[int, float]:
     return chains * draws, float(values.mean() / (chains * draws))
 
 
-def tail_matching_r_eff(n_draws: int, r_eff: float) -> float:
-    """The ``r_eff`` to give arviz-stats 0.8 so that its PSIS fits the tail length of
-    arviz 0.2x and R's ``loo`` (:func:`probnn.inference.psis.tail_length`). arviz-stats uses
-    ``r_eff`` only for the tail length, ``floor(3 sqrt(S / r_eff))`` if ``S r_eff > 225``
-    else ``floor(S / 5)``: a tail of ``M`` draws is ``r_eff = 9 S / (M + 0.5)^2`` where that
-    stays above 225 / S. Where no ``r_eff`` gives ``M`` (``M = ceil(S / 5)`` with ``S`` not a
-    multiple of 5, or ``M`` within a draw of ``S / 5``), ``r_eff`` is returned unchanged and
-    the two backends' tails differ by one draw."""
-    m = psis.tail_length(n_draws, r_eff)
-    if n_draws * r_eff <= 225 and m == n_draws // 5:
-        return r_eff
-    matched = 9.0 * n_draws / (m + 0.5) ** 2
-    return matched if n_draws * matched > 225 else r_eff
-
-
 def _backend_loo(data, b: str):
-    """The backend's own LOO result of ``data`` (pointwise, arviz-stats on arviz 0.2x's tail)."""
+    """The backend's own LOO result of ``data`` (pointwise). arviz-stats is given the PSIS
+    weights and k of :func:`probnn.inference.psis.psislw`, i.e. arviz 0.2x's."""
     with _quiet():
         if b == "arviz":
             return _module(b).loo(data, pointwise=True)
+        ll_group = group(data, "log_likelihood")
+        if len(ll_group.data_vars) != 1:
+            raise ValueError("loo needs exactly one log-likelihood variable, "
+                             f"found {list(ll_group.data_vars)}")
+        ll = ll_group[next(iter(ll_group.data_vars))]
         n_draws, r_eff = _relative_efficiency(data, b)
-        return _module(b).loo(data, pointwise=True, reff=tail_matching_r_eff(n_draws, r_eff))
+        obs_dims = [d for d in ll.dims if d not in ("chain", "draw")]
+        ll = ll.transpose(*obs_dims, "chain", "draw")
+        values = ll.values.reshape(ll.shape[:-2] + (n_draws,))
+        lw, k = psis.psislw(-values, r_eff)
+        log_weights = ll.copy(data=lw.reshape(ll.shape))
+        pareto_k = ll.isel(chain=0, draw=0, drop=True).copy(data=k)
+        return _module(b).loo(data, pointwise=True, log_weights=log_weights, pareto_k=pareto_k)
 
 
 def loo(data, backend: str | None = None) -> PsisLoo:
-    """PSIS-LOO with pointwise terms and Pareto k of :func:`from_dict`'s object. Both
-    backends estimate the same relative efficiency; arviz-stats is given the one that makes
-    its tail length arviz 0.2x's (:func:`tail_matching_r_eff`), so the two agree to rounding."""
+    """PSIS-LOO with pointwise terms and Pareto k of :func:`from_dict`'s object. arviz-stats
+    rounds PSIS's tail length otherwise than arviz 0.2x (:mod:`probnn.inference.psis`), so it
+    is given arviz 0.2x's weights (:func:`probnn.inference.psis.psislw`, on the relative
+    efficiency both estimate alike): the two agree to rounding."""
     b = _backend(backend)
     r = _backend_loo(data, b)
     if b == "arviz":

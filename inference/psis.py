@@ -18,8 +18,8 @@ tail draw otherwise (S = 1000: M = 95 against 94, k moving by up to 0.04 on Stud
 S = 101: 21 against 20, up to 0.08). arviz-stats offers no way to set ``M`` for importance
 weights, so probnn computes k here with the reference rule (``ceil``): the same number under
 either ArviZ, equal to ``arviz.psislw``'s to rounding (``tests/test_arviz_compat.py``). For
-LOO, :func:`probnn.inference.arviz_compat.loo` passes arviz-stats the ``r_eff`` that gives it
-the reference tail.
+LOO, :func:`probnn.inference.arviz_compat.loo` hands arviz-stats the smoothed weights of
+:func:`psislw` (arviz 0.2x's algorithm written out), whatever tail rule its version has.
 """
 from __future__ import annotations
 
@@ -58,6 +58,48 @@ def gpd_fit(exceedances: np.ndarray) -> tuple[float, float]:
     k = float(np.log1p(-b_post * x).mean())
     sigma = -k / b_post
     return (n * k + PRIOR_K_WEIGHT * 0.5) / (n + PRIOR_K_WEIGHT), sigma
+
+
+def _gpd_quantiles(probs: np.ndarray, k: float, sigma: float) -> np.ndarray:
+    """Quantiles of a generalised Pareto distribution (location 0) at ``probs`` in (0, 1)."""
+    if sigma <= 0:
+        return np.full_like(probs, np.nan)
+    if abs(k) < np.finfo(float).eps:
+        return -sigma * np.log1p(-probs)
+    return sigma * np.expm1(-k * np.log1p(-probs)) / k
+
+
+def psislw(log_ratios: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto smoothed log weights and k of each row of ``log_ratios`` (..., S): the tail of
+    :func:`tail_length` largest ratios replaced by the fitted distribution's quantiles at
+    ``(i - 1/2) / M`` (none above the largest raw ratio), then normalised to sum to one (in
+    log). Rows with too few tail draws to fit (k = ``inf``) are only normalised. This is
+    ``arviz.psislw`` (arviz 0.2x) written out, so that a LOO computed with arviz-stats uses the
+    same weights."""
+    lr = np.asarray(log_ratios, dtype=np.float64)
+    n_draws = lr.shape[-1]
+    m = tail_length(n_draws, r_eff)
+    rows = lr.reshape(-1, n_draws)
+    out, ks = np.empty_like(rows), np.empty(len(rows))
+    floor = np.log(np.finfo(float).tiny)
+    for i, row in enumerate(rows):
+        x = row - row.max()
+        order = np.argsort(x)
+        cutoff = max(x[order[-m - 1]], floor) if m < n_draws else floor
+        tail = np.flatnonzero(x > cutoff)
+        if len(tail) <= 4:
+            k = np.inf
+        else:
+            tail = tail[np.argsort(x[tail])]
+            k, sigma = gpd_fit(np.exp(x[tail]) - np.exp(cutoff))
+            if np.isfinite(k):
+                probs = np.arange(0.5, len(tail)) / len(tail)
+                x[tail] = np.log(_gpd_quantiles(probs, k, sigma) + np.exp(cutoff))
+                x[x > 0] = 0.0
+        top = x.max()
+        out[i] = x - (top + np.log(np.exp(x - top).sum()))
+        ks[i] = k
+    return out.reshape(lr.shape), ks.reshape(lr.shape[:-1])
 
 
 def pareto_k(log_weights: np.ndarray, r_eff: float = 1.0, tail: int | None = None) -> np.ndarray:
