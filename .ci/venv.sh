@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # usage: .ci/venv.sh SET  (SET: newest | lowest) -> prints the path of a ready venv for that set.
 # The venv lives outside the clone (the torch wheels alone are several GB), keyed by a hash of
-# what determines its contents: pyproject.toml's [project] table (less its version), the set's
-# constraints file .ci/SET.txt and the Python version. A venv is marked complete only after
-# every install succeeded; an incomplete one is rebuilt from scratch. A reused venv gets this
-# clone's editable install.
+# what determines its contents: pyproject.toml's [project] table (less its version and
+# requires-python), the set's constraints file .ci/SET.txt and the Python version. A venv is
+# marked complete only after every install succeeded; an incomplete one is rebuilt from
+# scratch. A reused venv gets this clone's editable install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set_name=$1
@@ -19,6 +19,7 @@ key=$(python3.11 - "$constraints" "$extras" "$more" <<'PY'
 import hashlib, json, sys, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 project.pop("version", None)
+project.pop("requires-python", None)   # the interpreter's own version is part of the key
 parts = [json.dumps(project, sort_keys=True), open(sys.argv[1]).read(), sys.argv[2], sys.argv[3],
          sys.version.split()[0]]
 print(hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16])
