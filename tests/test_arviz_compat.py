@@ -46,7 +46,7 @@ def test_unknown_backend_is_one_clear_error():
 
 @pytest.mark.skipif(len(HAVE) < 2, reason="needs arviz 0.2x and arviz-stats/arviz-base installed")
 def test_both_backends_agree():
-    """PSIS, R-hat and ESS are the same algorithms, and :func:`az.loo` gives arviz-stats arviz
+    """PSIS, R-hat and ESS (bulk, and tail at the 5% and 95% quantiles) are the same algorithms, and :func:`az.loo` gives arviz-stats arviz
     0.2x's PSIS tail length (S = 600 draws here: 75 against arviz-stats' own 74), so the LOO
     terms, Pareto k and the comparison agree to rounding."""
     a, b = (_data(x) for x in HAVE)
@@ -55,7 +55,7 @@ def test_both_backends_agree():
     np.testing.assert_allclose(la.pareto_k, lb.pareto_k, rtol=0, atol=1e-12)
     assert (la.elpd_loo, la.se, la.p_loo, la.warning) == pytest.approx(
         (lb.elpd_loo, lb.se, lb.p_loo, lb.warning), rel=1e-12)
-    for f in (az.rhat, az.ess):
+    for f in (az.rhat, az.ess, lambda g, backend: az.ess(g, method="tail", backend=backend)):
         ra = f(az.group(a, "posterior"), backend="arviz")
         rb = f(az.group(b, "posterior"), backend="arviz-stats")
         for v in ("a", "f"):
