@@ -107,7 +107,7 @@ def holdout_orders(name: str, per_image: Mapping, z: float = Z_CHECK) -> list[st
 
 
 def bounds_per_image(result) -> PerImage:
-    """A bounds result's per-image table as a :class:`PerImage` (indices into the holdout)."""
+    """A bounds result's per-image table as a :class:`~probnn.inference.paired.PerImage` (indices into the holdout)."""
     df = result.per_image
     return PerImage(df["index"].to_numpy(), {c: df[c].to_numpy() for c in df.columns
                                             if c != "index" and pd.api.types.is_float_dtype(df[c])})

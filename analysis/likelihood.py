@@ -153,7 +153,9 @@ def likelihood_features_figure(bounds, labels, images) -> Figure:
     left, right = axes[0]
     digits = sorted(df["digit"].unique())
     left.boxplot([df.loc[df["digit"] == d, "bound"] for d in digits],
-                 tick_labels=[str(d) for d in digits], flierprops=dict(markersize=2, alpha=0.4))
+                 flierprops=dict(markersize=2, alpha=0.4))
+    # boxplot's label keyword is tick_labels from matplotlib 3.9 and labels before it
+    left.set_xticks(range(1, len(digits) + 1), [str(d) for d in digits])
     left.set(xlabel="digit", ylabel="log-likelihood bound (nats)", title="Bound by digit class")
     left.grid(alpha=0.3, axis="y")
     if len(df) > 2000:

@@ -2,7 +2,7 @@
 
 Defined once here (a leaf module: it imports nothing from probnn) and imported wherever they
 are used. Image numbers are indices into MNIST's 60,000 training images, in MNIST's own order
-(:func:`probnn.datasets.load_mnist` with ``train=True``).
+(:func:`probnn.datasets.mnist.load_mnist` with ``train=True``).
 """
 
 COURSEWORK_SEED = 309

@@ -196,8 +196,8 @@ def read_xkcd_csv(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     :data:`MAX_BYTES` with columns ``x`` and ``y`` (others are ignored) and 2 to
     :data:`MAX_ROWS` rows of plain decimal numbers within ±:data:`MAX_ABS`, each column varying
     enough for the models to standardise it in float32. Blank lines, surrounding whitespace and a
-    byte-order mark are accepted. Anything else raises :class:`DataFormatError` (or
-    :class:`DataNotFoundError` for a missing file) with a one-line message naming the file, the
+    byte-order mark are accepted. Anything else raises :class:`~probnn.datasets.paths.DataFormatError` (or
+    :class:`~probnn.datasets.paths.DataNotFoundError` for a missing file) with a one-line message naming the file, the
     problem (column, row and value where there is one) and what to do.
     """
     path = Path(path)
@@ -265,7 +265,7 @@ def find_xkcd(data_dir=None, download: bool = True) -> Path:
 
     The first folder with anything named ``xkcd.csv`` is used: when that is not a readable
     file (a folder, a pipe, a broken link, no read permission) this raises
-    :class:`DataFormatError` (or :class:`DataNotFoundError`) saying so, rather than silently
+    :class:`~probnn.datasets.paths.DataFormatError` (or :class:`~probnn.datasets.paths.DataNotFoundError`) saying so, rather than silently
     using another copy or downloading one.
     """
     searched = candidate_dirs(data_dir)
@@ -292,7 +292,7 @@ def load_xkcd(data_dir=None, download: bool = True) -> tuple[torch.Tensor, torch
     """Load the xkcd 2048 points as float tensors ``(x, y)`` of shape (31, 1).
 
     Looks in ``data_dir``, then ``$PROBNN_DATA``, then the user cache; downloads the course's
-    file into the cache when allowed. A bad file raises :class:`DataFormatError`
+    file into the cache when allowed. A bad file raises :class:`~probnn.datasets.paths.DataFormatError`
     (see :func:`read_xkcd_csv`).
     """
     return read_xkcd_csv(find_xkcd(data_dir, download))

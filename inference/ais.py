@@ -255,7 +255,7 @@ def simulate_like(model, guide, data) -> tuple[Call, dict]:
     argument holding the same values, in any shape). Returns ``(call, latents)``: the model's
     arguments with the simulated data and the latent values that generated them.
 
-    A :class:`ModelError` when an observed site's value is not one of the arguments (e.g. it
+    A :class:`~probnn.inference.structure.ModelError` when an observed site's value is not one of the arguments (e.g. it
     is computed from them, as a masked part of an image), since the simulated value could not
     be handed to the guide."""
     call = as_call(data)

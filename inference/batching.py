@@ -1,7 +1,7 @@
 """Batches of in-memory data tensors: the helpers training and the estimators share.
 
 A leaf of :mod:`probnn.inference` (it imports nothing from the rest of the project), so
-:mod:`.train`, :mod:`.estimators` and the modules above them can all use it without an
+:mod:`.train`, :mod:`~probnn.inference.estimators` and the modules above them can all use it without an
 import cycle.
 """
 from __future__ import annotations

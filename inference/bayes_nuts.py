@@ -60,6 +60,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 
 from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS
 
+from . import arviz_compat
 from .bayes_regression import logmeanexp
 from .estimators import PARETO_K_UNRELIABLE
 from .serialization import serializable
@@ -141,7 +142,7 @@ def run_chain(model, x: torch.Tensor, y: torch.Tensor, *, warmup: int, draws: in
     Starts from a prior draw (``init_to_sample``: with fan-in scaled priors a well-scaled
     network; Pyro's default ``init_to_uniform(-2, 2)`` gives every weight a magnitude the prior
     finds unlikely) unless ``init`` (unconstrained values; all sites here are unconstrained)
-    is given. Returns plain data: ``draws`` (site -> array (draws, *shape)), ``divergences``,
+    is given. Returns plain data: ``draws`` (site -> array (draws, \\*shape)), ``divergences``,
     ``step_size``, ``leapfrogs``, ``seconds`` and the adapted
     ``inverse_mass`` (Pyro's dict: tuple of site names -> tensor).
     """
@@ -183,7 +184,7 @@ def _can_fork_workers() -> bool:
 class NutsFit:
     """NUTS draws of one Bayesian regression model and how the chains went.
 
-    ``draws``: latent site -> array (chains, draws, *site_shape); ``chains``: one row per chain
+    ``draws``: latent site -> array (chains, draws, \\*site_shape); ``chains``: one row per chain
     (seed, divergences, step_size, leapfrogs, seconds, ms_per_leapfrog);
     ``mass_sites``/``inverse_mass``: chain 0's adapted diagonal inverse mass matrix (for
     warm-started refits). Plain data only, so it is saved field by field."""
@@ -202,7 +203,7 @@ class NutsFit:
         return build_model(self.name, self.model_config, self.x, self.y)
 
     def flat(self) -> dict[str, torch.Tensor]:
-        """Every draw of every chain, site -> tensor (chains * draws, *site_shape)."""
+        """Every draw of every chain, site -> tensor (chains * draws, \\*site_shape)."""
         return {k: torch.as_tensor(v).reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
 
     @property
@@ -268,48 +269,36 @@ def evaluate_draws(model, latents: Mapping[str, torch.Tensor], x: torch.Tensor,
     return out
 
 
-def _az():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz as az
-    return az
-
-
 def inference_data(fit: NutsFit):
-    """ArviZ InferenceData: posterior (latents, f and sigma at the data, by chain), the
-    pointwise log-likelihood ``y`` (chains, draws, n) and the observed y."""
-    az = _az()
+    """ArviZ data (arviz 0.2x ``InferenceData`` or ArviZ 1.x ``DataTree``, see
+    :mod:`probnn.inference.arviz_compat`): posterior (latents, f and sigma at the data, by
+    chain), the pointwise log-likelihood ``y`` (chains, draws, n) and the observed y."""
     C, D = next(iter(fit.draws.values())).shape[:2]
     ev = evaluate_draws(fit.model(), fit.flat(), fit.x, fit.y)
     n = len(fit.y)
     post = {k: v for k, v in fit.draws.items()}
     post.update(f=ev["f"].reshape(C, D, n), sigma=ev["sigma"].reshape(C, D, n))
     dims = {"y": ["point"], "f": ["point"], "sigma": ["point"]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return az.from_dict(posterior=post, log_likelihood={"y": ev["loglik"].reshape(C, D, n)},
-                            observed_data={"y": fit.y[:, 0].numpy()}, dims=dims,
-                            coords={"point": np.arange(n)})
+    return arviz_compat.from_dict(post, {"y": ev["loglik"].reshape(C, D, n)},
+                                  {"y": fit.y[:, 0].numpy()}, dims, {"point": np.arange(n)})
 
 
 def diagnostics(fit: NutsFit, idata=None) -> dict:
     """R-hat (max) and bulk/tail ESS (min) over the function-space quantities (f, sigma and the
     log-likelihood at every data point) and, separately, over the raw weights; divergences,
     step size (mean over chains), draws, seconds and ms per leapfrog step."""
-    az = _az()
     idata = inference_data(fit) if idata is None else idata
     def worst(ds, fn):  # the extreme value over every variable and element of a Dataset
         return float(fn([np.nanmax(v.values) if fn is max else np.nanmin(v.values)
                          for v in ds.data_vars.values()]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # az.rhat / az.ess rather than az.summary: the summary's MCSEs cost as much again
-        groups = (idata.posterior[["f", "sigma"]], idata.log_likelihood)
-        rhat = max(worst(az.rhat(g), max) for g in groups)
-        bulk = min(worst(az.ess(g, method="bulk"), min) for g in groups)
-        tail = min(worst(az.ess(g, method="tail"), min) for g in groups)
-        weights = idata.posterior[list(fit.draws)]
-        w_rhat, w_bulk = worst(az.rhat(weights), max), worst(az.ess(weights, method="bulk"), min)
+    # rhat / ess rather than a summary: the summary's MCSEs cost as much again
+    az = arviz_compat
+    groups = (az.group(idata, "posterior", ["f", "sigma"]), az.group(idata, "log_likelihood"))
+    rhat = max(worst(az.rhat(g), max) for g in groups)
+    bulk = min(worst(az.ess(g, method="bulk"), min) for g in groups)
+    tail = min(worst(az.ess(g, method="tail"), min) for g in groups)
+    weights = az.group(idata, "posterior", list(fit.draws))
+    w_rhat, w_bulk = worst(az.rhat(weights), max), worst(az.ess(weights, method="bulk"), min)
     c = fit.chains
     return {"rhat_max": rhat, "ess_bulk_min": bulk, "ess_tail_min": tail,
             "weights_rhat_max": w_rhat, "weights_ess_bulk_min": w_bulk,
@@ -322,13 +311,10 @@ def diagnostics(fit: NutsFit, idata=None) -> dict:
             "seconds": fit.seconds}
 
 
-def psis_loo(idata):
+def psis_loo(idata) -> arviz_compat.PsisLoo:
     """ArviZ's PSIS-LOO with pointwise terms and Pareto k (its k > 0.7 warning silenced: the
     caller counts and refits those points)."""
-    az = _az()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return az.loo(idata, pointwise=True)
+    return arviz_compat.loo(idata)
 
 
 # ----------------------------------------------------------------------------- exact LOO
@@ -342,7 +328,6 @@ def exact_loo(refit_loglik: Callable[[int], np.ndarray], points: Iterable[int]) 
     Monte Carlo standard error of elpd_i is the delta method's sd(p_s) / (sqrt(ESS) mean p_s),
     with ArviZ's ESS of the p_s (S for independent draws). Returns one row per point:
     ``point, exact_elpd_i, exact_mc_se, draws, seconds``."""
-    az = _az()
     rows = []
     for i in points:
         t0 = time.perf_counter()
@@ -350,9 +335,7 @@ def exact_loo(refit_loglik: Callable[[int], np.ndarray], points: Iterable[int]) 
         seconds = time.perf_counter() - t0
         elpd = float(logmeanexp(ll))
         w = np.exp(ll - ll.max())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ess = float(az.ess(w[None, :])) if len(w) > 3 and w.std() > 0 else float(len(w))
+        ess = arviz_compat.ess_of_draws(w) if len(w) > 3 and w.std() > 0 else float(len(w))
         se = float(w.std() / (math.sqrt(max(ess, 1.0)) * w.mean()))
         rows.append(dict(point=int(i), exact_elpd_i=elpd, exact_mc_se=se, draws=len(ll),
                          seconds=seconds))
@@ -407,7 +390,7 @@ class LooResult:
     ``pointwise``: one row per data point: x, y, psis_elpd_i, pareto_k, exact_elpd_i (NaN where
     not refitted), exact_mc_se, elpd_i (the exact term where refitted, else PSIS)."""
     name: str
-    psis: object  # arviz ELPDData
+    psis: arviz_compat.PsisLoo
     pointwise: pd.DataFrame
     flagged: int          # points with k > 0.7 (or not finite)
     refitted: int         # of those, refitted exactly
@@ -465,7 +448,7 @@ def elpd_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- VI against NUTS
 def band_overlap(lo_a, hi_a, lo_b, hi_b) -> float:
-    """Mean over the grid of |A ∩ B| / |A ∪ B| for intervals A = [lo_a, hi_a], B = [lo_b, hi_b]
+    """Mean over the grid of ``|A ∩ B| / |A ∪ B|`` for intervals A = [lo_a, hi_a], B = [lo_b, hi_b]
     (1: the same band; 0: disjoint bands)."""
     inter = np.clip(np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b), 0, None)
     union = np.maximum(hi_a, hi_b) - np.minimum(lo_a, lo_b)

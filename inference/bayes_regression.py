@@ -42,6 +42,7 @@ from probnn.models.bayes_regression import BAYESIAN_REGRESSION_MODELS, DEFAULT_P
 from probnn.guides.auto import (AutoDelta, AutoDiagonalNormal, AutoLowRankMultivariateNormal,
                                 AutoMultivariateNormal, AutoNormal)
 
+from . import arviz_compat
 from .checkpoint import rng_state, set_rng_state
 from .regression import COURSEWORK_SEED
 from .serialization import serializable
@@ -149,13 +150,13 @@ class BayesianRegressionFit:
 class LooComparison(NamedTuple):
     """What :func:`loo_compare` returns; unpacks as ``table, loo = loo_compare(...)``."""
     table: pd.DataFrame
-    """:func:`arviz.compare` table: rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning,
+    """ArviZ's comparison table (:func:`probnn.inference.arviz_compat.compare`): rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning,
     plus ``lppd_per_point`` (in-sample log pointwise predictive density / n), ``mean_loglik``
     (mean over draws and points of log p(y_i | w)), ``sigma_mean`` (posterior mean of sigma,
     averaged over the points) and ``loglik_nonfinite`` (non-finite entries of the matrix)."""
     loo: dict
-    """Model name -> :class:`arviz.ELPDData` of ``az.loo(..., pointwise=True)``
-    (``elpd_loo``, ``se``, ``p_loo``, ``loo_i``, ``pareto_k``, ``warning``)."""
+    """Model name -> :class:`~probnn.inference.arviz_compat.PsisLoo` (``elpd_loo``, ``se``,
+    ``p_loo``, ``loo_i``, ``pareto_k``, ``warning``)."""
 
 
 def map_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
@@ -215,7 +216,7 @@ def fit_bayesian_regression(name: str, x: torch.Tensor, y: torch.Tensor, *,
                             resume: bool = False, jit: bool = True) -> BayesianRegressionFit:
     """Fit the Bayesian ``homoscedastic`` or ``heteroscedastic`` model by SVI.
 
-    1. The model is standardised to the data (:meth:`standardise_to`: mean and sd of x and y).
+    1. The model is standardised to the data (the model's ``standardise_to``: mean and sd of x and y).
     2. ``map_steps`` steps of MAP (:func:`map_fit`, Adam at ``map_lr``) give the start.
     3. SVI maximises the ELBO ``E_q[log p(y | x, w)] - KL(q(w) || p(w))`` (``Trace_ELBO``, both
        terms by Monte Carlo with ``num_particles`` vectorised draws per step) with Adam at
@@ -260,7 +261,7 @@ def _fit(name, x, y, *, epochs, seed, lr, prior_scale, init_scale, guide, elbo, 
 @dataclass
 class PosteriorDraws:
     """Draws of the weights from the guide, and the model evaluated at the data under each."""
-    latents: dict[str, np.ndarray]  # site -> (draws, *site_shape)
+    latents: dict[str, np.ndarray]  # site -> (draws, \\*site_shape)
     f: np.ndarray                   # (draws, n) f(x_i)
     sigma: np.ndarray               # (draws, n) sigma(x_i)
     loglik: np.ndarray              # (draws, n) log N(y_i | f(x_i), sigma(x_i)^2), float64
@@ -274,7 +275,7 @@ def pointwise_loglik(fit: BayesianRegressionFit, draws: int, seed: int = 0) -> P
     """Draw ``draws`` weight sets w^s ~ q and score each data point under each, in one pass.
 
     The guide is traced inside a plate ``"draws"`` of size ``draws`` at dim -2 (outside the
-    model's data plate at dim -1), so every latent comes as (draws, 1, *site_shape); the model
+    model's data plate at dim -1), so every latent comes as (draws, 1, \\*site_shape); the model
     is replayed on those values (``poutine.replay``) inside the same plate with the observed y,
     and the observation site's unscaled pointwise log-probability
     (``Trace.compute_log_prob``) is the (draws, n) matrix log p(y_i | x_i, w^s). Seeded, so the
@@ -303,7 +304,7 @@ def pointwise_loglik(fit: BayesianRegressionFit, draws: int, seed: int = 0) -> P
 
 
 def inference_data(fit: BayesianRegressionFit, draws: int, seed: int = 0):
-    """An :class:`arviz.InferenceData` of ``draws`` guide draws: posterior (every latent, f and
+    """ArviZ data (:func:`probnn.inference.arviz_compat.from_dict`) of ``draws`` guide draws: posterior (every latent, f and
     sigma at the data), log_likelihood ``y`` (1 chain x draws x n) and observed_data ``y``.
 
     One chain: the draws are independent, so ArviZ's relative efficiency is 1, as it should be.
@@ -316,13 +317,9 @@ def as_inference_data(fit: BayesianRegressionFit, d: PosteriorDraws):
     posterior = {n: v[None] for n, v in d.latents.items()}
     posterior.update(f=d.f[None], sigma=d.sigma[None])
     point = ["point"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arviz's announcement of its refactor
-        import arviz as az
-        return az.from_dict(posterior=posterior, log_likelihood={"y": d.loglik[None]},
-                            observed_data={"y": fit.y[:, 0].numpy()},
-                            dims={"y": point, "f": point, "sigma": point},
-                            coords={"point": np.arange(len(fit.y))})
+    return arviz_compat.from_dict(posterior, {"y": d.loglik[None]}, {"y": fit.y[:, 0].numpy()},
+                                  {"y": point, "f": point, "sigma": point},
+                                  {"point": np.arange(len(fit.y))})
 
 
 def _named(fits) -> dict[str, BayesianRegressionFit]:
@@ -341,33 +338,30 @@ def logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def loo_compare(fits: Iterable[BayesianRegressionFit] | Mapping[str, BayesianRegressionFit],
                 draws: int = FULL["draws"], seed: int = 0) -> LooComparison:
-    """PSIS-LOO of each fit and their :func:`arviz.compare` table (ranked by elpd_loo).
+    """PSIS-LOO of each fit and ArviZ's comparison table (ranked by elpd_loo).
 
     Each fit gets ``draws`` guide draws seeded with ``seed``. Returns ``(table, loo)``: the
     comparison table (``elpd_diff`` and its standard error ``dse`` are against the top model,
     computed from the pointwise differences, which is why dse is smaller than either se) with
     the extra columns of :class:`LooComparison`, and each model's pointwise
-    :class:`arviz.ELPDData` including Pareto k per point. A non-finite Pareto k or elpd is
+    :class:`~probnn.inference.arviz_compat.PsisLoo` including Pareto k per point. A non-finite Pareto k or elpd is
     kept as it is (the analysis counts and reports it), never dropped.
     """
     named = _named(fits)
     extra = {}
+    idata = {}
+    for n, f in named.items():
+        d = pointwise_loglik(f, draws, seed)
+        idata[n] = as_inference_data(f, d)
+        extra[n] = dict(lppd_per_point=float(logmeanexp(d.loglik).mean()),
+                        mean_loglik=float(d.loglik.mean()),
+                        sigma_mean=float(d.sigma.astype(np.float64).mean()),
+                        loglik_nonfinite=int((~np.isfinite(d.loglik)).sum()))
+    # arviz warns when k > 0.7 (and on inf/NaN); the analysis reports the counts instead
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz as az
-        idata = {}
-        for n, f in named.items():
-            d = pointwise_loglik(f, draws, seed)
-            idata[n] = as_inference_data(f, d)
-            extra[n] = dict(lppd_per_point=float(logmeanexp(d.loglik).mean()),
-                            mean_loglik=float(d.loglik.mean()),
-                            sigma_mean=float(d.sigma.astype(np.float64).mean()),
-                            loglik_nonfinite=int((~np.isfinite(d.loglik)).sum()))
-        # arviz warns when k > 0.7 (and on inf/NaN); the analysis reports the counts instead
-        warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        loo = {n: az.loo(d, pointwise=True) for n, d in idata.items()}
-        table = az.compare(idata, ic="loo") if len(idata) > 1 else None
+        loo = {n: arviz_compat.loo(d) for n, d in idata.items()}
+        table = arviz_compat.compare(idata) if len(idata) > 1 else None
     if table is None:
         n = next(iter(loo))
         table = pd.DataFrame({"rank": [0], "elpd_loo": [loo[n].elpd_loo], "p_loo": [loo[n].p_loo],
@@ -401,7 +395,7 @@ def run_bayes_regression(x: torch.Tensor, y: torch.Tensor, *, epochs: int = FULL
 
     ``run_bayes_regression(x, y, **FULL)`` or ``**QUICK``; ``fit_kw`` go to
     :func:`fit_bayesian_regression` (``lr``, ``prior_scale``, ``init_scale``, ...).
-    Returns ``(fits, compare)`` for :func:`probnn.analysis.bayes_regression.write_bayes_outputs`.
+    Returns ``(fits, compare)`` for :func:`probnn.analysis.bayes_regression.bayes_section`.
     """
     fits = [fit_bayesian_regression(n, x, y, epochs=epochs, seed=seed, progress=progress, **fit_kw)
             for n in NAMES]

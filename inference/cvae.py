@@ -1,7 +1,7 @@
 """The label-conditioned VAE (question f): generation by label and style, and the model as a
 generative classifier. Training and loading are shared with the VAE
 (:func:`~probnn.inference.vae.train_vae` / :func:`~probnn.inference.vae.load_vae` with
-``conditional=True``); the estimators are the shared ones of :mod:`.estimators`.
+``conditional=True``); the estimators are the shared ones of :mod:`~probnn.inference.estimators`.
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class CVAEResults:
 
 def cvae_results(model, guide, x: torch.Tensor, y: torch.Tensor, *, seed: int = COURSEWORK_SEED,
                  eval_index=None, progress: bool = False, **evaluate_kw) -> CVAEResults:
-    """Everything question (f) shows, for :func:`probnn.analysis.cvae.write_cvae_outputs`.
+    """Everything question (f) shows, for :func:`probnn.analysis.cvae.cvae_section`.
 
     Seeded with ``seed``: four style sets, ten samples of each digit, the style of the first
     image of each of :data:`TRANSFER_DIGITS` in ``(x, y)`` redrawn as every digit, and

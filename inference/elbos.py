@@ -16,14 +16,19 @@ def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: in
               vectorize_particles: bool = True) -> infer.ELBO:
     """Build a Pyro ELBO by name.
 
-    ``trace``         :class:`~pyro.infer.Trace_ELBO` (Monte Carlo KL; the default)
-    ``meanfield``     :class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL where available)
-    ``stl``           the ELBO with the guide's score term dropped ("sticking the
-                      landing"); see :class:`probnn.inference.objectives.STL_ELBO`
-    ``iwae``          importance-weighted bound with ``num_particles`` samples; see
-                      :class:`probnn.inference.estimators.IWAE_ELBO`
-    ``dreg-iwae``     the same bound with doubly reparameterised guide gradients; see
-                      :class:`probnn.inference.objectives.DReG_IWAE_ELBO`
+    ``trace``
+        :class:`~pyro.infer.Trace_ELBO` (Monte Carlo KL; the default)
+    ``meanfield``
+        :class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL where available)
+    ``stl``
+        the ELBO with the guide's score term dropped ("sticking the landing"); see
+        :class:`probnn.inference.objectives.STL_ELBO`
+    ``iwae``
+        importance-weighted bound with ``num_particles`` samples; see
+        :class:`probnn.inference.estimators.IWAE_ELBO`
+    ``dreg-iwae``
+        the same bound with doubly reparameterised guide gradients; see
+        :class:`probnn.inference.objectives.DReG_IWAE_ELBO`
 
     ``stl`` and ``dreg-iwae`` need reparameterised guide sites.
     """

@@ -295,7 +295,7 @@ def gradient_snr(model, guide, x: torch.Tensor, objectives: Sequence[str] = OBJE
     Returns one row per objective and side (``encoder`` = guide parameters, ``decoder`` =
     model parameters): ``parameters`` (scalars with a nonzero gradient; ``unused`` counts the
     others), ``snr_mean``, ``snr_median``, ``snr_q10``, ``snr_q90`` over those parameters,
-    ``mean_abs_grad`` (mean |mu_j|), ``mean_grad_sd`` (mean sigma_j), ``samples``, ``images``
+    ``mean_abs_grad`` (mean ``|mu_j|``), ``mean_grad_sd`` (mean sigma_j), ``samples``, ``images``
     and ``seconds`` (for all S gradients of the objective). With S samples a parameter whose
     true SNR is 0 still shows about ``sqrt(2 / (pi S))``, so compare objectives at equal S.
 

@@ -11,7 +11,6 @@ the data plate (``"data"``), and the per-datum terms are Pyro's scaled, masked l
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from dataclasses import replace
 import pyro.distributions as dist
 from pyro.distributions.util import scale_and_mask
 
+from . import psis
 from .precision import autocast
 from .structure import (Call, ModelError, Particles, Structure, as_call, discover, per_datum, sample_sites,
                         site_log_prob, stack_particles)
@@ -224,12 +224,9 @@ class IWAEResult:
 
 
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:
-    """PSIS Pareto-k per row of ``log_weights`` (N, K), via ``arviz.psislw``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arviz's refactor notice; psislw's small-sample notes
-        import arviz as az
-        _, k = az.psislw(np.asarray(log_weights, dtype=np.float64), reff=1.0)
-    return np.asarray(k)
+    """PSIS Pareto k per row of ``log_weights`` (N, K) (:func:`probnn.inference.psis.pareto_k`:
+    ``arviz.psislw``'s k, the same under arviz 0.2x and the ArviZ 1.x packages)."""
+    return psis.pareto_k(log_weights)
 
 
 def iwae_bound(model, guide, data, num_samples: int = 100, *, batch_size: int = 100,
@@ -250,9 +247,8 @@ def iwae_bound(model, guide, data, num_samples: int = 100, *, batch_size: int = 
     ``max_pairs`` image-particle pairs per pass with ``batch_size`` images), so memory stays
     bounded for any K. ``particles_per_pass=1`` is the plain loop of single-sample passes.
     With ``diagnostics`` the normalised log-weights are kept and (with ``pareto``)
-    ``arviz.psislw`` gives a Pareto k per data point; psislw takes about 3 ms per data point
-    here, so for tens of thousands of points keep the weights and call :func:`pareto_k` on
-    the rows of interest. ``precision="bf16"`` runs the networks under bfloat16 autocast
+    PSIS gives a Pareto k per data point (:func:`pareto_k`; about 0.06 ms per data point at
+    K = 1000; ``pareto=False`` keeps the weights only). ``precision="bf16"`` runs the networks under bfloat16 autocast
     (:mod:`probnn.inference.precision`).
     """
     bound, lw, _, _ = _run(model, guide, data, num_samples, batch_size, particles_per_pass,

@@ -9,12 +9,14 @@ DataFrames, result dataclasses, fitted Bayesian models, arviz's LOO results) are
 first :func:`encode`\\ d into such plain data and :func:`decode`\\ d back after loading.
 
 Format. :func:`encode` maps an object to a tree of tensors, ``None``, ``bool``, ``int``,
-``float``, ``str``, ``bytes``, lists, tuples and dicts with ``str`` keys. Everything else
+``float``, ``str``, lists, tuples and dicts with ``str`` keys. Everything else
 becomes a dict tagged with the reserved key ``"__probnn__"`` naming what it was, with its
 parts beside the tag, e.g. ``{"__probnn__": "ndarray", "dtype": "<f8", "shape": (3,),
 "data": <uint8 tensor of the raw bytes>}`` or ``{"__probnn__": "dataframe", "columns": ...,
 "index": ..., "values": [...]}``. Tags: ``ndarray``, ``npscalar``, ``complex``, ``path``,
-``dict`` (non-``str`` keys), ``odict`` (an ``OrderedDict``, e.g. a ``state_dict()`` with its
+``dict`` (non-``str`` keys), ``bytes`` (a uint8 tensor: pickled ``bytes`` need
+``_codecs.encode``, which torch 2.4's ``weights_only`` unpickler refuses; raw ``bytes`` that
+older files hold are still read), ``odict`` (an ``OrderedDict``, e.g. a ``state_dict()`` with its
 ``_metadata``), ``index``, ``series``, ``dataframe``, ``elpd`` (arviz's ``ELPDData``),
 ``dataarray`` (xarray), ``dataclass``, ``namedtuple`` and ``object`` (a class with its own
 ``to_state``/``from_state``). A plain dict that holds the reserved key cannot be saved.
@@ -127,8 +129,10 @@ def _unsupported(obj, where: str, hint: str = "") -> TypeError:
 
 def _encode(obj, where: str):
     t = type(obj)
-    if obj is None or t in (bool, int, float, str, bytes):
+    if obj is None or t in (bool, int, float, str):
         return obj
+    if t is bytes:  # pickled bytes need _codecs.encode, which torch 2.4's weights_only refuses
+        return {TAG: "bytes", "data": torch.from_numpy(np.frombuffer(obj, dtype=np.uint8).copy())}
     if t is torch.Tensor or t is torch.nn.Parameter:
         return obj
     if t is np.ndarray:
@@ -318,6 +322,13 @@ def _decode_npscalar(d, where):
     if a.shape != ():
         raise _bad(where, "a NumPy scalar with a shape")
     return a[()]
+
+
+def _decode_bytes(d, where):
+    data = _part(d, "data", torch.Tensor, where)
+    if data.dtype != torch.uint8 or data.dim() != 1:
+        raise _bad(where, "the encoded bytes are not a 1-d uint8 tensor")
+    return data.numpy().tobytes()
 
 
 def _decode_complex(d, where):
@@ -526,6 +537,7 @@ def _decode_object(d, where):
 
 _DECODERS: dict[str, Callable[[dict, str], Any]] = {
     "ndarray": _decode_ndarray, "npscalar": _decode_npscalar, "complex": _decode_complex,
+    "bytes": _decode_bytes,
     "path": _decode_path, "dict": _decode_dict, "odict": _decode_odict, "index": _decode_index,
     "series": _decode_series, "elpd": _decode_elpd, "dataframe": _decode_frame,
     "dataarray": _decode_dataarray,

@@ -17,7 +17,7 @@ count as in ``Trace_ELBO``. The per-datum split (:func:`per_datum`) is read off 
 actually present: the data plate's dimension for a vectorised plate, its iteration counter
 for a sequential one; every other plate inside it is summed.
 
-Particles (:func:`particle_traces`) are a vectorised ``pyro.plate("particles")`` left of the
+Particles (:func:`probnn.inference.estimators.particle_terms`) are a vectorised ``pyro.plate("particles")`` left of the
 model's plates. Written here because Pyro's vectorised particles need the model to broadcast;
 for a model that does not (boolean-mask indexing, reshapes by the batch size), the particles
 are drawn in a loop of single-particle passes instead, with the same distribution and a

@@ -61,7 +61,7 @@ class FitResult:
     the epoch's steps), ``elbo`` (its negative), ``seconds`` (cumulative training time), plus
     any columns the callback returns."""
     records: dict[str, np.ndarray] = field(default_factory=dict)
-    """For each site in ``record``: its value at every epoch, shape (epochs, *site_shape), taken
+    """For each site in ``record``: its value at every epoch, shape (epochs, \\*site_shape), taken
     in the same pass that computed that epoch's loss (so at the same parameters)."""
     checkpoint: Path | None = None
     resumed_from_epoch: int = 0
@@ -268,7 +268,7 @@ TRAINING_STATE = record({
     "epoch": COUNT, "batch": COUNT,
     "acc": sequence(NUMBER, NUMBER, expected="(loss sum, data points) of the epoch so far"),
     "history": HISTORY,
-    "records": dict_of(of_type(np.ndarray, expected="an array (epochs, *site_shape)",
+    "records": dict_of(of_type(np.ndarray, expected="an array (epochs, \\*site_shape)",
                                when=lambda a: a.ndim >= 1 and a.dtype.kind == "f")),
     "seconds": NUMBER,
     "epoch_rng": optional(RNG),
@@ -283,7 +283,7 @@ reads back when resuming: position, partial loss, history, records, time and RNG
 
 def training_state(extra, path) -> dict:
     """``extra`` of the checkpoint at ``path`` if it holds every field of
-    :data:`TRAINING_STATE`; otherwise a :class:`CheckpointError` naming what is wrong."""
+    ``TRAINING_STATE``; otherwise a :class:`~probnn.inference.checkpoint.CheckpointError` naming what is wrong."""
     require(extra, TRAINING_STATE, path, "extra")
     if len(extra["history"]) != extra["epoch"]:
         raise CheckpointError(f"{path}: its history has {len(extra['history'])} rows but it "
@@ -370,7 +370,7 @@ def fit(model: torch.nn.Module, guide: torch.nn.Module, data, *, epochs: int,
 
     start_epoch, start_batch, acc = 0, 0, [0.0, 0]
     rows: list[dict] = []
-    # Preallocated (epochs, *site_shape) arrays, filled row by row: cheap to checkpoint whole.
+    # Preallocated (epochs, \\*site_shape) arrays, filled row by row: cheap to checkpoint whole.
     records: dict[str, np.ndarray] = {}
     epoch_rng, elapsed, resumed_from = None, 0.0, 0
     if resume and ckpt is not None and ckpt.exists():

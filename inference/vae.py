@@ -226,7 +226,7 @@ def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int =
 @dataclass
 class VAEResults:
     """Everything the VAE figures and tables of questions (c)-(e) need, computed from a
-    trained model; plotted by :func:`probnn.analysis.vae.write_vae_outputs`."""
+    trained model; plotted by :func:`probnn.analysis.vae.vae_sections`."""
     name: str
     originals: torch.Tensor          # (4, 1, 28, 28) training images FIGURE_IMAGES
     recon_probs: torch.Tensor        # (3, 4, 1, 28, 28)

@@ -105,7 +105,7 @@ class _BayesianRegression(RegressionModel):
     y_std = (y - y_loc) / y_scale; f and sigma are mapped back (f = y_loc + y_scale f_std,
     sigma = y_scale sigma_std) *before* the Normal, so ``"f"``, ``"sigma"`` and the
     log-likelihood of ``"y"`` are in the units of the original data. The buffers are set from
-    the training data by :meth:`standardise_to` (the prior is then on functions of
+    the training data by ``standardise_to`` (the prior is then on functions of
     standardised data, whatever the units of x and y).
     """
 

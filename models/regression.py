@@ -108,7 +108,7 @@ class NaturalNormal(dist.Normal):
 class RegressionModel(LocalPyroModule):
     """Base class of the regression models (maximum-likelihood and Bayesian): subclasses give
     :meth:`mean_and_scale`; this class gives ``forward(x, y=None)`` with observations in plate
-    ``"data"`` and :meth:`log_likelihood`.
+    ``"data"`` and :meth:`RegressionModel.log_likelihood`.
 
     Sites: ``"f"`` and ``"sigma"`` (deterministic, shape (n, 1)) and ``"y"`` (observed or
     generated, shape (n, 1)). With ``y=None`` the model generates, so ``Predictive`` can sample.
@@ -169,6 +169,8 @@ class HomoscedasticRegression(RegressionModel):
         f = Wiggle()                  # 1 -> 4 -> 20 -> 20 -> 1
         sigma = softplus(sigma_pre)   # sigma_pre a parameter, initialised to 1.0
         y_i ~ N(f(x_i), sigma^2)      # independently, i in plate "data"
+
+    Fitted by maximum likelihood: SVI with an empty guide.
     """
 
     def __init__(self):
@@ -209,7 +211,7 @@ class HeteroscedasticRegression(RegressionModel):
       likelihood is written in them (:class:`NaturalNormal`); mu = eta1 sigma^2.
 
     With ``beta`` > 0 or ``faithful`` the ELBO is that objective, not the log-likelihood
-    (``likelihood_objective`` is False); :meth:`log_likelihood` stays the plain one.
+    (``likelihood_objective`` is False); :meth:`RegressionModel.log_likelihood` stays the plain one.
     """
 
     CURES = ("none", "faithful", "natural")

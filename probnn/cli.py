@@ -30,6 +30,7 @@ if AS_PROGRAM:
 
 import argparse  # noqa: E402
 
+from probnn import __version__  # noqa: E402
 from probnn.tasks.validation import ConfigError, int_between  # noqa: E402
 
 from . import evaluation_commands as ev  # noqa: E402
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="probnn", description=__doc__)
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback")
+    parser.add_argument("--version", action="version", version=f"probnn {__version__}",
+                        help="print the installed probnn version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     tr.add_regression(sub)
     ev.add_bayes_regression(sub)

@@ -61,6 +61,8 @@ def invariant_failures(jobs: dict[str, Job], results: dict[str, Any], groups) ->
 
 @dataclass
 class ReportRun:
+    """What :func:`make_report` returns: the report's ``index.html``, its jobs by name, the
+    run's wall time in seconds, whether it was quick, its seed and its cache folder."""
     index: Path
     jobs: dict[str, Job]
     seconds: float

@@ -51,7 +51,7 @@ class Inputs:
 
     def mnist(self, holdout_split: float | None = None):
         """``((train_x, train_y, idx), (holdout_x, holdout_y, idx))`` of
-        :func:`~probnn.datasets.mnist_splits` (read once per process)."""
+        :func:`~probnn.datasets.mnist.mnist_splits` (read once per process)."""
         splits = _mnist(None if self.data_dir is None else str(self.data_dir), holdout_split,
                         str(self.device))
         if holdout_split and not (len(splits[0][0]) and len(splits[1][0])):

@@ -98,7 +98,7 @@ def run(config: Config, inputs: Inputs, *, checkpoint=None, resume: bool = False
 
 
 def check_data(config: Config, inputs: Inputs) -> None:
-    """The settings that depend on the data (``train_images``): :class:`ConfigError` before
+    """The settings that depend on the data (``train_images``): :class:`~probnn.tasks.validation.ConfigError` before
     any training when they do not fit it."""
     inputs.check_sizes(config.holdout_split, train={"train_images": config.train_images})
 

@@ -121,6 +121,24 @@ def test_scalars_paths_and_containers(tmp_path):
     assert type(back["param"]) is torch.nn.Parameter and back["param"].requires_grad
 
 
+def test_bytes_are_saved_as_tensors_and_raw_bytes_still_load(tmp_path):
+    """Pickled ``bytes`` need ``_codecs.encode``, which torch 2.4's weights_only unpickler
+    refuses: probnn saves them as uint8 tensors, and reads raw ``bytes`` where a newer torch
+    allows them in older files."""
+    data = {"empty": b"", "all": bytes(range(256))}
+    saved = torch.load(ser.save(data, tmp_path / "b.pt"), weights_only=True)
+    assert all(type(v) is dict and v[ser.TAG] == "bytes" for v in saved.values())
+    assert round_trip(data, tmp_path) == data
+    torch.save({"raw": b"\x00\xff"}, tmp_path / "raw.pt")
+    try:
+        torch.load(tmp_path / "raw.pt", weights_only=True)
+    except pickle.UnpicklingError:  # torch 2.4: no pickled bytes at all
+        with pytest.raises(ser.UnreadableFile):
+            ser.load(tmp_path / "raw.pt")
+        return
+    assert ser.load(tmp_path / "raw.pt") == {"raw": b"\x00\xff"}
+
+
 FRAMES = {
     "numeric": pd.DataFrame({"epoch": [1, 2], "loss": [0.5, np.nan], "ok": [True, False],
                              "n": np.array([3, 4], np.uint32), "f32": np.array([1, 2], np.float32)}),
