@@ -23,7 +23,7 @@ def _shown(value) -> str:
     return "none" if value is None else str(value)
 
 
-def _default_text(f: dataclasses.Field, s: Setting, presets: dict | None) -> str:
+def _default_text(f: dataclasses.Field, presets: dict | None) -> str:
     if isinstance(f.default, bool):
         return ""
     if presets:
@@ -46,7 +46,7 @@ def _metavar(what: str) -> str | None:
 
 def _argument(f: dataclasses.Field, s: Setting, presets: dict | None) -> tuple[str, dict]:
     flag = s.flag or "--" + f.name.replace("_", "-")
-    kw: dict = dict(dest=f.name, default=None, help=s.help + _default_text(f, s, presets))
+    kw: dict = dict(dest=f.name, default=None, help=s.help + _default_text(f, presets))
     if isinstance(f.default, bool):
         kw["action"] = "store_false" if f.default else "store_true"
         return flag, kw
