@@ -66,8 +66,8 @@ def bayes_section(fits: list[BayesianRegressionFit], compare: LooComparison,
                   seed: int = 0) -> Section:
     """Bayesian regression compared by PSIS-LOO: a posterior-predictive ribbon per fit (``draws``
     draws, seeded), the Pareto-k plot, the LOO table and answer (``ml_loglik`` goes to
-    :func:`loo_answer`), each fit's SVI history and pointwise elpd_loo_i / Pareto k.
-    Works on fits read back from the report's cache
+    :func:`~probnn.analysis.loo.loo_answer`), each fit's SVI history and pointwise
+    elpd_loo_i / Pareto k. Works on fits read back from the report's cache
     (:func:`probnn.inference.serialization.load`)."""
     table = loo_table(compare)
     steps = ", ".join(f"{f.name} {len(f.history)} SVI steps" for f in fits)

@@ -2,7 +2,7 @@
 
 Takes the table of :func:`probnn.inference.estimator_study.gradient_snr` (one row per
 objective and side, encoder or decoder: the median SNR over parameters, its bootstrap
-standard error, the mean |gradient| and its noise) and returns a figure and text, read
+standard error, the mean absolute gradient and its noise) and returns a figure and text, read
 against Rainforth et al. (2018), Tucker et al. (2019) and Roeder et al. (2017).
 """
 from __future__ import annotations

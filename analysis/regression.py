@@ -51,6 +51,7 @@ MAX_LOGLIK_ANSWER = (
     "model stays at +∞ as long as some x value carries a single y, because sigma(x) can shrink to "
     "0 there while staying at the spread of the shared points at their x."
 )
+"""The written answer on the largest training log-likelihood either model can reach."""
 
 
 def _evaluate(fit: RegressionFit, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -159,7 +159,7 @@ def _dip_text(fit: RegressionFit, dip: DipAnalysis, first: int, lo_row: int) -> 
 
 def dip_figure(fit: RegressionFit, dip: DipAnalysis, epochs_after: int = DIP_FOLLOW) -> Figure:
     """Three panels: the log-likelihood curve around the dip (baseline shaded), the driving
-    point's sigma and |y - f| over the same epochs, and every point's log-likelihood at the dip
+    point's sigma and ``|y - f|`` over the same epochs, and every point's log-likelihood at the dip
     against its baseline mean, with the driver marked. Without a dip: the curve and the reason.
     """
     if not dip.found:

@@ -13,6 +13,7 @@ import numpy as np
 from probnn.inference.regression import RegressionFit
 
 HETEROSCEDASTIC = "heteroscedastic"
+"""The name of the heteroscedastic model's fits in results and tables."""
 
 
 def has_record(fit: RegressionFit) -> bool:

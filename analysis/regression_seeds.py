@@ -141,8 +141,9 @@ def cures_answer(table: pd.DataFrame, runs: Mapping[str, EnsembleFit], baseline:
 
 def seeds_section(runs: Mapping[str, EnsembleFit]) -> Section:
     """The maximum-likelihood fits across seeds (label -> ensemble; the heteroscedastic one
-    named :data:`HETEROSCEDASTIC`): the seed table, each run's coursework-seed curve in its
-    seed band, and the dip explanation for the seed with the deepest dip."""
+    named :data:`~probnn.analysis.regression_fits.HETEROSCEDASTIC`): the seed table, each run's
+    coursework-seed curve in its seed band, and the dip explanation for the seed with the
+    deepest dip."""
     table = seed_table(runs)
     answers, plots, tables = [], [Plot("seeds-loglik", seed_band_plot(runs),
                                        "Training mean log-likelihood: the coursework seed in "

@@ -112,8 +112,8 @@ def _check_raw(root: Path, cache: bool) -> bool:
     """Whether ``root/MNIST/raw`` holds the four files, checked (headers, sizes, labels).
 
     ``False`` when it holds none of them (nor their ``.gz``); any other departure raises:
-    :class:`DataFormatError` naming each bad file and how it is wrong, or
-    :class:`DataNotFoundError` naming exactly the missing files. torchvision needs all four
+    :class:`~probnn.datasets.paths.DataFormatError` naming each bad file and how it is wrong, or
+    :class:`~probnn.datasets.paths.DataNotFoundError` naming exactly the missing files. torchvision needs all four
     uncompressed files whichever split is asked for.
     """
     raw = root / MNIST_RAW
@@ -155,8 +155,8 @@ def find_mnist(data_dir=None, download: bool = True) -> Path:
 
     The folder searched is ``data_dir``, then ``$PROBNN_DATA``, then the user cache; each must
     hold ``MNIST/raw/`` as torchvision lays it out. The first that holds any of the four files
-    is used, after checking their headers, sizes and labels (:class:`DataFormatError` or
-    :class:`DataNotFoundError` say which file is wrong or missing). When none has any and
+    is used, after checking their headers, sizes and labels (:class:`~probnn.datasets.paths.DataFormatError` or
+    :class:`~probnn.datasets.paths.DataNotFoundError` say which file is wrong or missing). When none has any and
     ``download`` is allowed, torchvision downloads them into the cache.
     """
     from torchvision.datasets import MNIST  # torchvision is slow to import; only pay for it here

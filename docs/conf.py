@@ -23,7 +23,9 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 nb_execution_mode = "off"        # the notebook trains models: it is rendered, not run
 myst_enable_extensions = ["dollarmath"]
 
-autodoc_default_options = {"members": True, "undoc-members": True,
+# Each object is documented once, in the module that defines it: a module that re-exports names
+# (its __all__) does not list them again, so references resolve in the defining module.
+autodoc_default_options = {"members": True, "undoc-members": True, "ignore-module-all": True,
                            "member-order": "bysource"}
 autodoc_typehints = "none"        # the docstrings say what each argument is
 autodoc_preserve_defaults = True

@@ -61,7 +61,7 @@ def settings(config_type) -> list[tuple[dataclasses.Field, Setting]]:
 
 def validate(config) -> None:
     """Check every declared setting of ``config`` against its rule (tuple settings are
-    stored as tuples); raise :class:`ConfigError` naming the first that breaks it."""
+    stored as tuples); raise :class:`~probnn.tasks.validation.ConfigError` naming the first that breaks it."""
     for f, s in settings(config):
         if s.each is not None:
             check_each(config, f.name, s.each, empty=s.empty)
@@ -74,7 +74,7 @@ def validate(config) -> None:
 
 def with_preset(config_type, presets: dict, name: str, **overrides):
     """``config_type`` with the sizes of ``presets[name]`` and the ``overrides``; an unknown
-    name is a :class:`ConfigError` listing the presets."""
+    name is a :class:`~probnn.tasks.validation.ConfigError` listing the presets."""
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r}: one of {', '.join(presets)}")
     return config_type(**{**presets[name], **overrides})
