@@ -76,7 +76,8 @@ def ribbon_plot(fit: RegressionFit, ax: Axes | None = None, num: int = 400) -> F
     if ax is None:
         ax = new_figure()[1][0, 0]
     x, y = fit.x[:, 0].numpy(), fit.y[:, 0].numpy()
-    grid = torch.linspace(float(x.min()) - 0.1, float(x.max()) + 0.1, num).unsqueeze(-1)
+    grid = torch.linspace(float(x.min()) - 0.1, float(x.max()) + 0.1, num,
+                          device="cpu").unsqueeze(-1)  # fits are returned on the CPU
     f, s = _evaluate(fit, grid)
     g = grid[:, 0].numpy()
     ax.fill_between(g, f - 1.96 * s, f + 1.96 * s, color="C0", alpha=0.25, lw=0,

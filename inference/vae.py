@@ -200,7 +200,7 @@ def interpolate(model, guide, x_from: torch.Tensor, x_to: torch.Tensor, steps: i
 def add_noise(x: torch.Tensor, sd: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Gaussian pixel noise of standard deviation ``sd``, clamped back to [0, 1]."""
     # drawn on the CPU (where ``generator`` lives), so every device adds the same noise
-    noise = torch.randn(x.shape, generator=generator).to(x.device) * sd
+    noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) * sd
     return (x + noise).clamp(0, 1)
 
 

@@ -38,16 +38,16 @@ class SeedWiggle(nn.Module):
     the s-th network; :meth:`member` gives one back as a plain :class:`Wiggle`.
     """
 
-    def __init__(self, seeds: int):
+    def __init__(self, seeds: int, device: str | torch.device = "cpu"):
         super().__init__()
         self.layers = nn.ParameterList()
         for out, inp in ((4, 1), (20, 4), (20, 20), (1, 20)):
-            self.layers.append(nn.Parameter(torch.zeros(seeds, out, inp)))
-            self.layers.append(nn.Parameter(torch.zeros(seeds, out)))
+            self.layers.append(nn.Parameter(torch.zeros(seeds, out, inp, device=device)))
+            self.layers.append(nn.Parameter(torch.zeros(seeds, out, device=device)))
 
     @classmethod
     def stack(cls, nets: Sequence[Wiggle]) -> "SeedWiggle":
-        out = cls(len(nets))
+        out = cls(len(nets), device=next(nets[0].parameters()).device)
         linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
         with torch.no_grad():
             for i in range(4):

@@ -17,7 +17,7 @@ from probnn.inference.cvae import LOG_PRIOR
 from probnn.inference.estimators import PARETO_K_UNRELIABLE, iwae_bound
 from probnn.inference.gaps import inference_gaps
 from probnn.inference.serialization import serializable
-from probnn.inference.vae import comparison_subset, load_vae, vae_name
+from probnn.inference.vae import comparison_subset, vae_name
 from probnn.models.cvae import ConditionalVAE
 
 from .inputs import Inputs
@@ -100,7 +100,7 @@ def images_of(n: int, config: Config):
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
     """For the VAE or conditional VAE of ``inputs.checkpoints[0]``."""
     inputs.check_sizes(config.holdout_split, holdout={"images": config.images})
-    model, guide = load_vae(inputs.checkpoint(0))
+    model, guide = inputs.vae(0, conditional=None)
     conditional = isinstance(model, ConditionalVAE)
     _, (hx, hy, _) = inputs.mnist(config.holdout_split)
     idx = images_of(len(hx), config)

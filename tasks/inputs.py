@@ -80,12 +80,13 @@ class Inputs:
                              "were given")
         return Path(self.checkpoints[i])
 
-    def vae(self, i: int = 0, conditional: bool = False):
-        """The model and guide of checkpoint ``i``, which must hold a conditional VAE when
-        ``conditional`` and an unconditional one otherwise."""
+    def vae(self, i: int = 0, conditional: bool | None = False):
+        """The model and guide of checkpoint ``i`` on :attr:`device`, which must hold a
+        conditional VAE when ``conditional`` is true, an unconditional one when it is false,
+        and may hold either when it is ``None``."""
         path = self.checkpoint(i)
         model, guide = load_vae(path, device=self.device)
-        if isinstance(model, ConditionalVAE) != conditional:
+        if conditional is not None and isinstance(model, ConditionalVAE) != conditional:
             have, want = (("an unconditional", "a conditional") if conditional
                           else ("a conditional", "an unconditional"))
             raise CheckpointError(f"{path} holds {have} VAE; this question needs {want} one")

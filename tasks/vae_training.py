@@ -104,6 +104,7 @@ def check_data(config: Config, inputs: Inputs) -> None:
 
 
 def load(config: Config, inputs: Inputs, checkpoint) -> VAEFit:
-    """The trained model and its history from a finished ``run``'s checkpoint."""
-    model, guide = load_vae(checkpoint)
+    """The trained model (on ``inputs.device``) and its history from a finished ``run``'s
+    checkpoint."""
+    model, guide = load_vae(checkpoint, device=inputs.device)
     return VAEFit(model, guide, history_from_checkpoint(checkpoint), checkpoint)
