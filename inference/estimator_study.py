@@ -22,7 +22,7 @@ Notebook use::
     (train_x, _, _), (holdout_x, _, _) = mnist_splits(None)
     study = run_estimator_study(model, guide, holdout_x, train_x, name="vae-d4", **QUICK)
     study.bias_spread, study.snr, study.objectives          # three tables
-    # figures and the written answer: probnn.analysis.estimator_study.write_estimator_outputs
+    # figures and the written answer: probnn.analysis.estimator_study.estimator_section(study)
 
 Every function takes a ``seed``; the same seed gives the same numbers (timing columns aside).
 Nothing here plots (see :mod:`probnn.analysis.estimator_study`).

@@ -1,7 +1,7 @@
 """Held-out log-likelihood bounds of a trained model/guide pair, as one table row.
 
 :func:`holdout_bounds` is the one computation behind the VAE comparison
-(:func:`probnn.inference.vae.evaluate` and :func:`~probnn.inference.vae.comparison_row`) and
+(:func:`~probnn.inference.vae.comparison_row`) and
 the conditional VAE's evaluation (:func:`probnn.inference.cvae.evaluate_cvae`).
 """
 from __future__ import annotations

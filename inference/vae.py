@@ -27,7 +27,7 @@ from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, VAE
 from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, of_type, read_checkpoint, record, require
 from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
-from .evaluation import holdout_bounds, holdout_estimates
+from .evaluation import holdout_estimates
 from .serialization import serializable
 from .train import HISTORY, fit
 
@@ -204,23 +204,6 @@ def add_noise(x: torch.Tensor, sd: float, generator: torch.Generator | None = No
     return (x + noise).clamp(0, 1)
 
 
-# ----------------------------------------------------------------------------- evaluation
-def evaluate(model, guide, x: torch.Tensor, *, ks=(100, 1000), mc_samples: int = 100,
-             batch_size: int = 100, seed: int = 0, extra_args: tuple = ()) -> dict:
-    """Every log-likelihood estimate of the coursework's comparison, as means over images.
-
-    ``elbo``: ELBO with one sample (as in training); ``elbo_mc``: the coursework's K=100
-    estimator, split into ``reconstruction`` and ``kl``; ``iwae_K``: importance-weighted
-    bound for each K in ``ks`` (K=``mc_samples`` from the same samples as ``elbo_mc``);
-    ``active_units``; ``unreliable_K``: fraction of images with Pareto k > 0.7 (for K other
-    than ``mc_samples``). All in nats per image. Computed by
-    :func:`~probnn.inference.evaluation.holdout_bounds`.
-    """
-    return holdout_bounds(model, guide, (x,) + tuple(extra_args), k=mc_samples, ks=ks,
-                          mc_samples=mc_samples, seed=seed, batch_size=batch_size,
-                          with_active_units=True)
-
-
 # ----------------------------------------------------------------------------- coursework results
 @serializable
 @dataclass
@@ -322,8 +305,8 @@ def comparison_estimates(model, guide, holdout_x: torch.Tensor,
     """
     hx_index = random_subset(len(holdout_x), holdout_images, seed)
     hx = holdout_x[hx_index]
-    # evaluate(hx, ks=(k,)) and the large-K comparison in one seeded pass; ELBO-MC keeps
-    # evaluate's default of 100 samples (the coursework's estimator) whatever k is
+    # the K=k estimates and the large-K comparison in one seeded pass; ELBO-MC keeps the
+    # coursework's 100 samples whatever k is
     row, per_image = holdout_estimates(model, guide, (hx,), k=k, ks=(k,), mc_samples=100,
                                        large_k=large_k, large_k_images=large_k_images, seed=seed,
                                        batch_size=batch_size, with_active_units=True,
