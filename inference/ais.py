@@ -23,7 +23,8 @@ Written here because Pyro has no AIS: its HMC/NUTS kernels run one chain of one 
 adapt one step size, while this needs thousands of independent (data point, chain) pairs in
 one batched pass with a step size per data point. The model's and guide's log-densities come
 from Pyro traces (``poutine.condition`` on the latent values), so any model/guide pair here
-whose latent sites are continuous and local to plate ``"data"`` works; chains are extra
+whose latent sites are continuous and local to its data plate (``"data"``, or the one plate
+holding every site: :func:`~probnn.inference.structure.discover`) works; chains are extra
 rows of that plate (each data point repeated C times).
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -389,14 +389,15 @@ def posterior_predictive(fit: BayesianRegressionFit, x: torch.Tensor, draws: int
 
 def run_bayes_regression(x: torch.Tensor, y: torch.Tensor, *, epochs: int = FULL["epochs"],
                          draws: int = FULL["draws"], seed: int = COURSEWORK_SEED,
-                         progress: bool = True, **fit_kw
-                         ) -> tuple[list[BayesianRegressionFit], LooComparison]:
-    """Fit both Bayesian models (one after the other, same seed) and compare them by PSIS-LOO.
+                         progress: bool = True, names: Sequence[str] = NAMES, **fit_kw
+                         ) -> tuple[list[BayesianRegressionFit], LooComparison | None]:
+    """Fit the Bayesian models ``names`` (default both; one after the other, same seed) and
+    compare them by PSIS-LOO (None for one model).
 
     ``run_bayes_regression(x, y, **FULL)`` or ``**QUICK``; ``fit_kw`` go to
     :func:`fit_bayesian_regression` (``lr``, ``prior_scale``, ``init_scale``, ...).
     Returns ``(fits, compare)`` for :func:`probnn.analysis.bayes_regression.bayes_section`.
     """
     fits = [fit_bayesian_regression(n, x, y, epochs=epochs, seed=seed, progress=progress, **fit_kw)
-            for n in NAMES]
-    return fits, loo_compare(fits, draws=draws, seed=seed)
+            for n in names]
+    return fits, (loo_compare(fits, draws=draws, seed=seed) if len(fits) > 1 else None)

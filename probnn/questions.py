@@ -20,6 +20,7 @@ from probnn.analysis import estimator_study as ea
 from probnn.analysis import regression as ra
 from probnn.analysis import vae as va
 from probnn.analysis.outputs import Section, combine
+from probnn.tasks import bayes_regression
 
 
 @dataclass
@@ -67,7 +68,7 @@ def _regression(found: Found) -> list[Section]:
 
 def _bayes(found: Found) -> list[Section]:
     ml = {f.name: float(f.history["loglik"].iloc[-1]) for f in _plain_fits(found)}
-    return [ba.result_section(found.one("bayes_regression"), ml)]
+    return [ba.result_section(bayes_regression.merge(found.of("bayes_regression")), ml)]
 
 
 def _per_image(found: Found) -> dict:

@@ -82,9 +82,12 @@ ROSTER: tuple[Entry, ...] = (
     _regression("homoscedastic", (65, 7)),
     _regression("heteroscedastic", (125, 14),
                 cures=("sigma_floor=0.05", "beta=0.5", "faithful", "natural")),
-    # NUTS, exact refits and four SVI fits (benchmarks/bayes_speed.py)
-    Entry("bayes-regression", bayes_regression, bayes_regression.Config.preset("full"),
-          bayes_regression.Config.preset("quick"), (280, 20)),
+    # NUTS, exact refits and two SVI fits per model (benchmarks/bayes_speed.py), one job per
+    # model so that the two run side by side; the report merges them (bayes_regression.merge)
+    *(Entry(f"bayes-{name}", bayes_regression,
+            bayes_regression.Config.preset("full", models=(name,)),
+            bayes_regression.Config.preset("quick", models=(name,)), estimate)
+      for name, estimate in (("homoscedastic", (130, 10)), ("heteroscedastic", (150, 10)))),
     _vae("vae-d4", (270, 14), latent_dim=4),
     _vae("vae-d20", (260, 15), latent_dim=20),
     _vae("vae-mlp-d20", (55, 3), latent_dim=20, architecture="mlp"),

@@ -13,8 +13,10 @@ their PSIS-LOO only, as before NUTS.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ from probnn.models.bayes_regression import DEFAULT_PRIOR_SCALE
 from .inputs import Inputs
 from .settings import seed_setting, setting, validate, with_preset
 from .validation import (DRAWS, EPOCHS, MCMC_CHAINS, MCMC_DRAWS, POSITIVE_FLOAT, SAMPLES,
-                         SAMPLES0, STEPS, STEPS0, TREE_DEPTH, choice)
+                         SAMPLES0, STEPS, STEPS0, TREE_DEPTH, ConfigError, choice)
 
 KIND, DATA = "evaluate", "xkcd"
 VERSION = 1
@@ -59,7 +61,9 @@ class Config:
     model, trees at most ``max_tree_depth`` deep; exact LOO refits of at most
     ``loo_max_refits`` flagged points per model, each ``loo_warmup`` + ``loo_draws``. SVI
     (each guide of ``vi_guides`` under NUTS, AutoNormal alone under ``vi``): ``epochs`` after
-    ``map_steps`` MAP steps, ``draws`` guide draws for PSIS-LOO (defaults: the FULL preset)."""
+    ``map_steps`` MAP steps, ``draws`` guide draws for PSIS-LOO (defaults: the FULL preset).
+    ``models``: the models fitted, one after the other; each model's numbers do not depend on
+    the others (the report runs a job per model and :func:`merge` joins them)."""
     epochs: int = setting(FULL["epochs"], EPOCHS, "SVI steps per model")
     draws: int = setting(FULL["draws"], DRAWS, "guide draws for PSIS-LOO and ribbons, 2 at least")
     map_steps: int = setting(FULL["map_steps"], STEPS0, "MAP steps before SVI, whose weights "
@@ -85,9 +89,16 @@ class Config:
                                "with NUTS", each=GUIDE, empty=True)
     parallel_chains: bool = setting(False, None, "run the chains in spawned processes (same "
                                     "draws)")
+    models: tuple = setting(br.NAMES, None, "the models to fit, each on its own (their LOO "
+                            "comparison needs both)", each=choice(*br.NAMES))
 
     def __post_init__(self):
         validate(self)
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"models names a model twice: {', '.join(self.models)}")
+        if self.sampler == "vi" and len(self.models) != len(br.NAMES):
+            raise ConfigError("sampler 'vi' compares both models by PSIS-LOO: models must be "
+                              f"{' and '.join(br.NAMES)}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "Config":
@@ -123,11 +134,12 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
                prior_scale=config.prior_scale)
     if config.sampler == "vi":
         with br.one_thread():
-            fits, compare = br.run_bayes_regression(x, y, draws=config.draws, **svi)
+            fits, compare = br.run_bayes_regression(x, y, draws=config.draws,
+                                                    names=config.models, **svi)
         return Result(fits, compare, config)
     timings, nuts, loos, diag, vi, rows, refs = [], [], [], [], [], {}, {}
     grid = bn.ribbon_grid(x)
-    for name in br.NAMES:  # NUTS first: a failing guide below cannot cost the reference
+    for name in config.models:  # NUTS first: a failing guide below cannot cost the reference
         t0 = time.perf_counter()
         fit = bn.nuts_fit(name, x, y, chains=config.chains, warmup=config.warmup,
                           draws=config.nuts_draws, max_tree_depth=config.max_tree_depth,
@@ -148,21 +160,51 @@ def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:
         rows[name] = [_method_row(name, "nuts", idata_loglik=_nuts_loglik(idata),
                                   sigma=_sigma_draws(idata), rib=refs[name], ref=refs[name],
                                   loo=loo.psis, seconds=t1 - t0)]
-    for name in br.NAMES:
+    for name in config.models:
         for guide in config.vi_guides:
             row, f = _vi_fit(name, guide, x, y, config, svi, grid, refs[name])
             rows[name].append(row)
             timings.append(dict(model=name, stage=f"vi-{guide}", seconds=row["seconds"]))
             if f is not None:
                 vi.append(f)
-    rows = [r for name in br.NAMES for r in rows[name]]
+    rows = [r for name in config.models for r in rows[name]]
     fits = [f for f in vi if f.guide.config["kind"] == "normal"]
-    compare = br.loo_compare(fits, draws=config.draws, seed=config.seed) if len(fits) == 2 else None
     table = pd.DataFrame(rows)
     table["error"] = table["error"].fillna("")
     table["failed"] = table["error"] != ""
-    return Result(fits, compare, config, nuts, loos, pd.DataFrame(diag), vi, table,
-                  pd.DataFrame(timings))
+    return Result(fits, _compare(fits, config), config, nuts, loos, pd.DataFrame(diag), vi,
+                  table, pd.DataFrame(timings))
+
+
+def _compare(fits, config: Config):
+    """The PSIS-LOO comparison of both models' AutoNormal fits; None without both."""
+    return br.loo_compare(fits, draws=config.draws, seed=config.seed) if len(fits) == 2 else None
+
+
+def merge(results: Sequence[Result]) -> Result:
+    """One result from results of the same settings for different ``models`` (the report runs
+    one job per model, so that both cores work): each part in model order, and the two
+    models' LOO comparison, which needs both. Equal to :func:`run` with all the models."""
+    if len(results) == 1:
+        return results[0]
+    parts = sorted(results, key=lambda r: br.NAMES.index(r.config.models[0]))
+    models = tuple(m for r in parts for m in r.config.models)
+    config = dataclasses.replace(parts[0].config, models=models)
+    if any(dataclasses.replace(r.config, models=models) != config for r in parts):
+        raise ValueError("merge: the results were computed with different settings")
+    fits = [f for r in parts for f in r.fits]
+
+    def frame(name):
+        frames = [getattr(r, name) for r in parts if getattr(r, name) is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+    if config.sampler == "vi":
+        return Result(fits, _compare(fits, config), config)
+    timings = frame("timings")  # as run() orders them: every model's NUTS stages, then SVI
+    timings = timings.iloc[np.argsort(timings["stage"].str.startswith("vi-").to_numpy(),
+                                      kind="stable")].reset_index(drop=True)
+    return Result(fits, _compare(fits, config), config, [f for r in parts for f in r.nuts],
+                  [lo for r in parts for lo in r.loo], frame("diagnostics"),
+                  [f for r in parts for f in r.vi], frame("vi_vs_nuts"), timings)
 
 
 def _vi_fit(name, guide, x, y, config, svi, grid, ref):

@@ -107,7 +107,7 @@ QUESTIONS = [
     (regression, "regression-heteroscedastic",
      ["regression", "--model", "heteroscedastic", "--epochs", 40, "--checkpoint-every", 20,
       "--sigma-floor", 0.05, "--seed", 3], None),
-    (bayes_regression, "bayes-regression",
+    (bayes_regression, "bayes-heteroscedastic",
      ["bayes-regression", "--epochs", 5, "--map-steps", 5, "--draws", 10, "--seed", 2,
       "--chains", 2, "--warmup", 4, "--nuts-draws", 4, "--max-tree-depth", 2, "--loo-warmup", 2,
       "--loo-draws", 4, "--loo-max-refits", 1, "--vi-guides", "normal"], None),
@@ -179,3 +179,21 @@ def test_every_roster_entry_names_a_task_with_its_config():
         assert isinstance(job.config, module.Config), job.name
         assert module.KIND in ("train", "evaluate") and module.DATA in ("xkcd", "mnist")
         assert (module.KIND == "train") == hasattr(module, "load"), job.name
+
+
+def test_the_report_s_per_model_bayes_jobs_merge_into_the_two_model_result(data_dir):
+    """The report runs one Bayesian-regression job per model; merged, they equal one run of
+    both models (the LOO comparison, which needs both, computed by the merge)."""
+    from probnn.tasks.inputs import Inputs
+    tiny = dict(epochs=5, map_steps=5, draws=10, chains=2, warmup=4, nuts_draws=4,
+                max_tree_depth=2, loo_warmup=2, loo_draws=4, loo_max_refits=1,
+                vi_guides=("normal",), seed=2)
+    inputs = Inputs(data_dir)
+    both = bayes_regression.run(bayes_regression.Config(**tiny), inputs)
+    parts = [bayes_regression.run(bayes_regression.Config(**tiny, models=(m,)), inputs)
+             for m in ("heteroscedastic", "homoscedastic")]
+    assert all(p.compare is None for p in parts)
+    same(bayes_regression.merge(parts), both)
+    with pytest.raises(ValueError, match="different settings"):
+        bayes_regression.merge([parts[0], bayes_regression.run(
+            bayes_regression.Config(**{**tiny, "seed": 3}, models=("homoscedastic",)), inputs)])
