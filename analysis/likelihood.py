@@ -39,11 +39,13 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
     ``order`` is ``np.argsort(bounds)`` if already computed. With ``pareto_k`` a '*' marks
     images whose bound has Pareto k > 0.7: an unreliable importance-sampling estimate.
     """
-    x, b = flat_images(images), as_array(bounds)
-    if len(x) != len(b):
-        raise ValueError(f"{len(x)} images but {len(b)} bounds")
+    b = as_array(bounds)
+    if len(images) != len(b):
+        raise ValueError(f"{len(images)} images but {len(b)} bounds")
     order = np.argsort(b, kind="stable") if order is None else np.asarray(order)
     k = min(k, len(b))
+    shown = np.concatenate([order[::-1][:k], order[:k]])
+    x = dict(zip(shown.tolist(), flat_images(images[shown])))  # only the images shown
     flagged = (np.zeros(len(b), bool) if pareto_k is None
                else as_array(pareto_k) > PARETO_K_UNRELIABLE)
     ncols = min(k, 10)
@@ -55,7 +57,7 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
     panels = fig.subfigures(1, 2, wspace=0.05)
     for panel, idx, what in ((panels[0], order[::-1][:k], "most"), (panels[1], order[:k], "least")):
         titles = [f"{b[i]:.1f}{'*' if flagged[i] else ''}" for i in idx]
-        fill_grid(panel, [x[i] for i in idx], nrows, ncols, titles=titles,
+        fill_grid(panel, [x[int(i)] for i in idx], nrows, ncols, titles=titles,
                    rect=[0.1 / w, 0.1 / h, 1 - 0.2 / w, 1 - 0.7 / h])
         panel.suptitle(f"{k} {what} likely (bound, nats)", fontsize=10, y=1 - 0.2 / h)
     if pareto_k is not None:
@@ -65,16 +67,30 @@ def likely_unlikely_figure(images, bounds, order=None, k: int = 50, pareto_k=Non
     return fig
 
 
+CHUNK_IMAGES = 4096
+"""Images converted at a time by the per-image counts: their memory stays that of a chunk
+(a float64 copy of all 60,000 training images would be 376 MB, once per feature)."""
+
+
+def per_image(images, count) -> np.ndarray:
+    """``count`` (an (n, 28, 28) float array -> (n,) values) over ``images`` (tensor or
+    array: (N, 1, 28, 28), (N, 28, 28), (N, 784), or one image) chunk by chunk."""
+    shape = tuple(getattr(images, "shape", None) or np.shape(images))
+    if shape in ((28, 28), (1, 28, 28), (784,)):
+        images, shape = images[None], (1,) + shape
+    parts = [count(flat_images(images[i:i + CHUNK_IMAGES]))
+             for i in range(0, shape[0], CHUNK_IMAGES)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def ink_pixels(images, threshold: float = INK_THRESHOLD) -> np.ndarray:
     """Number of pixels above ``threshold`` in each image, shape (N,): the amount of ink."""
-    x = flat_images(images)
-    return (x > threshold).reshape(len(x), -1).sum(1)
+    return per_image(images, lambda x: (x > threshold).reshape(len(x), -1).sum(1))
 
 
 def _grey_pixels(images) -> np.ndarray:
-    x = flat_images(images)
     lo, hi = GREY_RANGE
-    return ((x > lo) & (x < hi)).reshape(len(x), -1).sum(1)
+    return per_image(images, lambda x: ((x > lo) & (x < hi)).reshape(len(x), -1).sum(1))
 
 
 def _features(bounds, labels, images) -> pd.DataFrame:

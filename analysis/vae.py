@@ -81,7 +81,8 @@ def _section_d(r, images) -> Section:
     """(d): the training images scored by their bound, the most and least likely, and what
     makes an image likely."""
     n = r.name
-    scored = images[r.rank_index]
+    # every image scored (the sorted subset of all of them): the images, not a copy
+    scored = images if len(r.rank_index) == len(images) else images[r.rank_index]
     pk = np.full(len(r.rank_bounds), np.nan)
     pos = {int(i): j for j, i in enumerate(r.rank_index)}
     for idx, k in r.shown_pareto_k.items():

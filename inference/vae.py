@@ -255,7 +255,9 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     i_probs, i_samples = interpolate(model, guide, train_x[start], train_x[end], 12)
 
     rank_index = random_subset(len(train_x), rank_subset, seed)
-    rank = iwae_bound(model, guide, (train_x[rank_index],), rank_k, batch_size=batch_size,
+    # every image: the images themselves, not a copy (60,000 images are 188 MB)
+    ranked = train_x if len(rank_index) == len(train_x) else train_x[rank_index]
+    rank = iwae_bound(model, guide, (ranked,), rank_k, batch_size=batch_size,
                       diagnostics=True, pareto=False, progress=progress)
     order = np.argsort(rank.bound)
     shown_rows = np.concatenate([order[:shown], order[-shown:]])

@@ -115,6 +115,20 @@ def test_ink_pixels_counts_pixels_above_threshold():
     assert va.ink_pixels(torch.tensor(images[:, 0]), threshold=0.3).tolist() == [20, 56, 3]
 
 
+def test_per_image_counts_are_the_same_in_chunks(monkeypatch):
+    """The counts go chunk by chunk (memory of one chunk, whatever the number of images);
+    chunk boundaries change nothing, for tensors and arrays, and one image is one count."""
+    from probnn.analysis import likelihood
+    images = np.random.default_rng(0).random((10, 1, 28, 28)).astype(np.float32)
+    whole = va.ink_pixels(images), likelihood._grey_pixels(images)
+    monkeypatch.setattr(likelihood, "CHUNK_IMAGES", 3)
+    assert np.array_equal(va.ink_pixels(images), whole[0])
+    assert np.array_equal(va.ink_pixels(torch.tensor(images)), whole[0])
+    assert np.array_equal(likelihood._grey_pixels(images.reshape(10, 784)), whole[1])
+    assert va.ink_pixels(images[4, 0]).tolist() == [whole[0][4]]
+    assert len(va.ink_pixels(images[:0])) == 0
+
+
 def test_likelihood_features_table_per_class_means():
     images, labels, ink = planted_images()
     bounds = -2.0 * ink + 5.0 * labels
