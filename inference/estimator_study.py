@@ -16,11 +16,13 @@ Notebook use::
 
     from probnn.datasets import mnist_splits
     from probnn.inference.vae import load_vae
-    from probnn.inference.estimator_study import QUICK, run_estimator_study
+    from probnn.inference.estimator_study import run_estimator_study
+    from probnn.tasks import estimators
 
     model, guide = load_vae("runs/vae/vae-d4.ckpt")
     (train_x, _, _), (holdout_x, _, _) = mnist_splits(None)
-    study = run_estimator_study(model, guide, holdout_x, train_x, name="vae-d4", **QUICK)
+    sizes = estimators.Config.preset("quick").sizes()
+    study = run_estimator_study(model, guide, holdout_x, train_x, name="vae-d4", **sizes)
     study.bias_spread, study.snr, study.objectives          # three tables
     # figures and the written answer: probnn.analysis.estimator_study.estimator_section(study)
 
@@ -31,8 +33,8 @@ Sizes. This machine (2 slow, shared CPU cores) scores about 4,000-13,000 image-p
 per second with the coursework's conv VAE (75-250 us a pair with the load; the decoder
 dominates), and a training step on 100 images costs about 0.13 s with Trace_ELBO and 1.9 s
 with IWAE K=50.
-The presets below are sized from measurements on ``runs/vae/vae-d4.ckpt`` and
-``vae-d20.ckpt`` (see each preset's note); ``ISSUE`` is the issue's full specification.
+Named sizes (``quick``, ``standard``, ``thorough``) are the study task's presets,
+:data:`probnn.tasks.estimators.PRESETS`, with what each costs.
 """
 from __future__ import annotations
 
@@ -87,31 +89,6 @@ TRAIN_OBJECTIVES = ("trace", "meanfield", "stl", "iwae-5", "dreg-iwae-5", "iwae-
                     "dreg-iwae-50")
 """Objectives trained by the presets: ``iwae-1`` is left out because it is Trace_ELBO itself
 (the same loss from the same draws), so from the same seed it trains the identical model."""
-FULL = dict(holdout_images=6, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=3,
-            snr_objectives=OBJECTIVES, snr_samples=10, snr_images=8, snr_bootstrap=100,
-            train_objectives=TRAIN_OBJECTIVES, train_images=800, epochs=1, batch_size=40,
-            eval_k=200, eval_images=20, seeds=3)
-"""Moderate sizes, minutes per conv model. Measured before the STL/DReG objectives were added
-(seed 309, load average 2.4-3.9): vae-d4 100 s (bias/spread 32 s, SNR 27 s, objectives 41 s);
-the 15-objective SNR grid at these sizes takes ~10 s on one idle thread. The 20 training steps
-per objective show early training only (about -476 nats for d=4 against -121 for the
-checkpoint)."""
-QUICK = dict(holdout_images=3, ks=(1, 10, 100), elbo_mc_k=10, repeats=2,
-             snr_objectives=("trace", "stl", "iwae-1", "dreg-iwae-1", "iwae-5", "dreg-iwae-5"),
-             snr_samples=3, snr_images=2, snr_bootstrap=100,
-             train_objectives=("trace", "dreg-iwae-5"),
-             train_images=40, epochs=1, batch_size=20, eval_k=20, eval_images=5, seeds=2)
-"""A smoke run of every part (numbers too noisy to read): seconds per model."""
-ISSUE = dict(holdout_images=1000, ks=ESTIMATOR_KS, elbo_mc_k=100, repeats=5,
-             snr_objectives=objective_grid(ks=(1, 5, 50, 500)), snr_samples=100,
-             snr_images=100, snr_bootstrap=100, train_objectives=TRAIN_OBJECTIVES,
-             train_images=None, epochs=5,
-             batch_size=100, eval_k=5000, eval_images=1000, seeds=3)
-"""The issues' full specification (all 60,000 training images, 5 epochs, 3 seeds; SNR up to
-K=500): many hours per model here: the bias/spread part alone is 1-2 h (1000 images x 5
-repeats x ~6,200 samples), and training IWAE-50 for 5 epochs of 60,000 images about 1.5 h a
-seed."""
-PRESETS = {"quick": QUICK, "full": FULL, "issue": ISSUE}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -547,7 +524,8 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
                         eval_k: int = 200, eval_images: int | None = 20, seeds: int = 3,
                         seed: int = COURSEWORK_SEED,
                         estimator_batch_size: int = 100, progress: bool = True) -> EstimatorStudy:
-    """All three parts of the study for a trained VAE (defaults: the :data:`FULL` preset).
+    """All three parts of the study for a trained VAE (defaults: moderate sizes, minutes a
+    conv model).
 
     1. :func:`estimator_bias_spread` on the first ``holdout_images`` holdout images;
     2. :func:`gradient_snr` at the model's current parameters on a fixed minibatch of the
@@ -559,8 +537,9 @@ def run_estimator_study(model, guide, x_holdout: torch.Tensor, x_train: torch.Te
        holdout images; the studied model itself is scored the same way
        (``EstimatorStudy.reference``, with the first seed's draws).
 
-    ``run_estimator_study(model, guide, holdout_x, train_x, **QUICK)`` (or ``**FULL``) uses a
-    preset's sizes. Same ``seed``, same numbers (timings aside).
+    ``run_estimator_study(model, guide, holdout_x, train_x, **sizes)`` with
+    ``sizes = probnn.tasks.estimators.Config.preset(name).sizes()`` uses a preset's sizes.
+    Same ``seed``, same numbers (timings aside).
     """
     config = dict(holdout_images=holdout_images, ks=tuple(ks), elbo_mc_k=elbo_mc_k,
                   repeats=repeats, snr_objectives=tuple(snr_objectives), snr_samples=snr_samples,

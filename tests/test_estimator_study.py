@@ -195,11 +195,14 @@ def test_run_study_and_write_outputs(images, tmp_path):
     assert "Every objective trained from 3 seeds" in text  # the study's default: 3 seeds
 
 
-def test_full_preset_is_the_default():
+def test_every_preset_s_sizes_are_parameters_of_the_study():
+    """The named sizes live once, in the study task's presets; each is a set of this
+    function's parameters."""
+    from probnn.tasks import estimators
     params = inspect.signature(es.run_estimator_study).parameters
-    for key, value in es.FULL.items():
-        assert params[key].default == value, key
-    assert set(es.QUICK) == set(es.FULL) == set(es.ISSUE)
+    for name in estimators.PRESETS:
+        assert set(estimators.Config.preset(name).sizes()) <= set(params), name
+    assert not hasattr(es, "PRESETS") and not hasattr(es, "ISSUE")
 
 
 # ----------------------------------------------------------------------------- written answers
