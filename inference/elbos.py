@@ -10,6 +10,9 @@ from .objectives import STL_ELBO, DReG_IWAE_ELBO
 from .structure import BROADCAST_FAILURES, note_slow_path
 
 ELBO_NAMES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
+"""Every objective :func:`make_elbo` builds, by name."""
+BOUND_NAMES = ("iwae", "dreg-iwae")
+"""The importance-weighted ones: their K is the bound's sample size, not particles averaged."""
 
 
 def make_elbo(name: str = "trace", num_particles: int = 1, max_plate_nesting: int = 1,

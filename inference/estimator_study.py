@@ -53,7 +53,7 @@ from probnn.datasets.coursework import COURSEWORK_SEED
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import VAE
 
-from .elbos import ELBO_NAMES, make_elbo
+from .elbos import BOUND_NAMES, ELBO_NAMES, make_elbo
 from .estimators import elbo_mc, iwae_and_elbo_mc, iwae_bound
 from .batching import as_tuple
 from .serialization import serializable
@@ -61,8 +61,9 @@ from .structure import ModelError, parameters
 from .train import LossModule
 from .vae import train_vae
 
-SNR_FAMILIES = ("trace", "meanfield", "stl", "iwae", "dreg-iwae")
-"""Training objectives whose gradients are compared: ``trace`` (Trace_ELBO), ``meanfield``
+SNR_FAMILIES = ELBO_NAMES
+"""Training objectives whose gradients are compared (every ELBO of
+:func:`~probnn.inference.elbos.make_elbo`): ``trace`` (Trace_ELBO), ``meanfield``
 (TraceMeanField_ELBO, analytic KL), ``stl`` (the ELBO without the guide's score term),
 ``iwae`` (the importance-weighted bound, ``IWAE_ELBO``) and ``dreg-iwae`` (the same bound
 with doubly reparameterised guide gradients)."""
@@ -71,7 +72,7 @@ with doubly reparameterised guide gradients)."""
 def objective_grid(families=SNR_FAMILIES, ks=(1, 5, 50)) -> tuple[str, ...]:
     """Objective names for every family at every K: ``trace``, ``trace-5``, ..., ``iwae-1``,
     ``iwae-5``, ... (the bounds keep ``-1`` to tell them from the ELBOs they equal at K=1)."""
-    return tuple(f if k == 1 and f in ("trace", "meanfield", "stl") else f"{f}-{k}"
+    return tuple(f if k == 1 and f not in BOUND_NAMES else f"{f}-{k}"
                  for f in families for k in ks)
 
 
@@ -79,9 +80,7 @@ OBJECTIVES = objective_grid()
 """The gradient-SNR grid: the five families at K = 1, 5, 50."""
 ESTIMATOR_KS = (1, 10, 100, 1000, 5000)
 
-# Sizes for run_estimator_study(**PRESET), measured on runs/vae/vae-d4.ckpt and vae-d20.ckpt
-# (conv; d=4 and d=20 cost about the same, the networks' cost hardly depends on d) on this
-# machine while other jobs shared it (load average 2.4-5 on 2 cores). Costs scale as:
+# Costs scale as (the networks' cost hardly depends on the latent size):
 # bias/spread ~ holdout_images * repeats * (sum(ks) + elbo_mc_k + 1) image-particle pairs;
 # SNR ~ snr_objectives * snr_samples * snr_images * (1 + K) forward+backward passes;
 # training ~ train_images * epochs * sum over objectives of (1 + K) (IWAE-50 dominates).
