@@ -114,8 +114,9 @@ def builder(name: str, sigma_floor: float = 0.0, beta: float = 0.0, cure: str = 
     """``() -> model``: the constructor of one regression model with these cures (checked)."""
     if name not in REGRESSION_MODELS:
         raise ValueError(f"unknown regression model {name!r}; choose from {list(REGRESSION_MODELS)}")
-    if (sigma_floor or beta or cure != "none") and name != "heteroscedastic":
-        raise ValueError("sigma_floor, beta and cure apply to the heteroscedastic model only")
+    if REGRESSION_MODELS["heteroscedastic"].cured(sigma_floor, beta, cure) \
+            and name != "heteroscedastic":
+        raise ValueError("sigma_floor, beta and the cures apply to the heteroscedastic model only")
     if name == "heteroscedastic":  # a bad combination raises now (building would draw weights)
         REGRESSION_MODELS[name].check(sigma_floor, beta, cure)
     return ModelSpec(name, sigma_floor, beta, cure)

@@ -22,7 +22,7 @@ from probnn.datasets.coursework import (COURSEWORK_SEED, FIGURE_IMAGES, INTERPOL
 from probnn.guides.cvae import ConditionalVAEGuide
 from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
-from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, VAE
+from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, MAX_LATENT_DIM, VAE
 
 from .batching import TensorBatches, random_subset
 from .checkpoint import CheckpointError, load_checkpoint, of_type, read_checkpoint, record, require
@@ -117,8 +117,8 @@ def train_vae(latent_dim: int = 4, *, data_dir=None, x: torch.Tensor | None = No
 
 
 VAE_CONFIG = record({
-    # 10,000 as the training options allow: a crafted 10**9 asked for terabytes on building
-    "latent_dim": of_type(int, expected="an int from 1 to 10,000", when=lambda n: 1 <= n <= 10_000),
+    "latent_dim": of_type(int, expected=f"an int from 1 to {MAX_LATENT_DIM:,}",
+                          when=lambda n: 1 <= n <= MAX_LATENT_DIM),
     "likelihood": of_type(str, expected=f"one of {LIKELIHOODS}", when=lambda s: s in LIKELIHOODS),
     "architecture": of_type(str, expected=f"one of {ARCHITECTURES}",
                             when=lambda s: s in ARCHITECTURES),

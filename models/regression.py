@@ -227,6 +227,12 @@ class HeteroscedasticRegression(RegressionModel):
         self.f = Wiggle()
         self.g = Wiggle()
 
+    @staticmethod
+    def cured(sigma_floor: float = 0.0, beta: float = 0.0, cure: str = "none") -> bool:
+        """Whether these settings change the plain heteroscedastic model (a cure for the
+        dips: a sigma floor, the beta-NLL loss, the faithful or the natural likelihood)."""
+        return bool(sigma_floor or beta or cure != "none")
+
     @classmethod
     def check(cls, sigma_floor: float = 0.0, beta: float = 0.0, cure: str = "none") -> None:
         """Raise ``ValueError`` unless these cures make a model (building none)."""

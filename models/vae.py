@@ -16,6 +16,9 @@ from .settings import LocalPyroModule, module_device
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 ARCHITECTURES = ("conv", "mlp")
+MAX_LATENT_DIM = 10_000
+"""The largest latent size accepted from a user or a checkpoint: far above any study here,
+and a crafted 10**9 would ask for terabytes when the networks are built."""
 
 
 def fp32_layer(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:

@@ -52,12 +52,12 @@ class Question:
 def _plain_fits(found: Found) -> list:
     """Each maximum-likelihood regression job trains an ensemble over seeds: the first
     member (the report's seed) of the jobs without a cure."""
-    runs = found.of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
+    runs = found.of("regression", lambda c: not c.cured)
     return [e.member(e.seeds[0]) for e in runs]
 
 
 def _regression(found: Found) -> list[Section]:
-    runs = found.of("regression", lambda c: not (c.sigma_floor or c.beta or c.cure != "none"))
+    runs = found.of("regression", lambda c: not c.cured)
     # with the cures trained in the same batch (``others``) or in jobs of their own
     cures = {ra.cure_label(e): e
              for run in found.of("regression", lambda c: c.model == "heteroscedastic")

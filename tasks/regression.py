@@ -22,7 +22,7 @@ from probnn.models.regression import HeteroscedasticRegression
 from .inputs import Inputs
 from .settings import seed_setting, setting, validate
 from .validation import (ENSEMBLE_SEEDS, EPOCHS, MAX_SEED, NONNEG_FLOAT, POSITIVE_FLOAT,
-                         POSITIVE_INT, UNIT_INTERVAL, Rule, choice, require)
+                         POSITIVE_INT, UNIT_INTERVAL, ConfigError, Rule, choice, require)
 
 MAX_SEED_EPOCHS = 4_000_000
 """Seeds x epochs x runs at most: every member's mean log-likelihood is kept at every epoch
@@ -79,11 +79,10 @@ class Config:
 
     def __post_init__(self):
         validate(self)
-        require(self.model == "heteroscedastic"
-                or not (self.sigma_floor or self.beta or self.cure != "none"),
-                "sigma_floor, beta and the cures apply to the heteroscedastic model only")
-        require(self.cure == "none" or not (self.sigma_floor or self.beta),
-                f"the {self.cure} cure does not combine with sigma_floor or beta")
+        try:  # the model's own rules: which model takes the cures, which cures combine
+            builder(self.model, self.sigma_floor, self.beta, self.cure)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         require(len(self.cures) <= 8, f"at most 8 further cures, got {len(self.cures)}")
         require(self.model == "heteroscedastic" or not self.cures,
                 "cures apply to the heteroscedastic model only")
@@ -95,6 +94,11 @@ class Config:
                 f"{len(specs)}")
         require(self.seed + self.seeds - 1 <= MAX_SEED,
                 f"the seeds run from seed to seed + seeds - 1, which must be at most {MAX_SEED}")
+
+    @property
+    def cured(self) -> bool:
+        """Whether this run's own model carries a cure (not counting ``cures``)."""
+        return HeteroscedasticRegression.cured(self.sigma_floor, self.beta, self.cure)
 
     @property
     def member_seeds(self) -> tuple[int, ...]:

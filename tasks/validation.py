@@ -21,6 +21,8 @@ import math
 import operator
 from typing import Any, Callable, Iterable
 
+from probnn.models.vae import MAX_LATENT_DIM
+
 MAX_SEED = 2**32 - 1
 """Seeds are 0 .. 2**32 - 1 (what numpy's and so Pyro's ``set_rng_seed`` accept)."""
 
@@ -118,7 +120,7 @@ TREE_DEPTH = int_between(1, 12)
 SEEDS = int_between(1, 100)
 ENSEMBLE_SEEDS = int_between(1, 64)
 """Members of one regression seed ensemble (trained batched, all in memory)."""
-LATENT = int_between(1, 10_000)
+LATENT = int_between(1, MAX_LATENT_DIM)
 MAX_EPOCHS = 1_000_000
 EPOCHS = Rule(f"an integer from 1 to {MAX_EPOCHS:,}", _int, lambda v: 1 <= v <= MAX_EPOCHS)
 """Epochs (or SVI steps): 20 times the coursework's 50,000 at most. The regression records f
