@@ -21,6 +21,7 @@ from probnn.analysis import regression as ra
 from probnn.analysis import vae as va
 from probnn.analysis.outputs import Section, combine
 from probnn.tasks import bayes_regression
+from probnn.tasks import objectives as objectives_task
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _compare(found: Found) -> list[Section]:
 
 
 def _estimators(found: Found) -> list[Section]:
-    objectives = found.one("objectives")
+    objectives = objectives_task.merge(found.of("objectives"))
     return [combine("estimators", "ELBO estimators compared", ea.QUESTION,
                     [ea.estimator_section(s) for s in found.of("estimators")]
                     + [ea.objectives_section(objectives.table, name=objectives.name)])]

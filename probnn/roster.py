@@ -22,7 +22,8 @@ from .jobs import Job
 @dataclass(frozen=True)
 class Entry:
     """One job of the report: ``task`` (a module of :mod:`probnn.tasks`) run with ``full`` or
-    ``quick``, reading the checkpoints of ``needs``. ``estimate``: seconds (full, quick) in
+    ``quick`` (None: not in that report), reading the checkpoints of ``needs``.
+    ``estimate``: seconds (full, quick) in
     one worker (one torch thread) on an idle 2-core machine with the other worker busy, for
     ordering the jobs and the ETA (measured on full and quick reports; CHANGELOG.md)."""
     name: str
@@ -31,9 +32,12 @@ class Entry:
     quick: Any
     estimate: tuple[float, float]
     needs: tuple[str, ...] = ()
+    seed_offset: int = 0
+    """The job's seed is the report's plus this (a study split into one job per seed)."""
 
     def job(self, quick: bool, seed: int) -> Job:
-        config = replace(self.quick if quick else self.full, seed=seed)
+        config = replace(self.quick if quick else self.full,
+                         seed=(seed + self.seed_offset) % 2**32)
         return Job(self.name, self.task.__name__.rsplit(".", 1)[-1], config,
                    self.estimate[quick], self.needs)
 
@@ -76,6 +80,9 @@ def _within(config: holdout.Config) -> tuple[int, int]:
     return config.holdout_images, config.large_k_images
 
 
+_FULL_SEEDS = objectives.Config.preset("standard").seeds
+_QUICK_SEEDS = objectives.Config.preset("quick").seeds
+
 ROSTER: tuple[Entry, ...] = (
     # the heteroscedastic model and its four cures, 8 seeds each, as one batch of 40 networks
     # (cheaper than five separate 8-seed jobs: CHANGELOG.md)
@@ -112,6 +119,10 @@ ROSTER: tuple[Entry, ...] = (
                              ("cvae-d4", (85, 4)))),
     *(Entry(f"estimators-{name}", estimators, _estimator_sizes(False), _estimator_sizes(True),
             (60, 8), (name,)) for name in ("vae-d4", "vae-d20")),
-    Entry("objectives-vae-mlp-d20", objectives, objectives.Config.preset("standard"),
-          objectives.Config.preset("quick"), (295, 10)),
+    # one job per seed (seed, seed + 1, ...: as the study's own seeds), merged by the report
+    # (objectives.merge); the quick report has fewer seeds (None: not in it)
+    *(Entry(f"objectives-vae-mlp-d20-seed{j}", objectives,
+            objectives.Config.preset("standard", seeds=1),
+            objectives.Config.preset("quick", seeds=1) if j < _QUICK_SEEDS else None,
+            (100, 5), seed_offset=j) for j in range(_FULL_SEEDS)),
 )

@@ -3,6 +3,7 @@ and batches, scored on one holdout yardstick."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 
@@ -76,6 +77,18 @@ class Result:
     """One row per objective and seed: see
     :func:`~probnn.inference.estimator_study.objective_comparison` (and
     :func:`~probnn.inference.estimator_study.summarise_objectives` for the seed summary)."""
+
+
+def merge(results: Sequence[Result]) -> Result:
+    """One result from results of the same settings for different seeds, in the order given
+    (the report runs one job per seed, so that both cores work): their rows one after the
+    other. Each seed's rows are complete on their own (the paired differences are against
+    that seed's best model), so this equals one run over all the seeds."""
+    if len({r.name for r in results}) != 1:
+        raise ValueError("merge: results of different models")
+    if len(results) == 1:
+        return results[0]
+    return Result(results[0].name, pd.concat([r.table for r in results], ignore_index=True))
 
 
 def run(config: Config, inputs: Inputs, *, progress: bool = False) -> Result:

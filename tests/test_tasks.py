@@ -127,7 +127,7 @@ QUESTIONS = [
      ["bounds", "--images", 3, "--iwae-ks", 1, 10, "--pareto-k-at", 10, "--ais-steps", 3,
       "--ais-chains", 2, "--local-steps", 5, "--elbo-samples", 5, "--bdmc-images", 2,
       "--bdmc-steps", 2, 4, "--checkpoint"], "cvae"),
-    (objectives, "objectives-vae-mlp-d20",
+    (objectives, "objectives-vae-mlp-d20-seed0",
      ["objectives", "--objectives", "trace", "iwae-2", "--architecture", "mlp", "--latent-dim", 2,
       "--train-images", 20, "--batch-size", 10, "--eval-k", 5, "--eval-images", 5,
       "--seeds", 2], None),
@@ -197,3 +197,20 @@ def test_the_report_s_per_model_bayes_jobs_merge_into_the_two_model_result(data_
     with pytest.raises(ValueError, match="different settings"):
         bayes_regression.merge([parts[0], bayes_regression.run(
             bayes_regression.Config(**{**tiny, "seed": 3}, models=("homoscedastic",)), inputs)])
+
+
+def test_the_report_s_per_seed_objectives_jobs_merge_into_the_all_seeds_result(data_dir):
+    """The report runs the objectives study as one job per seed; merged, they equal one run
+    over all the seeds (each seed's paired differences are against that seed's best)."""
+    from probnn.tasks.inputs import Inputs
+    tiny = dict(objectives=("trace", "iwae-2"), architecture="mlp", latent_dim=2,
+                train_images=20, batch_size=10, eval_k=5, eval_images=5)
+    inputs = Inputs(data_dir)
+    both = objectives.run(objectives.Config(**tiny, seeds=2, seed=7), inputs)
+    parts = [objectives.run(objectives.Config(**tiny, seeds=1, seed=s), inputs) for s in (7, 8)]
+    same(objectives.merge(parts), both)
+    jobs = rp.build_jobs()
+    split = [j for j in jobs.values() if j.task == "objectives"]
+    assert [j.config.seed for j in split] == [jobs["vae-d4"].config.seed + i for i in range(3)]
+    assert len([j for j in rp.build_jobs(quick=True).values() if j.task == "objectives"]) == \
+        objectives.Config.preset("quick").seeds
