@@ -113,8 +113,8 @@ def _check_raw(root: Path, cache: bool) -> bool:
 
     ``False`` when it holds none of them (nor their ``.gz``); any other departure raises:
     :class:`~probnn.datasets.paths.DataFormatError` naming each bad file and how it is wrong, or
-    :class:`~probnn.datasets.paths.DataNotFoundError` naming exactly the missing files. torchvision needs all four
-    uncompressed files whichever split is asked for.
+    :class:`~probnn.datasets.paths.DataNotFoundError` naming exactly the missing files.
+    torchvision needs all four uncompressed files whichever split is asked for.
     """
     raw = root / MNIST_RAW
     if os.path.isdir(raw) and not os.access(raw, os.R_OK | os.X_OK):
@@ -155,9 +155,10 @@ def find_mnist(data_dir=None, download: bool = True) -> Path:
 
     The folder searched is ``data_dir``, then ``$PROBNN_DATA``, then the user cache; each must
     hold ``MNIST/raw/`` as torchvision lays it out. The first that holds any of the four files
-    is used, after checking their headers, sizes and labels (:class:`~probnn.datasets.paths.DataFormatError` or
-    :class:`~probnn.datasets.paths.DataNotFoundError` say which file is wrong or missing). When none has any and
-    ``download`` is allowed, torchvision downloads them into the cache.
+    is used, after checking their headers, sizes and labels
+    (:class:`~probnn.datasets.paths.DataFormatError` or
+    :class:`~probnn.datasets.paths.DataNotFoundError` say which file is wrong or missing). When
+    none has any and ``download`` is allowed, torchvision downloads them into the cache.
     """
     from torchvision.datasets import MNIST  # torchvision is slow to import; only pay for it here
 

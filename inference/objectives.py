@@ -166,11 +166,12 @@ class DReG_IWAE_ELBO(ParticleELBO):
     doubly reparameterised guide gradient and IWAE's model gradient.
 
     The weights' hook goes on each guide sample whose value is drawn by ``rsample`` (for an
-    auto-guide, the auxiliary unconstrained sample, not the Delta site computed from it).
-    A guide whose later latents are drawn *given* earlier ones (a hierarchical guide) is
-    refused with a :class:`~probnn.inference.structure.ModelError` naming the two sites, before any computation: the
-    weight would be applied twice along that path and the detached parameters would cut a
-    path whose weighted expectation is not zero (STL, K = 1, and IWAE handle such guides)."""
+    auto-guide, the auxiliary unconstrained sample, not the Delta site computed from it). A
+    guide whose later latents are drawn *given* earlier ones (a hierarchical guide) is refused
+    with a :class:`~probnn.inference.structure.ModelError` naming the two sites, before any
+    computation: the weight would be applied twice along that path and the detached parameters
+    would cut a path whose weighted expectation is not zero (STL, K = 1, and IWAE handle such
+    guides)."""
 
     tool = "the DReG objective"
 

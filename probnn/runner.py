@@ -50,8 +50,8 @@ class StopRequest:
     On Dask the signal only counts (``hit``): the run loop then sets the run's stop event,
     which every training polls (:func:`probnn.inference.train.stop_requests`), saves and stops
     on; it cancels the jobs not started and waits for the trainings to save. Worker processes
-    of a ``LocalCluster`` ignore a terminal's Ctrl-C and SIGHUP (:func:`~probnn.dask_engine.local_cluster`), so a
-    stop always goes through this one path.
+    of a ``LocalCluster`` ignore a terminal's Ctrl-C and SIGHUP
+    (:func:`~probnn.dask_engine.local_cluster`), so a stop always goes through this one path.
     """
 
     def __init__(self, inline: bool):
@@ -82,9 +82,9 @@ def run_jobs(jobs: dict[str, Job], data_dir=None, workers: int = 1, progress: bo
 
     Runs may share a cache: each job is computed under its artifact's lock
     (:class:`~probnn.jobs.ArtifactLock`); a job another run is computing waits for it and is
-    then reused (without ``reuse``, :class:`~probnn.jobs.JobBusy` is raised instead). Ctrl-C, SIGTERM or
-    SIGHUP raise :class:`Interrupted` once every running training has saved, saying ``hint``
-    (how to go on; default: run the same command again).
+    then reused (without ``reuse``, :class:`~probnn.jobs.JobBusy` is raised instead). Ctrl-C,
+    SIGTERM or SIGHUP raise :class:`Interrupted` once every running training has saved, saying
+    ``hint`` (how to go on; default: run the same command again).
     """
     for job in jobs.values():
         job.artifact.parent.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,8 @@ def settings(config_type) -> list[tuple[dataclasses.Field, Setting]]:
 
 def validate(config) -> None:
     """Check every declared setting of ``config`` against its rule (tuple settings are
-    stored as tuples); raise :class:`~probnn.tasks.validation.ConfigError` naming the first that breaks it."""
+    stored as tuples); raise :class:`~probnn.tasks.validation.ConfigError` naming the first
+    that breaks it."""
     for f, s in settings(config):
         if s.each is not None:
             check_each(config, f.name, s.each, empty=s.empty)
