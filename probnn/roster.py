@@ -94,7 +94,7 @@ ROSTER: tuple[Entry, ...] = (
     *(Entry(f"bayes-{name}", bayes_regression,
             bayes_regression.Config.preset("full", models=(name,)),
             bayes_regression.Config.preset("quick", models=(name,)), estimate)
-      for name, estimate in (("homoscedastic", (130, 10)), ("heteroscedastic", (150, 10)))),
+      for name, estimate in (("homoscedastic", (115, 10)), ("heteroscedastic", (170, 10)))),
     _vae("vae-d4", (270, 14), latent_dim=4),
     _vae("vae-d20", (260, 15), latent_dim=20),
     _vae("vae-mlp-d20", (55, 3), latent_dim=20, architecture="mlp"),
@@ -124,5 +124,5 @@ ROSTER: tuple[Entry, ...] = (
     *(Entry(f"objectives-vae-mlp-d20-seed{j}", objectives,
             objectives.Config.preset("standard", seeds=1),
             objectives.Config.preset("quick", seeds=1) if j < _QUICK_SEEDS else None,
-            (100, 5), seed_offset=j) for j in range(_FULL_SEEDS)),
+            (85, 5), seed_offset=j) for j in range(_FULL_SEEDS)),
 )
