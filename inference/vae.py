@@ -295,7 +295,9 @@ def comparison_estimates(model, guide, holdout_x: torch.Tensor,
     """One model's row of the comparison table (question e), in nats per image, and its
     per-image estimates.
 
-    On ``holdout_images`` holdout images (all by default): :func:`evaluate` with K=``k``
+    On ``holdout_images`` holdout images (all by default): the one-sample ELBO, ELBO-MC (100
+    samples, split into reconstruction and KL), IWAE-``k``, the active units and, for ``k``
+    other than 100, the fraction of images whose Pareto k is above 0.7
     (:func:`~probnn.inference.evaluation.holdout_estimates`). The
     ``large_k`` bound costs ``large_k / k`` times more, so it runs on a random subset of
     ``large_k_images``, beside the other estimates of the same images (``*_subset``) and the
