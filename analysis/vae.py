@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from probnn.datasets.coursework import FIGURE_IMAGES, INTERPOLATION_IMAGES, NOISE_IMAGE
+from probnn.inference.batching import subset_rows
 from probnn.inference.estimators import PARETO_K_UNRELIABLE
 
 from .curves import bound_vs_k_figure, history_figure
@@ -81,8 +82,7 @@ def _section_d(r, images) -> Section:
     """(d): the training images scored by their bound, the most and least likely, and what
     makes an image likely."""
     n = r.name
-    # every image scored (the sorted subset of all of them): the images, not a copy
-    scored = images if len(r.rank_index) == len(images) else images[r.rank_index]
+    scored = subset_rows(images, r.rank_index)
     pk = np.full(len(r.rank_bounds), np.nan)
     pos = {int(i): j for j, i in enumerate(r.rank_index)}
     for idx, k in r.shown_pareto_k.items():

@@ -73,6 +73,12 @@ def chunks(data: tuple, batch_size: int):
         yield tuple(t[i:i + batch_size] for t in data)
 
 
+def subset_rows(x, index):
+    """``x[index]`` for an ``index`` of :func:`random_subset` (sorted, distinct): ``x`` itself
+    when it holds every row, so ranking all 60,000 training images copies none of them."""
+    return x if len(index) == len(x) else x[index]
+
+
 def random_subset(n: int, size: int | None, seed: int) -> torch.Tensor:
     """Sorted indices of a random subset of ``size`` of ``range(n)``, drawn from its own
     generator seeded with ``seed`` (torch's global RNG is left alone); all of ``range(n)`` when

@@ -24,7 +24,7 @@ from probnn.guides.vae import VAEGuide
 from probnn.models.cvae import ConditionalVAE
 from probnn.models.vae import ARCHITECTURES, LIKELIHOODS, MAX_LATENT_DIM, VAE
 
-from .batching import TensorBatches, random_subset
+from .batching import TensorBatches, random_subset, subset_rows
 from .checkpoint import CheckpointError, load_checkpoint, of_type, read_checkpoint, record, require
 from .estimators import elbo_mc, iwae_bound, pareto_k, posterior_means
 from .evaluation import holdout_estimates
@@ -255,10 +255,8 @@ def compute_results(model, guide, train_x: torch.Tensor, train_y: torch.Tensor, 
     i_probs, i_samples = interpolate(model, guide, train_x[start], train_x[end], 12)
 
     rank_index = random_subset(len(train_x), rank_subset, seed)
-    # every image: the images themselves, not a copy (60,000 images are 188 MB)
-    ranked = train_x if len(rank_index) == len(train_x) else train_x[rank_index]
-    rank = iwae_bound(model, guide, (ranked,), rank_k, batch_size=batch_size,
-                      diagnostics=True, pareto=False, progress=progress)
+    rank = iwae_bound(model, guide, (subset_rows(train_x, rank_index),), rank_k,
+                      batch_size=batch_size, diagnostics=True, pareto=False, progress=progress)
     order = np.argsort(rank.bound)
     shown_rows = np.concatenate([order[:shown], order[-shown:]])
     k = pareto_k(rank.log_weights[shown_rows])
